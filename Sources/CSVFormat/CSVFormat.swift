@@ -1,0 +1,1 @@
+// CSVFormat: see the module's files.

@@ -1,0 +1,1 @@
+// ExpositionFormat: see the module's files.

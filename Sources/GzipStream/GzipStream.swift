@@ -1,0 +1,1 @@
+// GzipStream: see the module's files.

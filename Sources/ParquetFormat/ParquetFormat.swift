@@ -1,0 +1,1 @@
+// ParquetFormat: see the module's files.

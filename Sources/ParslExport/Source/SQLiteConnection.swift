@@ -1,0 +1,155 @@
+import CParslSQLite
+
+/// An error from SQLite, with the statement that failed when there was one.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public let sql: String?
+
+    /// SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock.
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+    /// The file is not a database, or is damaged.
+    public var isCorrupt: Bool { code & 0xff == SQLITE_NOTADB || code & 0xff == SQLITE_CORRUPT }
+
+    public var description: String {
+        if let sql { return "SQLite error \(code): \(message) (while executing `\(sql)`)" }
+        return "SQLite error \(code): \(message)"
+    }
+}
+
+/// A read-only SQLite connection. Not thread-safe: confine each connection to one thread at a time.
+public final class SQLiteConnection {
+    let handle: OpaquePointer
+
+    /// Opens `path` read-only through a `file:` URI (`mode=ro`, and `immutable=1` when asked), so the source is
+    /// never modified; `busyTimeoutMilliseconds` bounds how long a read waits for a writer's lock.
+    public init(path: String, immutable: Bool = false, busyTimeoutMilliseconds: Int32 = 5_000) throws {
+        var uri = "file:" + Self.percentEncodedPath(path) + "?mode=ro"
+        if immutable { uri += "&immutable=1" }
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(uri, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: message, sql: nil)
+        }
+        handle = db
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Escapes the bytes that would end the path part of a URI or start an escape.
+    static func percentEncodedPath(_ path: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            } else {
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public func prepare(_ sql: String) throws -> SQLiteStatement {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(rc, sql: sql) }
+        return SQLiteStatement(statement: statement, connection: self, sql: sql)
+    }
+
+    public func execute(_ sql: String) throws {
+        let rc = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw error(rc, sql: sql) }
+    }
+
+    /// Runs `body` inside one read transaction. Keep the body short: in rollback-journal mode a reader's
+    /// shared lock makes Parsl's writer wait.
+    public func read<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+}
+
+/// A prepared statement. Column accessors are valid only for the current row.
+public final class SQLiteStatement {
+    let statement: OpaquePointer
+    unowned let connection: SQLiteConnection
+    public let sql: String
+
+    init(statement: OpaquePointer, connection: SQLiteConnection, sql: String) {
+        self.statement = statement
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(statement) }
+
+    public func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    public func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(statement, index, value) }
+
+    public func bind(_ index: Int32, _ value: String) {
+        sqlite3_bind_text(statement, index, value, -1, cparslsqlite_transient())
+    }
+
+    /// Advances to the next row; false when done.
+    public func step() throws -> Bool {
+        switch sqlite3_step(statement) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let rc: throw connection.error(rc, sql: sql)
+        }
+    }
+
+    public var columnCount: Int32 { sqlite3_column_count(statement) }
+
+    public func columnName(_ index: Int32) -> String { String(cString: sqlite3_column_name(statement, index)) }
+
+    public func storageClass(_ index: Int32) -> StorageClass {
+        StorageClass(rawValue: sqlite3_column_type(statement, index)) ?? .null
+    }
+
+    public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(statement, index) == SQLITE_NULL }
+    public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(statement, index) }
+    public func double(_ index: Int32) -> Double { sqlite3_column_double(statement, index) }
+
+    /// The column's text bytes, without copying; valid until the next step.
+    public func withText<T>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
+        let pointer = sqlite3_column_text(statement, index)
+        let count = Int(sqlite3_column_bytes(statement, index))
+        return try body(UnsafeBufferPointer(start: pointer, count: pointer == nil ? 0 : count))
+    }
+
+    public func string(_ index: Int32) -> String? {
+        if isNull(index) { return nil }
+        return withText(index) { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// SQLite's storage classes (the type of a value, not of its column).
+public enum StorageClass: Int32, Sendable {
+    case integer = 1
+    case float = 2
+    case text = 3
+    case blob = 4
+    case null = 5
+}

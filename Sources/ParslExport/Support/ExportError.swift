@@ -1,0 +1,45 @@
+/// A failure the user can act on: one line naming the file and the cause, and a documented exit code.
+public struct ExportError: Error, Sendable, CustomStringConvertible {
+    /// Exit codes, documented in `parsl-export --help` and the README.
+    public enum Code: Int32, Sendable, CaseIterable {
+        /// Bad command line or options.
+        case usage = 64
+        /// The input is missing, not a file, or cannot be opened.
+        case inputMissing = 66
+        /// The input is not a readable Parsl monitoring database (not SQLite, corrupt, truncated, no Parsl tables).
+        case inputInvalid = 65
+        /// The database stayed locked by a writer past the busy timeout.
+        case inputLocked = 75
+        /// An output could not be written (permissions, disk full); nothing partial is left behind.
+        case outputFailed = 73
+        /// Interrupted by SIGINT/SIGTERM; temporary files were removed.
+        case interrupted = 130
+        /// A guard such as --max-events stopped the export.
+        case limitExceeded = 69
+        /// A value could not be represented in an output format.
+        case dataError = 70
+
+        public var summary: String {
+            switch self {
+            case .usage: "bad command line"
+            case .inputMissing: "input missing or unreadable"
+            case .inputInvalid: "input is not a readable Parsl monitoring database"
+            case .inputLocked: "database locked by a writer for longer than the busy timeout"
+            case .outputFailed: "output could not be written"
+            case .interrupted: "interrupted; no partial output left"
+            case .limitExceeded: "a limit such as --max-events was exceeded"
+            case .dataError: "a value cannot be written in the requested format"
+            }
+        }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

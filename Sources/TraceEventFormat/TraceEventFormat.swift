@@ -1,0 +1,1 @@
+// TraceEventFormat: see the module's files.

@@ -1,0 +1,6 @@
+import ParslExportCLI
+
+@main
+struct ParslExportTool {
+    static func main() async { await ParslExportCommand.runAsMain() }
+}
