@@ -1,6 +1,8 @@
 import ArgumentParser
 
 extension ExportCommands {
-    /// One subcommand per sink.
-    static var sinkCommands: [any ParsableCommand.Type] { [] }
+    /// One subcommand per sink, then `all`.
+    static var sinkCommands: [any ParsableCommand.Type] {
+        [CSVCommand.self]
+    }
 }

@@ -42,7 +42,7 @@ extension MonitoringDatabase {
             "fail_reason": tryColumn("task_fail_history"),
             "peak_rss_bytes": resource("CAST(max(r.psutil_process_memory_resident) AS INTEGER)"),
             "cpu_seconds": resource(
-                "max(r.psutil_process_time_user + r.psutil_process_time_system) - min(r.psutil_process_time_user + r.psutil_process_time_system)"
+                "round(max(r.psutil_process_time_user + r.psutil_process_time_system) - min(r.psutil_process_time_user + r.psutil_process_time_system), 6)"
             ),
             "resource_samples": resource("count(*)") ?? "0",
             "task_depends": taskColumn("task_depends"),
