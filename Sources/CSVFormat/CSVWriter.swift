@@ -14,9 +14,9 @@ import Darwin
 /// ## Text cells
 ///
 /// Text arrives as bytes (as SQLite hands them out); they are copied unchanged, not validated or transcoded.
-/// A text cell is enclosed in double quotes when it contains a comma, a double quote, CR or LF, or when it starts
-/// or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every `"` is
-/// doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
+/// A text cell is enclosed in double quotes when, as written, it contains a comma, a double quote, CR or LF, or
+/// starts or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every
+/// `"` is doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
 /// made of a single empty field is written as `""`, because a blank line reads as a row with no fields.
 ///
 /// ## Formula neutralisation (on by default)
@@ -177,8 +177,9 @@ public struct CSVWriter {
         let first = base[0]
         let last = base[count - 1]
         let prefix = neutralize && startsFormula(first)
+        // Decided on the cell as written: after a prefix, the first byte is the apostrophe.
         let quote =
-            first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09
+            (!prefix && (first == 0x20 || first == 0x09)) || last == 0x20 || last == 0x09
             || containsQuotingByte(UnsafeRawPointer(base), count)
         if !quote {
             if prefix {
