@@ -49,6 +49,7 @@ public struct CSVWriter {
     /// How text cells that look like formulas are written. May be changed between cells.
     public var formulaSafety: FormulaSafety
     private var fieldsInRow = 0
+    /// No byte of the current row written yet: a lone empty field then needs `""`.
     private var rowIsBlank = true
 
     /// Creates a writer with an empty buffer.
@@ -117,6 +118,7 @@ public struct CSVWriter {
     /// Appends an integer cell. Never quoted, never neutralised.
     public mutating func appendInteger(_ value: Int64) {
         self.beginField()
+        self.rowIsBlank = false
         var magnitude = value.magnitude
         // 19 digits for Int64.min's magnitude, plus the sign.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -138,6 +140,7 @@ public struct CSVWriter {
     /// neutralised.
     public mutating func appendDouble(_ value: Double) {
         self.beginField()
+        self.rowIsBlank = false
         // Shortest round-trip text; at most 15 bytes in nearly all cases, which a String holds without allocating.
         var text = value.description
         text.withUTF8 { self.bytes.append(contentsOf: $0) }
@@ -146,6 +149,7 @@ public struct CSVWriter {
     /// Appends `true` or `false`.
     public mutating func appendBool(_ value: Bool) {
         self.beginField()
+        self.rowIsBlank = false
         if value {
             self.bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])
         } else {

@@ -88,6 +88,19 @@ struct CSVWriterTests {
         #expect(try parseCSV(writer.bytes) == [[""], [""], ["", ""]])
     }
 
+    @Test func aRowOfOneNonEmptyCellIsWrittenAsIs() throws {
+        var writer = CSVWriter()
+        writer.appendInteger(7)
+        writer.endRow()
+        writer.appendDouble(1.5)
+        writer.endRow()
+        writer.appendBool(false)
+        writer.endRow()
+        writer.appendText("t")
+        writer.endRow()
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == "7\r\n1.5\r\nfalse\r\nt\r\n")
+    }
+
     @Test(arguments: [true, false])
     func byteOrderMarkOnlyWhenAsked(bom: Bool) {
         var writer = CSVWriter(byteOrderMark: bom)
