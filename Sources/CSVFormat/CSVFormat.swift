@@ -1,1 +1,0 @@
-// CSVFormat: see the module's files.

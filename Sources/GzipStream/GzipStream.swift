@@ -1,1 +1,0 @@
-// GzipStream: see the module's files.
