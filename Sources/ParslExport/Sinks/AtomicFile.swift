@@ -114,3 +114,31 @@ public final class TemporaryFiles: Sendable {
         for path in paths.withLock({ $0 }) { unlink(path) }
     }
 }
+
+/// Completed files of a sink, held back until the whole export has succeeded.
+struct PendingFiles {
+    private var files: [AtomicFile] = []
+
+    mutating func append(_ file: AtomicFile) { files.append(file) }
+
+    /// Renames every file into place; on a failure the rest are discarded.
+    mutating func commitAll() throws -> [String] {
+        defer { files = [] }
+        var paths: [String] = []
+        for (index, file) in files.enumerated() {
+            do {
+                try file.commit()
+            } catch {
+                for later in files[(index + 1)...] { later.discard() }
+                throw error
+            }
+            paths.append(file.path)
+        }
+        return paths
+    }
+
+    mutating func discardAll() {
+        for file in files { file.discard() }
+        files = []
+    }
+}

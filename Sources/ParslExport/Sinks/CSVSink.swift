@@ -33,7 +33,7 @@ public final class CSVSink: ExportSink {
     public let demand: SinkDemand
     private let options: Options
     private var current: (file: AtomicFile, stream: any ByteStreamWriter, csv: CSVWriter)?
-    private var completed: [AtomicFile] = []
+    private var completed = PendingFiles()
     private var scratch: [UInt8] = []
 
     public init(options: Options, tables: Set<String>) {
@@ -94,26 +94,11 @@ public final class CSVSink: ExportSink {
         }
     }
 
-    public func finish() throws -> [String] {
-        var paths: [String] = []
-        for (index, file) in completed.enumerated() {
-            do {
-                try file.commit()
-            } catch {
-                for later in completed[(index + 1)...] { later.discard() }
-                completed = []
-                throw error
-            }
-            paths.append(file.path)
-        }
-        completed = []
-        return paths
-    }
+    public func finish() throws -> [String] { try completed.commitAll() }
 
     public func abort() {
         current?.file.discard()
         current = nil
-        for file in completed { file.discard() }
-        completed = []
+        completed.discardAll()
     }
 }

@@ -1,0 +1,38 @@
+import GzipStream
+import Testing
+
+/// The real consumers read what the writer produces: gzip, zcat, Python's gzip module. A missing tool fails the
+/// test rather than skipping it.
+@Suite(.serialized)
+struct GzipConsumerTests {
+    @Test func gzipZcatAndPythonReadTheOutput() throws {
+        let directory = try makeTemporaryDirectory("gzip-consumers")
+        defer { removeTree(directory) }
+        let input = GzipTestInput.csvLike.bytes(count: 3_000_000)
+        try writeFile("\(directory)/data.csv", input)
+        try writeFile("\(directory)/data.csv.gz", try gzipWithWriter(input, threads: 2))
+
+        #expect(runShell("gzip -t '\(directory)/data.csv.gz'") == 0)
+        #expect(runShell("zcat '\(directory)/data.csv.gz' > '\(directory)/zcat.out'") == 0)
+        #expect(try readFile("\(directory)/zcat.out") == input)
+        let python = """
+            import gzip, sys
+            with gzip.open(sys.argv[1], 'rb') as f: got = f.read()
+            with open(sys.argv[2], 'rb') as f: want = f.read()
+            sys.exit(0 if got == want else 3)
+            """
+        #expect(runShell("python3 -c \"\(python)\" '\(directory)/data.csv.gz' '\(directory)/data.csv'") == 0)
+    }
+
+    @Test func level6SizeIsWithinOnePercentOfGzip() throws {
+        let directory = try makeTemporaryDirectory("gzip-size")
+        defer { removeTree(directory) }
+        let input = GzipTestInput.csvLike.bytes(count: 8_000_000, seed: 3)
+        try writeFile("\(directory)/data.csv", input)
+        #expect(runShell("gzip -6 -n -k '\(directory)/data.csv'") == 0)
+        let reference = try readFile("\(directory)/data.csv.gz").count
+        let ours = try gzipWithWriter(input, threads: 2).count
+        let ratio = Double(ours) / Double(reference)
+        #expect(ratio < 1.01, "ours \(ours) bytes vs gzip -6 \(reference) bytes")
+    }
+}
