@@ -69,7 +69,7 @@ final class TableReader {
         var sql = "SELECT " + selectList.joined(separator: ", ") + " FROM " + from
         sql += " WHERE \(rowidExpression) > ?1 AND \(rowidExpression) <= ?2"
         if let runColumn, let runs = options.runIDs {
-            sql += " AND \(runColumn) IN (" + runs.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",") + ")"
+            sql += " AND \(runColumn) IN (\(sqlList(runs)))"
         }
         sql += " ORDER BY \(rowidExpression) LIMIT ?3"
         statement = try connection.prepare(sql)
@@ -326,4 +326,9 @@ func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         index += length
     }
     return true
+}
+
+/// Text values as an SQL list of string literals.
+func sqlList(_ values: [String]) -> String {
+    values.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",")
 }
