@@ -94,9 +94,12 @@ public struct CSVWriter {
     /// Ends the current row with CRLF.
     public mutating func endRow() {
         if self.fieldsInRow == 1 && self.rowIsBlank {
-            self.bytes.append(contentsOf: [0x22, 0x22])  // `""`: a blank line would read as no field at all
+            // `""`: a blank line would read as no field at all
+            self.bytes.append(0x22)
+            self.bytes.append(0x22)
         }
-        self.bytes.append(contentsOf: [0x0D, 0x0A])
+        self.bytes.append(0x0D)
+        self.bytes.append(0x0A)
         self.fieldsInRow = 0
         self.rowIsBlank = true
     }
