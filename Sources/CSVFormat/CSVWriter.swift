@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds RFC 4180 CSV text row by row into a reusable byte buffer.
@@ -59,7 +59,11 @@ public struct CSVWriter {
     ///   - byteOrderMark: start the output with the UTF-8 byte-order mark (EF BB BF), which Excel needs to read the
     ///     file as UTF-8.
     ///   - initialCapacity: bytes to reserve for the buffer.
-    public init(formulaSafety: FormulaSafety = .neutralize, byteOrderMark: Bool = false, initialCapacity: Int = 64 << 10) {
+    public init(
+        formulaSafety: FormulaSafety = .neutralize,
+        byteOrderMark: Bool = false,
+        initialCapacity: Int = 64 << 10
+    ) {
         self.formulaSafety = formulaSafety
         self.bytes = []
         self.bytes.reserveCapacity(initialCapacity)

@@ -2,9 +2,9 @@ import CParslZlib
 import Dispatch
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A streaming gzip compressor that uses several cores and writes one standard gzip member.
@@ -39,7 +39,8 @@ public final class GzipWriter: ByteStreamWriter {
     /// The size of the independently compressed input blocks.
     public let blockSize: Int
 
-    /// The number of online processors, the default for `threads`.
+    /// The number of online processors, the default for `threads`. (It does not look at CPU affinity or cgroup
+    /// quotas; pass `threads` explicitly where those limit the process.)
     public static var defaultThreadCount: Int {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }

@@ -3,9 +3,9 @@ import GzipStream
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes random rows for `scripts/checks/csv_fuzz_roundtrip.py`, which reads them back with Python's `csv` and
