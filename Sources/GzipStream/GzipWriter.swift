@@ -28,7 +28,10 @@ import Dispatch
 /// The `output` closure is always called on the caller's thread, during ``write(_:)`` or ``finish()``, in stream
 /// order. The caller owns the file: write to a temporary name and rename after ``finish()`` returns. If `output`
 /// throws, the error propagates out of the `write`/`finish` call unchanged, background work is waited for, and
-/// every later call throws it again.
+/// every later call throws it again. To abandon a stream (another error, an interrupt), release the writer
+/// without calling ``finish()``: blocks in flight are waited for and dropped, and `output` is not called again.
+///
+/// For uncompressed output use ``PassthroughWriter``, which has the same ``ByteStreamWriter`` interface.
 ///
 /// The writer is not thread-safe: use it from one thread at a time.
 public final class GzipWriter: ByteStreamWriter {
