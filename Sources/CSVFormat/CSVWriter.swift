@@ -116,7 +116,7 @@ public struct CSVWriter {
         self.appendText(text, neutralize: self.formulaSafety == .neutralize)
     }
 
-    /// Appends a text cell; see ``appendText(_:)-(UnsafeBufferPointer<UInt8>)``.
+    /// Appends a text cell from a `String`: the same rules as for bytes, for callers that hold a `String`.
     public mutating func appendText(_ text: String) {
         var text = text
         text.withUTF8 { self.appendText($0) }
