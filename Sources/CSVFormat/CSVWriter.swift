@@ -8,7 +8,7 @@
 ///
 /// The output is UTF-8 with `,` between fields and CRLF after every row (the header too). Values are appended
 /// one cell at a time with the `append…` methods, and ``endRow()`` ends a row. ``drain(_:)`` hands the bytes
-/// written so far to a caller (a file, a ``GzipWriter``) and empties the buffer, keeping its capacity: after the
+/// written so far to a caller (a file, a gzip writer) and empties the buffer, keeping its capacity: after the
 /// first few rows, nothing is allocated.
 ///
 /// ## Text cells
@@ -39,8 +39,9 @@
 /// - Integers: decimal digits, `-` for negatives.
 /// - Doubles: the shortest text that reads back as the same `Double` (Swift's `description`): `0.1`, `1.0`,
 ///   `1e-05`, `1.5e+300`, `-0.0`; infinities and NaN as `inf`, `-inf`, `nan` (all read back by Python's
-///   `float`). Integral values keep their `.0`, as the `sqlite3` shell prints REAL values, so a REAL column
-///   stays recognisable; numeric consumers read `1.0` and `1` alike.
+///   `float`). Integral values keep their `.0` as the `sqlite3` shell prints REAL values (`1.0`), so a REAL
+///   column stays recognisable; exponent forms differ in spelling only (`1e+16` here, `1.0e+16` there), and
+///   unlike the shell's 15 significant digits nothing is rounded. Numeric consumers read `1.0` and `1` alike.
 /// - Booleans: `true` / `false`.
 /// - NULL: an empty field.
 public struct CSVWriter {
