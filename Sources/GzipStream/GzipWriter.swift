@@ -33,7 +33,9 @@ import Dispatch
 ///
 /// For uncompressed output use ``PassthroughWriter``, which has the same ``ByteStreamWriter`` interface.
 ///
-/// The writer is not thread-safe: use it from one thread at a time.
+/// The writer is not thread-safe: use it from one thread at a time. ``write(_:)`` and ``finish()`` block that
+/// thread while they wait for workers; from Swift concurrency, that occupies one thread of the cooperative pool
+/// for the wait.
 public final class GzipWriter: ByteStreamWriter {
     /// The deflate level, 0 (stored) to 9 (smallest).
     public let level: Int32
