@@ -1,5 +1,5 @@
 #if _endian(big)
-#error("PLAIN values are copied in host byte order, which must be little-endian")
+    #error("PLAIN values are copied in host byte order, which must be little-endian")
 #endif
 
 /// Encodes one column's values into pages for the current row group.

@@ -159,9 +159,15 @@ public final class ParquetWriter {
             case .boolean:
                 rows = min(rows, budget)
             case .byteArray(_, let offsets, _):
-                rows = min(rows, rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 1, perRow: 4))
+                rows = min(
+                    rows,
+                    rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 1, perRow: 4)
+                )
             case .int64List(_, let offsets, _):
-                rows = min(rows, rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 8, perRow: 2))
+                rows = min(
+                    rows,
+                    rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 8, perRow: 2)
+                )
             }
         }
         return rows

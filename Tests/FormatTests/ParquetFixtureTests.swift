@@ -69,7 +69,9 @@ struct Fixture {
         ParquetWriterOptions(
             createdBy: "parquet-format-fixtures version 0.0.0",
             compression: compression,
-            keyValueMetadata: [(key: "fixture.origin", value: "ParquetFixtureTests"), (key: "ünïcode key", value: "välue ✓")]
+            keyValueMetadata: [
+                (key: "fixture.origin", value: "ParquetFixtureTests"), (key: "ünïcode key", value: "välue ✓"),
+            ]
         )
     }
 
@@ -92,7 +94,9 @@ struct Fixture {
     private static func allKindsBatch(_ range: Range<Int>) -> ParquetBatch {
         var rng = SplitMix64(seed: UInt64(range.lowerBound) &+ 1)
         let states = ["pending", "launched", "running", "exec_done", "failed", "dep_fail", "memo_done", "joining"]
-        let specialDoubles: [Double] = [.nan, .infinity, -.infinity, -0.0, 0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        let specialDoubles: [Double] = [
+            .nan, .infinity, -.infinity, -0.0, 0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+        ]
         let ids = range.map { Int64($0) }
         let optInt = range.map { i -> Int64 in i % 5 == 0 ? 0 : Int64(bitPattern: rng.next()) }
         let dbl = range.map { i -> Double in
@@ -179,10 +183,11 @@ struct Fixture {
         // 5 MB of varied text starting with "m": the minimum is too long for statistics, so the
         // chunk must have none, while the values still round-trip exactly.
         var rng = SplitMix64(seed: 5)
-        var big = "m"
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789 äöü€🚀\n")
-        big.reserveCapacity(5_000_100)
-        while big.utf8.count < 5_000_000 { big.append(alphabet[Int(rng.next() % UInt64(alphabet.count))]) }
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789 äöü€🚀\n").map { Array(String($0).utf8) }
+        var bigBytes: [UInt8] = Array("m".utf8)
+        bigBytes.reserveCapacity(5_000_100)
+        while bigBytes.count < 5_000_000 { bigBytes += alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+        let big = String(decoding: bigBytes, as: UTF8.self)
         return Fixture(
             name: "big_string",
             columns: [
@@ -194,7 +199,10 @@ struct Fixture {
             batches: [
                 ParquetBatch(
                     rowCount: 3,
-                    columns: [.int64([1, 2, 3], isNull: nil), byteArrayColumn([big, "z", "n"]), byteArrayColumn([big, "z", big])]
+                    columns: [
+                        .int64([1, 2, 3], isNull: nil), byteArrayColumn([big, "z", "n"]),
+                        byteArrayColumn([big, "z", big]),
+                    ]
                 )
             ],
             expectedRowGroups: 1
@@ -213,7 +221,9 @@ struct Fixture {
                 ParquetColumnSpec(name: "dict", kind: .string, dictionary: true),
             ],
             options: options(.gzip(level: -1)),
-            batches: [ParquetBatch(rowCount: strings.count, columns: [byteArrayColumn(strings), byteArrayColumn(strings)])],
+            batches: [
+                ParquetBatch(rowCount: strings.count, columns: [byteArrayColumn(strings), byteArrayColumn(strings)])
+            ],
             expectedRowGroups: 1
         )
     }
@@ -251,7 +261,10 @@ struct Fixture {
             ],
             options: o,
             batches: [
-                ParquetBatch(rowCount: n, columns: [.int64((0..<n).map { Int64($0) }, isNull: nil), byteArrayColumn(rows)])
+                ParquetBatch(
+                    rowCount: n,
+                    columns: [.int64((0..<n).map { Int64($0) }, isNull: nil), byteArrayColumn(rows)]
+                )
             ]
         )
     }
@@ -260,7 +273,9 @@ struct Fixture {
         var o = options()
         o.pageSizeBytes = 256
         o.maxRowGroupRows = 700
-        var rows: [[Int64]?] = [nil, [], [17], [1, 17, 3], [], nil, (0..<10_000).map { Int64($0) * -3 }, [Int64.min, Int64.max]]
+        var rows: [[Int64]?] = [
+            nil, [], [17], [1, 17, 3], [], nil, (0..<10_000).map { Int64($0) * -3 }, [Int64.min, Int64.max],
+        ]
         for i in 0..<2000 { rows.append(i % 10 == 0 ? nil : (0..<(i % 5)).map { Int64(i * 10 + $0) }) }
         return Fixture(
             name: "lists",
@@ -269,7 +284,12 @@ struct Fixture {
                 ParquetColumnSpec(name: "deps", kind: .int64List),
             ],
             options: o,
-            batches: [ParquetBatch(rowCount: rows.count, columns: [.int64((0..<rows.count).map { Int64($0) }, isNull: nil), listColumn(rows)])],
+            batches: [
+                ParquetBatch(
+                    rowCount: rows.count,
+                    columns: [.int64((0..<rows.count).map { Int64($0) }, isNull: nil), listColumn(rows)]
+                )
+            ],
             expectedRowGroups: 3
         )
     }
@@ -280,10 +300,17 @@ struct Fixture {
         var j = "{\n"
         j += "\"compression\": \(jsonString(codecName)),\n"
         j += "\"created_by\": \(jsonString(options.createdBy)),\n"
-        j += "\"key_value\": [" + options.keyValueMetadata.map { "[\(jsonString($0.key)), \(jsonString($0.value))]" }.joined(separator: ", ") + "],\n"
+        j +=
+            "\"key_value\": ["
+            + options.keyValueMetadata.map { "[\(jsonString($0.key)), \(jsonString($0.value))]" }.joined(
+                separator: ", "
+            ) + "],\n"
         j += "\"max_stat_bytes\": \(options.maxStatisticsValueBytes),\n"
         j += "\"row_groups\": \(expectedRowGroups.map(String.init) ?? "null"),\n"
-        j += "\"encodings\": {" + expectedEncodings.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)): \(jsonString($0.value))" }.joined(separator: ", ") + "},\n"
+        j +=
+            "\"encodings\": {"
+            + expectedEncodings.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)): \(jsonString($0.value))" }
+            .joined(separator: ", ") + "},\n"
         j += "\"columns\": [\n"
         for (c, spec) in columns.enumerated() {
             var values: [String] = []
@@ -327,9 +354,8 @@ struct Fixture {
         case .byteArray(let bytes, let offsets, let n):
             return (0..<rows).map { i in
                 if isNull(n, i) { return "null" }
-                let slice = Array(bytes[Int(offsets[i])..<Int(offsets[i + 1])])
                 // Strings and binaries alike: hex keeps the comparison byte-exact.
-                return "\"" + slice.map { hex($0) }.joined() + "\""
+                return "\"" + hexBytes(bytes[Int(offsets[i])..<Int(offsets[i + 1])]) + "\""
             }
         case .int64List(let v, let offsets, let n):
             return (0..<rows).map { i in
@@ -337,6 +363,17 @@ struct Fixture {
                 return "[" + v[Int(offsets[i])..<Int(offsets[i + 1])].map(String.init).joined(separator: ",") + "]"
             }
         }
+    }
+
+    private static func hexBytes(_ bytes: ArraySlice<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func hex<T: FixedWidthInteger>(_ v: T) -> String {

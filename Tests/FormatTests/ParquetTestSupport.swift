@@ -1,9 +1,9 @@
 import ParquetFormat
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A generic Thrift compact-protocol value, decoded without knowledge of Parquet's structs, so tests

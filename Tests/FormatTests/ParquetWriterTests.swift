@@ -187,7 +187,12 @@ struct ParquetWriterTests {
             ParquetBatch(rowCount: 2, columns: [.byteArray(bytes: [1], offsets: [0, 1, 2], isNull: nil), good]),
             ParquetBatch(rowCount: 2, columns: [.byteArray(bytes: [1, 2], offsets: [0, 2, 1], isNull: nil), good]),
             ParquetBatch(rowCount: 2, columns: [.byteArray(bytes: [1, 2], offsets: [0, 2], isNull: nil), good]),
-            ParquetBatch(rowCount: 2, columns: [byteArrayColumn(["a", "b"]), .int64List(values: [], listOffsets: [0, 0, 0], isNull: [false])]),
+            ParquetBatch(
+                rowCount: 2,
+                columns: [
+                    byteArrayColumn(["a", "b"]), .int64List(values: [], listOffsets: [0, 0, 0], isNull: [false]),
+                ]
+            ),
         ]
         for batch in cases {
             #expect(throws: ParquetError.self) { try writer.write(batch) }
@@ -204,19 +209,24 @@ struct ParquetWriterTests {
             ) { _ in }
         }
         #expect(throws: ParquetError.self) {
-            try ParquetWriter(columns: [ParquetColumnSpec(name: "a", kind: .int64)], options: options { $0.maxRowGroupRows = 0 }) { _ in }
+            try ParquetWriter(
+                columns: [ParquetColumnSpec(name: "a", kind: .int64)],
+                options: options { $0.maxRowGroupRows = 0 }
+            ) { _ in }
         }
     }
 
     @Test func closedAndFailedWritersRefuseFurtherUse() throws {
-        let writer = try ParquetWriter(columns: [ParquetColumnSpec(name: "a", kind: .int64)], options: options()) { _ in }
+        let writer = try ParquetWriter(columns: [ParquetColumnSpec(name: "a", kind: .int64)], options: options()) { _ in
+        }
         try writer.close()
         let closed = try #require(throws: ParquetError.self) { try writer.close() }
         #expect(closed.code == .writerClosed)
 
         struct DiskFull: Error {}
         var calls = 0
-        let failing = try ParquetWriter(columns: [ParquetColumnSpec(name: "a", kind: .int64)], options: options()) { _ in
+        let failing = try ParquetWriter(columns: [ParquetColumnSpec(name: "a", kind: .int64)], options: options()) {
+            _ in
             calls += 1
             if calls > 1 { throw DiskFull() }
         }

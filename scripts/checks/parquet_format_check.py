@@ -21,6 +21,7 @@ Checked per fixture, against the expectation file:
   DuckDB      parquet_schema types, every value (timestamps as epoch microseconds), null counts from
               parquet_metadata, and a list_contains() query on LIST<INT64> columns.
   polars      every value.
+  pandas      (through pyarrow) converts every table.
   cramjam     each .snappy sample decompresses to its .raw original.
 Exits non-zero when any check fails; prints one line per check group.
 """
@@ -188,8 +189,9 @@ def check_pyarrow(name, path, exp, columns):
         check(field.type == ARROW[col["kind"]], f"{name}.{col['name']}: arrow type {field.type}")
         check(field.nullable == (not col["required"]), f"{name}.{col['name']}: arrow nullable {field.nullable}")
 
-    # Values.
+    # Values (and pandas, through pyarrow, must accept the table too).
     table = pq.read_table(path)
+    check(len(table.to_pandas()) == nrows, f"{name}: pandas row count")
     for col, expected in columns:
         array = table.column(col["name"])
         if col["kind"].startswith("timestamp"):
