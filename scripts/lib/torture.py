@@ -285,7 +285,7 @@ def interrupts(binary, runnable, work, copies, repeats, rng):
     make_big_db(db, copies)
     digest = sha256(db)
     exports = [c for c in runnable if outputs.OUTPUT_KIND[c] is not None]
-    tried = interrupted = early = 0
+    tried = interrupted = early = completed = 0
     for command in exports:
         out = tempfile.mkdtemp(dir=work, prefix=f"full-{command}-")
         start = time.monotonic()
@@ -315,9 +315,16 @@ def interrupts(binary, runnable, work, copies, repeats, rng):
                     p.kill()
                     fail(section, f"{command} {sig.name}: still running 30 s after the signal")
                     continue
-                interrupted += 1
                 files = outputs.list_files(out)
-                if p.returncode != 130:
+                if p.returncode == 0:
+                    # The signal landed as the export was finishing: acceptable only as a complete export.
+                    completed += 1
+                    tables = {os.path.basename(f).split(".")[0] for f in files}
+                    if not set(outputs.PARSL_TABLES) <= tables:
+                        fail(section, f"{command} {sig.name}: exit 0 but tables missing: {sorted(set(outputs.PARSL_TABLES) - tables)}")
+                else:
+                    interrupted += 1
+                if p.returncode not in (0, 130):
                     fail(section, f"{command} {sig.name}: exit {p.returncode}, expected 130 ({err.decode()[-200:]!r})")
                 hidden = [f for f in files if os.path.basename(f).startswith(".") or f.endswith(".tmp")]
                 if hidden:
@@ -332,7 +339,8 @@ def interrupts(binary, runnable, work, copies, repeats, rng):
                 shutil.rmtree(out)
     if sha256(db) != digest:
         fail(section, "the source database changed")
-    figure(f"signals: {tried} tried, {interrupted} delivered mid-export, {early} finished before the signal")
+    figure(f"signals: {tried} tried, {interrupted} interrupted (exit 130), {completed} completed as the signal arrived, "
+           f"{early} finished before the signal")
     if exports and interrupted == 0:
         fail(section, "no signal landed mid-export (database too small?)")
 
@@ -358,6 +366,7 @@ def expect_output_failure(section, label, argv, out_root, preexec=None, user=Non
         ok = False
     left = outputs.list_files(out_root) if os.path.isdir(out_root) else []
     if left:
+        # ExportError.outputFailed promises nothing partial: not even complete files of a failed export's set.
         fail(section, f"{label}: files left behind: {left[:5]}")
         ok = False
     return ok
@@ -458,11 +467,18 @@ def fuzz_case(binary, commands, work, n, seed):
             if files:
                 problems.append(f"{command}: failed but left {files}")
         else:
+            try:
+                counts = outputs.sqlite_counts(db)
+            except sqlite3.DatabaseError:
+                counts = None  # SQLite cannot count it either; validity of the files is all we can check
             for rel in files:
                 try:
-                    outputs.validate_file(os.path.join(out, rel))
+                    table, rows = outputs.validate_file(os.path.join(out, rel))
                 except Exception as e:
                     problems.append(f"{command}: invalid {rel}: {e}")
+                    continue
+                if counts and table in counts and rows != counts[table]:
+                    problems.append(f"{command}: exit 0 but {rel} has {rows} rows, SQLite counts {counts[table]}")
         shutil.rmtree(out)
     if sha256(db) != digest:
         problems.append("source changed")
