@@ -16,6 +16,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outputs  # noqa: E402
 
 TIMEOUT = 60
+LOCK_HOLDER = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
 
 
 def snapshot(directory):
@@ -43,7 +50,8 @@ def run_one(binary, command, item, expect, db, counts):
     source_dir = os.path.dirname(db)
     before = snapshot(source_dir)
     with tempfile.TemporaryDirectory(prefix="bad-inputs-") as out:
-        argv = outputs.command_line(binary, command, db, out)
+        # A short busy timeout keeps the locked case fast; it changes nothing for the others.
+        argv = outputs.command_line(binary, command, db, out, ["--busy-timeout", "300"])
         started = time.monotonic()
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
@@ -131,11 +139,20 @@ def main():
     for name, expect, description in items:
         db = os.path.join(corpus, name, "monitoring.db")
         counts = outputs.sqlite_counts(db) if expect.startswith("0") and os.path.isfile(db) else None
+        holder = None
+        if name == "locked":
+            holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, db], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            if holder.stdout.readline().strip() != "locked":
+                failures.append("locked: could not take the exclusive lock")
         cells = []
         for command in runnable:
             cell, problems = run_one(binary, command, name, expect, db, counts or {})
             cells.append(cell)
             failures += [f"{name} × {command}: {p}" for p in problems]
+        if holder:
+            holder.stdin.close()
+            holder.wait(timeout=30)
         print(f"{name:<{width}}  {expect:<6}  " + "  ".join(f"{c:<10}" for c in cells), flush=True)
 
     cases = len(items) * len(runnable)

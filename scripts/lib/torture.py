@@ -65,6 +65,21 @@ def make_big_db(path, copies, seed=7):
     con.close()
 
 
+def make_synthetic_db(path, tasks, work):
+    """scripts/synth-db's realistic large database when it is there (made once per run), else duplicated rows."""
+    cached = os.path.join(work, f"synth-{tasks}.db")
+    synth = os.path.join(ROOT, "scripts", "synth-db")
+    if not os.path.exists(cached):
+        if os.path.exists(synth):
+            subprocess.run([sys.executable, synth, "-o", cached, "--tasks", str(tasks)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            figure(f"big database: scripts/synth-db --tasks {tasks}, {os.path.getsize(cached) >> 20} MiB")
+        else:
+            make_big_db(cached, max(1, tasks // 257))
+            figure(f"big database: fixture rows ×{max(1, tasks // 257)} (scripts/synth-db absent)")
+    shutil.copyfile(cached, path)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # (a) A writer with Parsl's database-manager access pattern.
 
@@ -278,11 +293,11 @@ def live_writer(binary, runnable, work, seconds, copies):
 # ---------------------------------------------------------------------------------------------------------------
 # (b) SIGINT / SIGTERM in the middle of every export.
 
-def interrupts(binary, runnable, work, copies, repeats, rng):
+def interrupts(binary, runnable, work, tasks, repeats, rng):
     section = "signals"
     print(f"\n== (b) SIGINT/SIGTERM mid-export ({repeats} per command and signal)", flush=True)
     db = os.path.join(work, "big.db")
-    make_big_db(db, copies)
+    make_synthetic_db(db, tasks, work)
     digest = sha256(db)
     exports = [c for c in runnable if outputs.OUTPUT_KIND[c] is not None]
     tried = interrupted = early = completed = 0
@@ -510,7 +525,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--binary", default=os.environ.get("PARSL_EXPORT"))
     ap.add_argument("--writer-seconds", type=int, default=60)
-    ap.add_argument("--copies", type=int, default=60, help="copies of the fixture's rows in the big database")
+    ap.add_argument("--copies", type=int, default=60, help="copies of the real fixture's rows for the writer's database")
+    ap.add_argument("--tasks", type=int, default=15000, help="tasks in the synthetic database for the signal runs")
     ap.add_argument("--signal-repeats", type=int, default=3)
     ap.add_argument("--fuzz", type=int, default=300, help="fuzz iterations")
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -531,7 +547,7 @@ def main():
         if "writer" in parts:
             live_writer(args.binary, runnable, work, args.writer_seconds, args.copies)
         if "signals" in parts:
-            interrupts(args.binary, runnable, work, args.copies, args.signal_repeats, rng)
+            interrupts(args.binary, runnable, work, args.tasks, args.signal_repeats, rng)
         if "output" in parts:
             output_failures(args.binary, runnable, work, args.copies)
         if "fuzz" in parts:
