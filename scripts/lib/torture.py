@@ -497,26 +497,35 @@ def fuzz_case(binary, commands, work, n, seed):
         shutil.rmtree(out)
     if sha256(db) != digest:
         problems.append("source changed")
-    if not problems:
-        shutil.rmtree(case_dir)
-    else:
-        problems = [f"case {n} (seed {seed}, kept in {case_dir}): {p}" for p in problems]
-    return codes, problems
+    return codes, problems, case_dir
 
 
 def fuzz(binary, runnable, work, iterations, seed):
     section = "fuzz"
     commands = [c for c in ("inspect", "csv") if c in runnable]
     print(f"\n== (d) corrupt-database fuzz: {iterations} cases × {' '.join(commands)}", flush=True)
-    histogram = {}
+    histogram, kinds = {}, {}
+    kept = tempfile.mkdtemp(prefix="torture-fuzz-failures-")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         jobs = [pool.submit(fuzz_case, binary, commands, work, n, seed * 100003 + n) for n in range(iterations)]
-        for job in jobs:
-            codes, problems = job.result()
+        for n, job in enumerate(jobs):
+            codes, problems, case_dir = job.result()
             for c in codes:
                 histogram[c] = histogram.get(c, 0) + 1
+            if problems:
+                target = os.path.join(kept, os.path.basename(case_dir))
+                shutil.move(case_dir, target)
+            else:
+                shutil.rmtree(case_dir)
             for p in problems:
-                fail(section, p)
+                # Group by the kind of problem so one bug does not flood the report; every case still counts.
+                kind = p.split(":")[0] + ": " + ("error of several lines" if "stderr [" in p and "', '" in p
+                                                 else p.split(":", 1)[1].strip()[:60])
+                kinds.setdefault(kind, []).append(f"case {n} ({target}): {p}")
+    for kind, cases in kinds.items():
+        fail(section, f"{len(cases)} cases, {kind}; first: {cases[0][:400]}")
+    if not kinds:
+        os.rmdir(kept)
     figure(f"fuzz: {iterations} corrupt databases, {iterations * len(commands)} runs, exit codes "
            + ", ".join(f"{k}: {v}" for k, v in sorted(histogram.items(), key=lambda kv: str(kv[0]))))
 
@@ -553,9 +562,7 @@ def main():
         if "fuzz" in parts:
             fuzz(args.binary, runnable, work, args.fuzz, args.seed)
     finally:
-        keep = any("kept in" in f for f in failures)
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\n== torture figures ({time.monotonic() - started:.0f} s, parts: {' '.join(parts)})")
     for f in figures:
         print(f"  {f}")
