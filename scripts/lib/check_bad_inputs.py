@@ -44,8 +44,67 @@ def expected_codes(expect):
     return {int(x.rstrip("wi")) for x in expect.split("|")}
 
 
+def run_serve(binary, item, expect, db):
+    """serve either refuses the input (one line, the expected documented code) or keeps serving valid metrics that
+    say whether the database could be read (parsl_export_database_up), and exits 0 on SIGTERM."""
+    import signal
+    problems = []
+    source_dir = os.path.dirname(db)
+    before = snapshot(source_dir)
+    server = outputs.Server(outputs.command_line(binary, "serve", db, None, ["--busy-timeout", "300"]))
+    readable = expect.startswith("0")
+    if server.url is None:
+        rc, lines = server.stop(signal.SIGKILL, timeout=5) if server.proc.poll() is None else (server.proc.wait(), server.lines)
+        lines = [l for l in lines if l.strip()]
+        if rc is None or rc < 0:
+            problems.append(f"neither served nor exited within 20 s: {lines[:3]}")
+        elif rc >= 128 and rc != 130:
+            problems.append(f"crashed (rc {rc}): {lines[-3:]}")
+        elif rc not in expected_codes(expect) or readable:
+            problems.append(f"exit {rc} instead of serving or the expected {expect}: {lines[:3]}")
+        elif len(lines) != 1 or not lines[0].startswith("parsl-export: ") or db not in lines[0]:
+            problems.append(f"want one line naming the file, got {lines[:3]}")
+        cell = str(rc)
+    else:
+        up = done = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                status, body = server.scrape()
+            except Exception as e:
+                problems.append(f"scrape failed: {e}")
+                break
+            if status != 200:
+                problems.append(f"/metrics answered {status}")
+                break
+            try:
+                up = outputs.prometheus_values(body, "parsl_export_database_up")
+                done = outputs.prometheus_values(body, "parsl_export_initial_read_done")
+            except Exception as e:
+                problems.append(f"invalid exposition: {e}")
+                break
+            up = max(up.values()) if up else None
+            done = max(done.values()) if done else None
+            if (readable and up == 1 and done == 1) or (not readable and up == 0):
+                break
+            time.sleep(0.25)
+        if not problems and readable and (up != 1 or done != 1):
+            problems.append(f"database_up {up}, initial_read_done {done} after 20 s on a readable database")
+        if not problems and not readable and up != 0:
+            problems.append(f"database_up {up} on an unreadable database")
+        rc, lines = server.stop(signal.SIGTERM)
+        if rc != 0:
+            problems.append(f"exit {rc} after SIGTERM (documented: 0): {lines[-3:]}")
+        cell = f"srv up{up}"
+    if snapshot(source_dir) != before:
+        problems.append("source directory changed")
+    return cell + (" !" if problems else ""), problems
+
+
 def run_one(binary, command, item, expect, db, counts):
     """Returns (cell text, list of problems)."""
+    if command == "serve":
+        return run_serve(binary, item, expect, db)
     problems = []
     source_dir = os.path.dirname(db)
     before = snapshot(source_dir)

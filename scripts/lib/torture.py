@@ -207,14 +207,69 @@ def exported_rows(out_dir, run):
     return found
 
 
+def check_rows_read(section, label, text, base, before):
+    """A metrics exposition must have read every row committed before it started. Returns 1 if it could check."""
+    read = outputs.rows_read(text)
+    if not read:
+        return 0
+    for table, committed in before["counts"].items():
+        want = base.get(table, 0) + committed
+        if read.get(table, 0) < want:
+            fail(section, f"{label}: rows_read_total{{table={table}}} {read.get(table, 0):.0f}, "
+                          f"but {want} rows were committed before it started")
+    return 1
+
+
+def serve_while_writing(binary, db, log_path, base, seconds, spans):
+    """Scrapes `serve` every 0.25 s while the writer commits; every scrape must count the rows committed before it."""
+    section = "writer/serve"
+    server = outputs.Server(outputs.command_line(binary, "serve", db, None))
+    if server.url is None:
+        fail(section, f"serve did not start: {server.lines[-3:]}")
+        server.stop(signal.SIGKILL)
+        return 0, 0
+    start = time.time()
+    scrapes = checked = 0
+    while time.time() - start < seconds:
+        entries = read_writer_log(log_path)
+        t = time.time()
+        before = [e for e in entries if e["t"] < t][-1]
+        try:
+            status, body = server.scrape()
+        except Exception as e:
+            fail(section, f"scrape failed: {e}")
+            break
+        scrapes += 1
+        if status != 200:
+            fail(section, f"/metrics answered {status}")
+            continue
+        up = outputs.prometheus_values(body, "parsl_export_database_up")
+        done = outputs.prometheus_values(body, "parsl_export_initial_read_done")
+        if 1.0 not in done.values():
+            time.sleep(0.25)
+            continue  # still reading the first time round
+        if 1.0 not in up.values():
+            fail(section, f"parsl_export_database_up {up} while the database is readable")
+        checked += check_rows_read(section, "serve /metrics", body, base, before)
+        time.sleep(0.25)
+    spans.append(("serve", start, time.time()))
+    rc, lines = server.stop(signal.SIGTERM)
+    if rc != 0:
+        fail(section, f"serve exit {rc} after SIGTERM (documented: 0): {lines[-3:]}")
+    if checked == 0:
+        fail(section, "no scrape could be checked (initial read never finished, or no rows_read_total)")
+    return scrapes, checked
+
+
 def live_writer(binary, runnable, work, seconds, copies):
     section = "writer"
     print(f"\n== (a) live writer for {seconds} s while exports run", flush=True)
     db = os.path.join(work, "live.db")
     make_big_db(db, copies)
+    base = outputs.sqlite_counts(db)  # rows before the writer's run; metrics count all runs
     log_path = os.path.join(work, "writer.log")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, db, log_path, "1.0", "50"])
-    exports = [c for c in runnable if c != "inspect"] + (["inspect"] if "inspect" in runnable else [])
+    exports = [c for c in runnable if c not in ("inspect", "serve")] + (["inspect"] if "inspect" in runnable else [])
     runs = {c: 0 for c in exports}
     checked_rows = 0
     spans = []  # (command, start, end) to say which export the writer waited for
@@ -248,6 +303,9 @@ def live_writer(binary, runnable, work, seconds, copies):
                 outputs.validate_file(os.path.join(out, rel))
             except Exception as e:
                 fail(section, f"{command}: invalid {rel}: {e}")
+        for rel in [f for f in outputs.list_files(out) if f.endswith(".prom")]:
+            with open(os.path.join(out, rel)) as f:
+                checked_rows += check_rows_read(section, f"{command} {rel}", f.read(), base, before)
         for rel, (table, count, ids) in exported_rows(out, before["run"]).items():
             checked_rows += 1
             want = before["counts"].get(table, 0)
@@ -258,6 +316,10 @@ def live_writer(binary, runnable, work, seconds, copies):
                 if missing:
                     fail(section, f"{command} {rel}: task ids committed before start are missing, e.g. {sorted(missing)[:5]}")
         shutil.rmtree(out)
+    if "serve" in runnable:
+        scrapes, checked = serve_while_writing(binary, db, log_path, base, max(10, seconds // 3), spans)
+        runs["serve"] = scrapes
+        checked_rows += checked
     writer.send_signal(signal.SIGTERM)
     try:
         writer.wait(timeout=30)
@@ -283,7 +345,8 @@ def live_writer(binary, runnable, work, seconds, copies):
     figure("longest lock wait by the export running then: " + ", ".join(f"{c} {w:.1f} ms" for c, w in worst.items()))
     figure("exports while writing: " + ", ".join(f"{c} ×{n}" for c, n in runs.items())
            + f"; {checked_rows} table files checked for rows committed before start "
-           + "(trace/prometheus/inspect: exit code and validity only, they have no rows to compare)")
+           + "(csv/parquet: rows of the writer's run; prometheus/serve: parsl_export_rows_read_total; "
+           + "trace/inspect: exit code and validity only)")
     if longest > 100:
         fail(section, f"longest writer commit wait {longest:.1f} ms > 100 ms")
     if any(n == 0 for n in runs.values()):
@@ -299,7 +362,8 @@ def interrupts(binary, runnable, work, tasks, repeats, rng):
     db = os.path.join(work, "big.db")
     make_synthetic_db(db, tasks, work)
     digest = sha256(db)
-    exports = [c for c in runnable if outputs.OUTPUT_KIND[c] is not None]
+    # serve is not an export: it documents exit 0 on SIGINT/SIGTERM and is checked in (a) and check-bad-inputs.
+    exports = [c for c in runnable if outputs.OUTPUT_KIND[c] not in (None, "http")]
     tried = interrupted = early = completed = 0
     for command in exports:
         out = tempfile.mkdtemp(dir=work, prefix=f"full-{command}-")
@@ -394,7 +458,7 @@ def output_failures(binary, runnable, work, copies):
     make_big_db(db, copies)
     os.chmod(work, 0o755)
     os.chmod(db, 0o644)
-    exports = [c for c in runnable if outputs.OUTPUT_KIND[c] is not None]
+    exports = [c for c in runnable if outputs.OUTPUT_KIND[c] not in (None, "http")]
     cases = passed = 0
 
     # Unwritable: a directory the exporter's user may not write (root ignores modes, so drop to nobody).
