@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outputs  # noqa: E402
 
-TIMEOUT = 60
+TIMEOUT = int(os.environ.get("BAD_INPUTS_TIMEOUT", "60"))
 LOCK_HOLDER = r"""
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -125,6 +125,10 @@ def run_one(binary, command, item, expect, db, counts):
         if command == "inspect":
             warnings += outputs.inspect_problem_count(proc.stdout.decode("utf-8", "replace"))
 
+        temporary = [f for f in files if os.path.basename(f).startswith(".") or f.endswith(".tmp")]
+        if temporary:
+            problems.append(f"temporary files left: {temporary}")
+            files = [f for f in files if f not in temporary]
         if rc < 0 or (rc >= 128 and rc != 130):
             problems.append(f"crashed (rc {rc}, signal {-rc if rc < 0 else rc - 128}); stderr: {stderr[-300:]!r}")
         elif rc == 0:
