@@ -360,7 +360,8 @@ struct TraceRunWriter {
     // MARK: - Flows
 
     /// One arrow per dependency edge, from the end of the dependency's last try to the start of the dependent's
-    /// first try. The ends sit 1 µs inside the slices (when they are long enough), where no other try can be.
+    /// first try. The ends sit 1 µs inside the slices (when they are long enough), so that they bind to these slices
+    /// and not to a neighbour that ends or starts at the same microsecond.
     private mutating func writeFlows() throws {
         var lastTry: [Int64: Int] = [:]
         var firstTry: [Int64: Int] = [:]
@@ -387,8 +388,15 @@ struct TraceRunWriter {
                 let source = data.tries[sourceIndex]
                 guard overlaps(source.start, source.end) else { continue }
                 id += 1
-                let from = source.end - source.start >= 2 ? source.end - 1 : source.start
-                let to = target.end - target.start >= 2 ? target.start + 1 : target.start
+                var from = source.end - source.start >= 2 ? source.end - 1 : source.start
+                var to = target.end - target.start >= 2 ? target.start + 1 : target.start
+                if to < from {
+                    // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
+                    // submission on): point at where the dependency ended. Readers drop arrows going back in time.
+                    to = min(max(from, target.start), target.end)
+                    // Still earlier only when the two clocks disagree: start the arrow as early as the source allows.
+                    if to < from { from = max(source.start, to) }
+                }
                 try writer.flowStart(
                     id: id,
                     name: "dependency",
