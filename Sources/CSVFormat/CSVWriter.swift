@@ -14,9 +14,9 @@ import Darwin
 /// ## Text cells
 ///
 /// Text arrives as bytes (as SQLite hands them out); they are copied unchanged, not validated or transcoded.
-/// A text cell is enclosed in double quotes when it contains a comma, a double quote, CR or LF, or when it starts
-/// or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every `"` is
-/// doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
+/// A text cell is enclosed in double quotes when, as written, it contains a comma, a double quote, CR or LF, or
+/// starts or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every
+/// `"` is doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
 /// made of a single empty field is written as `""`, because a blank line reads as a row with no fields.
 ///
 /// ## Formula neutralisation (on by default)
@@ -49,6 +49,7 @@ public struct CSVWriter {
     /// How text cells that look like formulas are written. May be changed between cells.
     public var formulaSafety: FormulaSafety
     private var fieldsInRow = 0
+    /// No byte of the current row written yet: a lone empty field then needs `""`.
     private var rowIsBlank = true
 
     /// Creates a writer with an empty buffer.
@@ -117,6 +118,7 @@ public struct CSVWriter {
     /// Appends an integer cell. Never quoted, never neutralised.
     public mutating func appendInteger(_ value: Int64) {
         self.beginField()
+        self.rowIsBlank = false
         var magnitude = value.magnitude
         // 19 digits for Int64.min's magnitude, plus the sign.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -138,6 +140,7 @@ public struct CSVWriter {
     /// neutralised.
     public mutating func appendDouble(_ value: Double) {
         self.beginField()
+        self.rowIsBlank = false
         // Shortest round-trip text; at most 15 bytes in nearly all cases, which a String holds without allocating.
         var text = value.description
         text.withUTF8 { self.bytes.append(contentsOf: $0) }
@@ -146,6 +149,7 @@ public struct CSVWriter {
     /// Appends `true` or `false`.
     public mutating func appendBool(_ value: Bool) {
         self.beginField()
+        self.rowIsBlank = false
         if value {
             self.bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])
         } else {
@@ -177,8 +181,9 @@ public struct CSVWriter {
         let first = base[0]
         let last = base[count - 1]
         let prefix = neutralize && startsFormula(first)
+        // Decided on the cell as written: after a prefix, the first byte is the apostrophe.
         let quote =
-            first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09
+            (!prefix && (first == 0x20 || first == 0x09)) || last == 0x20 || last == 0x09
             || containsQuotingByte(UnsafeRawPointer(base), count)
         if !quote {
             if prefix {

@@ -159,20 +159,7 @@ struct TraceEventEscapeTests {
     }
 }
 
-/// A small seeded generator, so that a failing case can be reproduced from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Scalars drawn from the whole Unicode range, weighted towards the ones an escaper gets wrong: controls,
     /// quotes, backslashes, and the edges of each UTF-8 length.
     mutating func scalar() -> Unicode.Scalar {
