@@ -45,5 +45,7 @@ struct AllCommand: AsyncParsableCommand {
     }
 
     /// Trace and Prometheus outputs, with their default options.
-    static var extraSinks: [AllSinkFactory] { [] }
+    static var extraSinks: [AllSinkFactory] {
+        [AllSinkFactory { directory in PrometheusSink(path: directory + "/parsl.prom", options: PrometheusOptions()) }]
+    }
 }
