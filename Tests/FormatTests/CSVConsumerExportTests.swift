@@ -25,7 +25,7 @@ struct CSVConsumerExportTests {
 
     @Test func writeSpreadsheetFixture() throws {
         let directory = String(cString: getenv("CSV_CONSUMER_OUT"))
-        var rng = CSVTestRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         var rows: [(Int64, String, Double)] = Self.hostile.enumerated().map { (Int64($0 + 1), $1, Double($0) / 8 - 1) }
         let hex = Array("0123456789abcdef")
         for id in (rows.count + 1)...4000 {

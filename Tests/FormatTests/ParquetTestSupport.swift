@@ -159,19 +159,3 @@ func listColumn(_ rows: [[Int64]?]) -> ParquetColumnData {
     }
     return .int64List(values: values, listOffsets: offsets, isNull: isNull)
 }
-
-/// The value of an environment variable, or nil when unset or empty.
-func environment(_ name: String) -> String? {
-    guard let value = getenv(name) else { return nil }
-    let s = String(cString: value)
-    return s.isEmpty ? nil : s
-}
-
-/// Writes `bytes` to `path`, replacing it.
-func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    struct WriteFailed: Error { let path: String }
-    guard let f = fopen(path, "wb") else { throw WriteFailed(path: path) }
-    defer { fclose(f) }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-    guard written == bytes.count else { throw WriteFailed(path: path) }
-}

@@ -301,6 +301,13 @@ func parseBoolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
 func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     var index = 0
     let count = bytes.count
+    // Almost all of Parsl's text is ASCII: test eight bytes at a time before looking at sequences.
+    if let base = bytes.baseAddress {
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= count, raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            index += 8
+        }
+    }
     while index < count {
         let lead = bytes[index]
         if lead < 0x80 {
