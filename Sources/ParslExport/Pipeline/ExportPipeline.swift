@@ -110,6 +110,18 @@ public struct ExportPipeline {
                 }
                 rowsRead[table] = rows
                 if wantsTable { try sink.consume(.tableEnd(schema)) }
+                // A replay re-reads the same snapshot for the sinks that asked; each ask relaxes a column, so a
+                // table is replayed at most once per column.
+                var replays = 0
+                while case let targets = sink.replayTargets(), !targets.isEmpty, replays <= schema.columns.count {
+                    replays += 1
+                    let replay = MultiplexSink(targets)
+                    try replay.consume(.tableStart(schema))
+                    try database.read(table: table, snapshot: snapshot, options: options, warnings: ValueWarnings()) {
+                        try replay.consume(.batch($0))
+                    }
+                    try replay.consume(.tableEnd(schema))
+                }
             }
             let files = try sink.finish()
             return ExportSummary(files: files, rowsRead: rowsRead, warnings: warnings, context: context)

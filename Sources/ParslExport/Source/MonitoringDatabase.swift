@@ -36,11 +36,30 @@ public final class MonitoringDatabase {
         } catch let error as SQLiteError {
             throw Self.describe(error, path: path)
         }
+        try Self.checkNotTruncated(connection: connection, path: path, fileSize: Int64(info.st_size))
         if schema.era == .notParsl {
             throw ExportError(
                 .inputInvalid,
                 "\(path): SQLite database without Parsl monitoring tables (expected workflow, task, status, …)"
             )
+        }
+    }
+
+    /// A file shorter than the page count in its header lost its tail: SQLite only notices when a query reaches a
+    /// missing page, so check up front. With a write-ahead log the header may lag behind, so skip the check then.
+    static func checkNotTruncated(connection: SQLiteConnection, path: String, fileSize: Int64) throws {
+        var info = stat()
+        if stat(path + "-wal", &info) == 0 && info.st_size > 0 { return }
+        do {
+            let pages = try connection.prepare("PRAGMA page_count")
+            let size = try connection.prepare("PRAGMA page_size")
+            guard try pages.step(), try size.step() else { return }
+            let expected = pages.int64(0) * size.int64(0)
+            if fileSize < expected {
+                throw ExportError(.inputInvalid, "\(path): database is truncated (\(fileSize) bytes, its header says \(expected))")
+            }
+        } catch let error as SQLiteError {
+            throw describe(error, path: path)
         }
     }
 
