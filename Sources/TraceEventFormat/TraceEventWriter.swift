@@ -67,20 +67,20 @@ public final class TraceEventWriter {
         }
     }
 
-    /// An instant event (`ph: "i"`).
+    /// An instant event (`ph: "i"`). `tid` is needed for the thread scope only.
     public func instant(
         name: String,
         category: String,
         timestamp: Int64,
         pid: Int,
-        tid: Int,
+        tid: Int?,
         scope: TraceInstantScope = .thread,
         color: TraceColor? = nil,
         args: TraceArgs? = nil
     ) throws {
         try event { buffer in
             Self.head(name: name, category: category, phase: "i", timestamp: timestamp, pid: pid, into: &buffer)
-            Self.tid(tid, into: &buffer)
+            if let tid { Self.tid(tid, into: &buffer) }
             switch scope {
             case .thread: buffer.append(",\"s\":\"t\"")
             case .process: buffer.append(",\"s\":\"p\"")

@@ -3,9 +3,9 @@ import GzipStream
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Helpers shared by the gzip tests: a seeded generator, test inputs, an independent inflate, files and commands.
