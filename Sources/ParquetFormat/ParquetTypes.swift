@@ -34,8 +34,10 @@ public struct ParquetColumnSpec: Sendable, Hashable {
     public var kind: Kind
     /// REQUIRED columns carry no definition levels; a null in one is an error.
     public var required: Bool
-    /// For `.string`/`.binary`: start each column chunk dictionary-encoded and fall back to PLAIN
-    /// when the dictionary outgrows the writer's bounds. Ignored for other kinds.
+    /// For text, binary, INT64 and timestamp columns: start each column chunk dictionary-encoded
+    /// (RLE_DICTIONARY), falling back to PLAIN when the dictionary outgrows the writer's bounds or,
+    /// after a few thousand values, holds more than half as many entries as values (near-unique
+    /// data). After a fallback, later chunks of the column start PLAIN. Ignored for other kinds.
     public var dictionary: Bool
 
     public init(name: String, kind: Kind, required: Bool = false, dictionary: Bool = false) {

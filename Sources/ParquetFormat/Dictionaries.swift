@@ -118,3 +118,61 @@ func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> I
     }
     return a.count - b.count
 }
+
+/// The distinct INT64 values of one column chunk, kept in dictionary-page layout (8 bytes LE each)
+/// with an open-addressing table of entry indices.
+struct Int64Dictionary {
+    private(set) var plainBytes: [UInt8] = []
+    private var keys: [Int64] = []
+    /// Entry index + 1 per slot, 0 = empty; the capacity is a power of two.
+    private var slots: [Int32] = [Int32](repeating: 0, count: 1024)
+
+    var count: Int { keys.count }
+
+    mutating func removeAll() {
+        plainBytes.removeAll(keepingCapacity: true)
+        keys.removeAll(keepingCapacity: true)
+        if slots.count > 1 << 16 {
+            slots = [Int32](repeating: 0, count: 1024)
+        } else {
+            slots.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
+    }
+
+    @inline(__always)
+    private static func slot(_ value: Int64, mask: Int) -> Int {
+        // Fibonacci hashing: the high bits of the product spread nearby integers well.
+        Int(truncatingIfNeeded: (UInt64(bitPattern: value) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    /// Returns the index of `value`, inserting it first when new.
+    @inline(__always)
+    mutating func index(of value: Int64) -> (index: UInt32, inserted: Bool) {
+        let mask = slots.count - 1
+        var slot = Int64Dictionary.slot(value, mask: mask)
+        while true {
+            let entry = slots[slot]
+            if entry == 0 { break }
+            if keys[Int(entry) - 1] == value { return (UInt32(entry - 1), false) }
+            slot = (slot + 1) & mask
+        }
+        let e = keys.count
+        keys.append(value)
+        plainBytes.appendLittleEndian(value)
+        slots[slot] = Int32(e + 1)
+        if (e + 1) * 2 > slots.count { grow() }
+        return (UInt32(e), true)
+    }
+
+    private mutating func grow() {
+        let newCount = slots.count * 2
+        var newSlots = [Int32](repeating: 0, count: newCount)
+        let mask = newCount - 1
+        for (e, key) in keys.enumerated() {
+            var slot = Int64Dictionary.slot(key, mask: mask)
+            while newSlots[slot] != 0 { slot = (slot + 1) & mask }
+            newSlots[slot] = Int32(e + 1)
+        }
+        slots = newSlots
+    }
+}
