@@ -51,9 +51,10 @@ struct ByteArrayDictionary {
         return (UInt32(e), true)
     }
 
+    @inline(__always)
     private func equalsEntry(_ e: Int, _ value: UnsafeRawBufferPointer) -> Bool {
         plainBytes.withUnsafeBytes { all in
-            compareBytes(UnsafeRawBufferPointer(rebasing: all[Int(entryStarts[e])...].prefix(value.count)), value) == 0
+            bytesEqual(all.baseAddress! + Int(entryStarts[e]), value.baseAddress, count: value.count)
         }
     }
 
@@ -69,33 +70,68 @@ struct ByteArrayDictionary {
         slots = newSlots
     }
 
-    /// A fast multiplicative hash over 8-byte words; quality only needs to suit a linear-probe table.
+    /// A wyhash-style hash: 16 bytes per 128-bit multiply, overlapping loads for the tail.
     @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        let k: UInt64 = 0x9E37_79B9_7F4A_7C15
-        var h = UInt64(bytes.count) &* k
-        var i = 0
         let n = bytes.count
-        while i + 8 <= n {
-            let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            h = (h ^ w) &* k
-            h ^= h >> 29
+        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(truncatingIfNeeded: n)
+        guard let p = bytes.baseAddress, n > 0 else { return mix(h, 0x1319_8A2E_0370_7344) }
+        var a: UInt64
+        var b: UInt64
+        if n <= 16 {
+            if n >= 8 {
+                a = p.loadUnaligned(as: UInt64.self)
+                b = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            } else if n >= 4 {
+                a = UInt64(p.loadUnaligned(as: UInt32.self))
+                b = UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+            } else {
+                let bytes = p.assumingMemoryBound(to: UInt8.self)
+                a = UInt64(bytes[0]) << 16 | UInt64(bytes[n >> 1]) << 8 | UInt64(bytes[n - 1])
+                b = 0
+            }
+        } else {
+            var i = 0
+            while n - i > 16 {
+                a = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                b = p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
+                h = mix(a ^ 0xA076_1D64_78BD_642F, b ^ h)
+                i += 16
+            }
+            a = p.loadUnaligned(fromByteOffset: n - 16, as: UInt64.self)
+            b = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        }
+        return mix(a ^ 0xE703_7ED1_A0B4_28DB, b ^ h ^ 0x8EBC_6AF0_9C88_C6E3)
+    }
+
+    @inline(__always)
+    private static func mix(_ x: UInt64, _ y: UInt64) -> UInt64 {
+        let r = x.multipliedFullWidth(by: y)
+        return r.high ^ r.low
+    }
+}
+
+/// Byte equality in 8-byte words, the tail by an overlapping load.
+@inline(__always)
+func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer?, count n: Int) -> Bool {
+    guard n > 0, let b else { return true }
+    if n >= 8 {
+        var i = 0
+        while i + 8 < n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                != b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            {
+                return false
+            }
             i += 8
         }
-        if i < n {
-            var w: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                w |= UInt64(bytes[i]) << shift
-                shift += 8
-                i += 1
-            }
-            h = (h ^ w) &* k
-            h ^= h >> 29
-        }
-        h = (h ^ (h >> 32)) &* k
-        return h ^ (h >> 29)
+        return a.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            == b.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
     }
+    for i in 0..<n where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) {
+        return false
+    }
+    return true
 }
 
 /// Unsigned lexicographic comparison (Parquet's order for byte arrays): <0, 0 or >0.
