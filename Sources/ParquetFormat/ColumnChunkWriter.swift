@@ -77,8 +77,8 @@ struct ColumnChunkWriter {
         physicalType == .int64 ? intDictionary.plainBytes : dictionary.plainBytes
     }
 
-    /// Dictionary entries this many times more numerous than half the values suggest near-unique
-    /// data, where PLAIN is both smaller and faster; checked once this many values have been seen.
+    /// Once this many values went through a chunk's dictionary, holding more entries than half of
+    /// them marks near-unique data, for which PLAIN is both smaller and faster.
     private static let cardinalityCheckMinimumValues = 4096
 
     /// True when the dictionary passed a size bound or looks too high-cardinality to pay off.
@@ -86,8 +86,7 @@ struct ColumnChunkWriter {
     private func dictionaryShouldFallBack(_ context: PageContext) -> Bool {
         let count = dictionaryCount
         return count > context.maxDictionaryEntries
-            || (physicalType == .int64 ? intDictionary.plainBytes.count : dictionary.plainBytes.count)
-                > context.maxDictionaryBytes
+            || dictionaryBytes.count > context.maxDictionaryBytes
             || (dictionaryValueCount >= ColumnChunkWriter.cardinalityCheckMinimumValues
                 && count * 2 > dictionaryValueCount)
     }
