@@ -27,6 +27,9 @@ struct ColumnChunkWriter {
     private(set) var pages: [UInt8] = []
     private var dictionaryPage: [UInt8] = []
     private var dictionary = ByteArrayDictionary()
+    private var intDictionary = Int64Dictionary()
+    /// Non-null values dictionary-encoded in this chunk, for the cardinality check.
+    private var dictionaryValueCount = 0
     /// True while values go to the dictionary; false after a fallback or for PLAIN-only columns.
     private var dictionaryActive: Bool
     /// A chunk that overflowed its dictionary is likely to do so again: later chunks start PLAIN.
@@ -56,18 +59,47 @@ struct ColumnChunkWriter {
             maxDefinitionLevel = spec.required ? 0 : 1
             maxRepetitionLevel = 0
         }
-        dictionaryActive = spec.dictionary && physicalType == .byteArray
+        dictionaryActive = spec.dictionary && ColumnChunkWriter.supportsDictionary(spec.kind)
+    }
+
+    private static func supportsDictionary(_ kind: ParquetColumnSpec.Kind) -> Bool {
+        switch kind {
+        case .string, .binary, .int64, .timestampMicros: true
+        case .double, .boolean, .int64List: false
+        }
+    }
+
+    private var dictionaryCount: Int {
+        physicalType == .int64 ? intDictionary.count : dictionary.count
+    }
+
+    private var dictionaryBytes: [UInt8] {
+        physicalType == .int64 ? intDictionary.plainBytes : dictionary.plainBytes
+    }
+
+    /// Once this many values went through a chunk's dictionary, holding more entries than half of
+    /// them marks near-unique data, for which PLAIN is both smaller and faster.
+    private static let cardinalityCheckMinimumValues = 4096
+
+    /// True when the dictionary passed a size bound or looks too high-cardinality to pay off.
+    @inline(__always)
+    private func dictionaryShouldFallBack(_ context: PageContext) -> Bool {
+        let count = dictionaryCount
+        return count > context.maxDictionaryEntries
+            || dictionaryBytes.count > context.maxDictionaryBytes
+            || (dictionaryValueCount >= ColumnChunkWriter.cardinalityCheckMinimumValues
+                && count * 2 > dictionaryValueCount)
     }
 
     /// Bytes this column holds for the open row group, for the row-group memory bound.
     var bufferedBytes: Int {
         pages.count + values.count + indices.count * 4 + definitionLevels.count + repetitionLevels.count
-            + dictionary.plainBytes.count
+            + dictionary.plainBytes.count + intDictionary.plainBytes.count
     }
 
     private var estimatedPageBytes: Int {
         if dictionaryActive {
-            let width = HybridEncoder.bitWidth(forMaximum: UInt32(max(dictionary.count, 1)))
+            let width = HybridEncoder.bitWidth(forMaximum: UInt32(max(dictionaryCount, 1)))
             return (indices.count * width) / 8 + pageLevelCount / 8
         }
         if physicalType == .boolean { return values.count / 8 + pageLevelCount / 8 }
@@ -79,6 +111,8 @@ struct ColumnChunkWriter {
     /// Appends rows `range` of `data`, which the writer has already validated against the spec.
     mutating func append(_ data: ParquetColumnData, rows range: Range<Int>, context: PageContext) throws {
         switch data {
+        case .int64(let v, let isNull) where dictionaryActive:
+            try appendInt64Dictionary(v, isNull: isNull, rows: range, context: context)
         case .int64(let v, let isNull):
             try appendFixedWidth(v, isNull: isNull, rows: range, context: context) { $0.update($1) }
         case .double(let v, let isNull):
@@ -222,16 +256,7 @@ struct ColumnChunkWriter {
                         }
                         pageLevelCount += end - row
                         row = end
-                        if dictionaryActive
-                            && (dictionary.plainBytes.count > context.maxDictionaryBytes
-                                || dictionary.count > context.maxDictionaryEntries)
-                        {
-                            try finishPage(context)
-                            dictionaryActive = false
-                            dictionaryAbandoned = true
-                        } else if estimatedPageBytes >= context.pageSizeBytes {
-                            try finishPage(context)
-                        }
+                        try finishPageIfDue(context)
                     }
                 }
             }
@@ -255,14 +280,11 @@ struct ColumnChunkWriter {
             let value = UnsafeRawBufferPointer(rebasing: all[Int(off[i])..<Int(off[i + 1])])
             let (index, inserted) = dictionary.index(of: value)
             indices.append(index)
+            dictionaryValueCount += 1
             if inserted {
                 // Every distinct value enters the dictionary once: statistics need only new entries.
                 statistics.update(value)
-                if dictionary.plainBytes.count > context.maxDictionaryBytes
-                    || dictionary.count > context.maxDictionaryEntries
-                {
-                    return i + 1
-                }
+                if dictionaryShouldFallBack(context) { return i + 1 }
                 indexLimit = dictionaryIndexLimit(context)
             }
             if indices.count >= indexLimit { return i + 1 }
@@ -272,8 +294,68 @@ struct ColumnChunkWriter {
 
     /// How many indices fill a page at the current index width.
     private func dictionaryIndexLimit(_ context: PageContext) -> Int {
-        let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionary.count)))
+        let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionaryCount)))
         return max(1, context.pageSizeBytes * 8 / width)
+    }
+
+    /// Closes the page when it is full, or ends dictionary encoding for the chunk when the
+    /// dictionary should no longer grow (the open page keeps its indices).
+    private mutating func finishPageIfDue(_ context: PageContext) throws {
+        if dictionaryActive && dictionaryShouldFallBack(context) {
+            try finishPage(context)
+            dictionaryActive = false
+            dictionaryAbandoned = true
+        } else if estimatedPageBytes >= context.pageSizeBytes {
+            try finishPage(context)
+        }
+    }
+
+    private mutating func appendInt64Dictionary(
+        _ source: [Int64],
+        isNull: [Bool]?,
+        rows range: Range<Int>,
+        context: PageContext
+    ) throws {
+        let flags = maxDefinitionLevel > 0 ? isNull : nil
+        var row = range.lowerBound
+        try source.withUnsafeBufferPointer { src in
+            try withOptionalBuffer(flags) { nulls in
+                while row < range.upperBound && dictionaryActive {
+                    var indexLimit = dictionaryIndexLimit(context)
+                    var end = row
+                    while end < range.upperBound {
+                        let i = end
+                        end += 1
+                        if let nulls, nulls[i] { continue }
+                        let (index, inserted) = intDictionary.index(of: src[i])
+                        indices.append(index)
+                        dictionaryValueCount += 1
+                        if inserted {
+                            statistics.update(src[i])
+                            if dictionaryShouldFallBack(context) { break }
+                            indexLimit = dictionaryIndexLimit(context)
+                        }
+                        if indices.count >= indexLimit { break }
+                    }
+                    if maxDefinitionLevel > 0 {
+                        if let nulls {
+                            statistics.nullCount += Int64(appendDefinitionLevels(nulls, rows: row..<end))
+                        } else {
+                            definitionLevels.append(contentsOf: repeatElement(1, count: end - row))
+                        }
+                    }
+                    pageLevelCount += end - row
+                    row = end
+                    try finishPageIfDue(context)
+                }
+            }
+        }
+        // After a fallback the rest of the range goes PLAIN.
+        if row < range.upperBound {
+            try appendFixedWidth(source, isNull: isNull, rows: row..<range.upperBound, context: context) {
+                $0.update($1)
+            }
+        }
     }
 
     /// PLAIN-encodes rows until the page is full; returns the next row.
@@ -388,7 +470,7 @@ struct ColumnChunkWriter {
         let encoding: Encoding
         if dictionaryActive && !indices.isEmpty {
             // Width from the dictionary so far; at least 1 so no reader meets a zero-width run.
-            let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionary.count - 1)))
+            let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionaryCount - 1)))
             context.body.append(UInt8(width))
             HybridEncoder.encode(indices, bitWidth: width, into: &context.body)
             encoding = .rleDictionary
@@ -429,8 +511,8 @@ struct ColumnChunkWriter {
         dictionaryPage.removeAll(keepingCapacity: true)
         if dictionaryDataPages > 0 {
             let sizes = try context.emitPage(
-                .dictionary(numValues: Int32(dictionary.count)),
-                body: dictionary.plainBytes,
+                .dictionary(numValues: Int32(dictionaryCount)),
+                body: dictionaryBytes,
                 column: spec.name,
                 into: &dictionaryPage
             )
@@ -473,7 +555,9 @@ struct ColumnChunkWriter {
     private mutating func resetChunk() {
         pages.removeAll(keepingCapacity: true)
         dictionary.removeAll()
-        dictionaryActive = spec.dictionary && physicalType == .byteArray && !dictionaryAbandoned
+        intDictionary.removeAll()
+        dictionaryValueCount = 0
+        dictionaryActive = spec.dictionary && ColumnChunkWriter.supportsDictionary(spec.kind) && !dictionaryAbandoned
         dictionaryDataPages = 0
         plainDataPages = 0
         chunkLevelCount = 0

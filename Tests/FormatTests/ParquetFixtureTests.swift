@@ -235,16 +235,32 @@ struct Fixture {
         let n = 20_000
         let low = (0..<n).map { "worker-\($0 % 10)" as String? }
         let high = (0..<n).map { $0 % 50 == 0 ? nil : "uuid-\($0 * 7919 % 1_000_003)" }
+        let repeated = (0..<n).map { Int64($0 % 500) * 1_000_000_007 }
+        let timestamps = (0..<n).map { 1_700_000_000_000_000 + Int64($0 % 100) * 60_000_000 }
         return Fixture(
             name: "dictionary_overflow",
             columns: [
                 ParquetColumnSpec(name: "low", kind: .string, required: true, dictionary: true),
                 ParquetColumnSpec(name: "high", kind: .string, dictionary: true),
+                ParquetColumnSpec(name: "unique_ids", kind: .int64, required: true, dictionary: true),
+                ParquetColumnSpec(name: "repeated_ids", kind: .int64, dictionary: true),
+                ParquetColumnSpec(name: "ts_dict", kind: .timestampMicros(utcAdjusted: true), dictionary: true),
             ],
             options: o,
-            batches: [ParquetBatch(rowCount: n, columns: [byteArrayColumn(low), byteArrayColumn(high)])],
+            batches: [
+                ParquetBatch(
+                    rowCount: n,
+                    columns: [
+                        byteArrayColumn(low), byteArrayColumn(high), .int64((0..<n).map { Int64($0) }, isNull: nil),
+                        .int64(repeated, isNull: (0..<n).map { $0 % 33 == 0 }), .int64(timestamps, isNull: nil),
+                    ]
+                )
+            ],
             expectedRowGroups: 3,
-            expectedEncodings: ["low": "dictionary", "high": "fallback"]
+            expectedEncodings: [
+                "low": "dictionary", "high": "fallback", "unique_ids": "fallback", "repeated_ids": "dictionary",
+                "ts_dict": "dictionary",
+            ]
         )
     }
 

@@ -154,6 +154,40 @@ struct ParquetWriterTests {
         #expect(meta[13]?.list?.contains { $0[2]?.int == 0 && $0[1]?.int == 0 } == false)
     }
 
+    @Test func repeatedIntegersAreDictionaryEncodedAndUniqueOnesFallBack() throws {
+        let spec = [
+            ParquetColumnSpec(name: "task_id", kind: .int64, dictionary: true),
+            ParquetColumnSpec(
+                name: "unique",
+                kind: .timestampMicros(utcAdjusted: false),
+                required: true,
+                dictionary: true
+            ),
+        ]
+        let n = 10_000
+        let batch = ParquetBatch(
+            rowCount: n,
+            columns: [
+                .int64((0..<n).map { Int64($0 / 5) }, isNull: (0..<n).map { $0 % 9 == 0 }),
+                .int64((0..<n).map { Int64($0) * 1000 }, isNull: nil),
+            ]
+        )
+        let file = try writeParquet(spec, options: options(), batches: [batch])
+        let footer = try parquetFooter(file)
+        let repeated = try #require(columnMetaData(footer, rowGroup: 0, column: 0))
+        #expect(repeated[2]?.list == [.int(0), .int(3), .int(8)])
+        #expect(repeated[13]?.list?.contains { $0[1]?.int == 0 && $0[2]?.int == 0 } == false)
+        var reader = ThriftCompactReader(file, at: Int(try #require(repeated[11]?.int)))
+        #expect(try reader.readStruct()[7]?[1]?.int == Int64(n / 5))
+        #expect(repeated[12]?[6]?.bytes == [0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(repeated[12]?[5]?.bytes == [0xCF, 0x07, 0, 0, 0, 0, 0, 0])  // 1999
+        // Near-unique values stop using the dictionary once the cardinality check has enough values.
+        let unique = try #require(columnMetaData(footer, rowGroup: 0, column: 1))
+        let stats = try #require(unique[13]?.list)
+        #expect(stats.contains { $0[1]?.int == 0 && $0[2]?.int == 8 })
+        #expect(stats.contains { $0[1]?.int == 0 && $0[2]?.int == 0 })
+    }
+
     // MARK: - Misuse
 
     @Test func nullInARequiredColumnNamesTheColumnAndKeepsTheWriterUsable() throws {

@@ -18,8 +18,9 @@ Checked per fixture, against the expectation file:
               excluded for doubles), created_by, key-value metadata.
   fastparquet the footer as parsed by an independent Thrift implementation: version, column_orders
               (TYPE_ORDER per leaf), page encoding stats (dictionary / PLAIN / fallback).
-  DuckDB      parquet_schema types, every value (timestamps as epoch microseconds), null counts from
-              parquet_metadata, and a list_contains() query on LIST<INT64> columns.
+  DuckDB      column types, every value (timestamps as epoch microseconds), null counts and (for
+              integers, lists and strings) min/max from parquet_metadata, and a list_contains() query
+              on LIST<INT64> columns.
   polars      every value.
   pandas      (through pyarrow) converts every table.
   cramjam     each .snappy sample decompresses to its .raw original.
@@ -355,18 +356,27 @@ def check_duckdb(name, path, exp, columns):
                 want = [i for i, r in enumerate(expected) if r and probe in r]
                 check([h[0] for h in hits] == want, f"{name}.{col['name']}: duckdb list_contains({probe}) rows differ")
     meta = con.execute(
-        f"SELECT row_group_id, column_id, row_group_num_rows, stats_null_count, compression FROM parquet_metadata('{path}') ORDER BY 1, 2"
+        "SELECT row_group_id, column_id, row_group_num_rows, stats_null_count, compression, stats_min_value, "
+        f"stats_max_value FROM parquet_metadata('{path}') ORDER BY 1, 2"
     ).fetchall()
     start = {}
     offset = 0
-    for rg, cid, nrows, nulls, codec in meta:
+    for rg, cid, nrows, nulls, codec, smin, smax in meta:
         if rg not in start:
             start[rg] = offset
             offset += nrows
         col, expected = columns[cid]
-        want_nulls, _, _ = expected_statistics(col["kind"], expected[start[rg] : start[rg] + nrows], exp["max_stat_bytes"])
-        check(nulls == want_nulls, f"{name}.{col['name']} rg{rg}: duckdb null_count {nulls} != {want_nulls}")
-        check(codec == exp["compression"], f"{name}.{col['name']} rg{rg}: duckdb codec {codec}")
+        where = f"{name}.{col['name']} rg{rg}"
+        want_nulls, lo, hi = expected_statistics(col["kind"], expected[start[rg] : start[rg] + nrows], exp["max_stat_bytes"])
+        check(nulls == want_nulls, f"{where}: duckdb null_count {nulls} != {want_nulls}")
+        check(codec == exp["compression"], f"{where}: duckdb codec {codec}")
+        # DuckDB shows bounds as text; compare where that text is unambiguous.
+        if col["kind"] in ("int64", "int64_list"):
+            want = (None, None) if lo is None else (str(lo), str(hi))
+            check((smin, smax) == want, f"{where}: duckdb min/max {smin}/{smax} != {want}")
+        elif col["kind"] == "string":
+            want = (None, None) if lo is None else (lo.decode("utf-8"), hi.decode("utf-8"))
+            check((smin, smax) == want, f"{where}: duckdb string min/max differ")
 
 
 def check_polars(name, path, exp, columns):
