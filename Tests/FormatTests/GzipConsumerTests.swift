@@ -1,6 +1,12 @@
 import GzipStream
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The real consumers read what the writer produces: gzip, zcat, Python's gzip module. A missing tool fails the
 /// test rather than skipping it.
 @Suite(.serialized)
@@ -22,6 +28,26 @@ struct GzipConsumerTests {
             sys.exit(0 if got == want else 3)
             """
         #expect(runShell("python3 -c \"\(python)\" '\(directory)/data.csv.gz' '\(directory)/data.csv'") == 0)
+    }
+
+    struct WriteFailed: Error {
+        var code: Int32
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aFullDiskSurfacesAsTheWriteError() throws {
+        // /dev/full fails every write with ENOSPC: the error must come out of the writer as the closure threw it.
+        let fd = open("/dev/full", O_WRONLY)
+        try #require(fd >= 0, "cannot open /dev/full")
+        defer { close(fd) }
+        let writer = try GzipWriter(threads: 2, blockSize: 32 << 10) { buffer in
+            if write(fd, buffer.baseAddress, buffer.count) < 0 { throw WriteFailed(code: errno) }
+        }
+        let error = #expect(throws: WriteFailed.self) {
+            try writer.write(GzipTestInput.random.bytes(count: 1 << 20))
+            try writer.finish()
+        }
+        #expect(error?.code == ENOSPC)
     }
 
     @Test func level6SizeIsWithinOnePercentOfGzip() throws {
