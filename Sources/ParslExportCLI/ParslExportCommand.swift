@@ -1,16 +1,56 @@
 import ArgumentParser
 import ParslExport
 
+/// The `parsl-export` command tree.
 public struct ParslExportCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "parsl-export")
+    public static let configuration = CommandConfiguration(
+        commandName: "parsl-export",
+        abstract: "Export a Parsl monitoring database to CSV, Parquet, Chrome trace JSON and Prometheus metrics.",
+        discussion: """
+            Reads monitoring.db (any Parsl schema era from 1.1 to today) read-only, also while a workflow is still \
+            writing it, and writes files that spreadsheets, pandas, DuckDB, Perfetto and Prometheus read.
+
+            EXAMPLES
+              parsl-export inspect runinfo/monitoring.db
+              parsl-export csv runinfo/monitoring.db -o export/
+              parsl-export all runinfo/monitoring.db -o export/ --latest
+
+            EXIT CODES
+            \(ExitCodes.table)
+            """,
+        version: ExportPipeline.exporterVersion,
+        subcommands: ExportCommands.all
+    )
+
     public init() {}
-    public func run() async throws {
-        let catalog = try MappingCatalog.embedded()
-        print(catalog.tableNames)
-    }
 }
 
 extension ParslExportCommand {
     /// Entry point for the executable, which holds no logic of its own.
-    public static func runAsMain() async { await main() }
+    public static func runAsMain() async {
+        Interrupts.install()
+        await main()
+    }
+}
+
+/// The subcommands; sinks register theirs here.
+enum ExportCommands {
+    static var all: [any ParsableCommand.Type] {
+        [InspectCommand.self, SchemaCommand.self] + sinkCommands
+    }
+}
+
+enum ExitCodes {
+    static var table: String {
+        (["  0    success (warnings about dropped values go to stderr)"]
+            + ExportError.Code.allCases.sorted { $0.rawValue < $1.rawValue }.map {
+                "  \(String($0.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0)) \($0.summary)"
+            }).joined(separator: "\n")
+    }
+}
+
+extension String {
+    fileprivate func padding(toLength length: Int, withPad pad: String, startingAt _: Int) -> String {
+        count >= length ? self : self + String(repeating: pad, count: length - count)
+    }
 }

@@ -20,7 +20,7 @@ struct CSVFuzzExportTests {
         let directory = String(cString: getenv("CSV_FUZZ_OUT"))
         let seed = getenv("CSV_FUZZ_SEED").flatMap { UInt64(String(cString: $0)) } ?? 1
         let rowCount = getenv("CSV_FUZZ_ROWS").flatMap { Int(String(cString: $0)) } ?? 30_000
-        var rng = CSVTestRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
 
         var raw = CSVWriter(formulaSafety: .raw)
         var neutral = CSVWriter(formulaSafety: .neutralize)

@@ -4,26 +4,9 @@ import Testing
 // Helpers for the CSV tests: a seeded generator, random cells, a strict RFC 4180 reader, the documented
 // neutralisation rule restated independently, and a small JSON writer.
 
-/// SplitMix64, seeded, so a failing random case can be replayed.
-struct CSVTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A random string biased towards what breaks CSV: separators, quotes, CR/LF, TAB, spaces, formula starters,
 /// control characters, and any Unicode scalar (all planes, no surrogates, which `Unicode.Scalar` cannot hold).
-func randomCSVText(using rng: inout CSVTestRandom) -> String {
+func randomCSVText(using rng: inout SplitMix64) -> String {
     let tricky: [Unicode.Scalar] = [",", "\"", "\r", "\n", "\t", " ", "'", "=", "+", "-", "@", "\\", ";", "\0"]
     let length: Int
     switch Int.random(in: 0..<100, using: &rng) {

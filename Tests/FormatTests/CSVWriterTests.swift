@@ -192,7 +192,7 @@ struct CSVWriterTests {
     }
 
     @Test func randomDoublesReadBackBitForBit() throws {
-        var rng = CSVTestRandom(seed: 11)
+        var rng = SplitMix64(seed: 11)
         for _ in 0..<20_000 {
             let value = Double(bitPattern: rng.next())
             guard value.isFinite else { continue }
@@ -214,7 +214,7 @@ struct CSVWriterTests {
 
     @Test(arguments: [FormulaSafety.raw, .neutralize])
     func tenThousandRandomRowsRoundTripThroughAStrictReader(safety: FormulaSafety) throws {
-        var rng = CSVTestRandom(seed: safety == .raw ? 1 : 2)
+        var rng = SplitMix64(seed: safety == .raw ? 1 : 2)
         var writer = CSVWriter(formulaSafety: safety)
         var expected: [[String]] = []
         for _ in 0..<10_000 {

@@ -1,1 +1,0 @@
-// ParquetFormat: see the module's files.

@@ -1,0 +1,121 @@
+/// Which database, which runs and tables, and how to read them.
+public struct ExportRequest: Sendable {
+    public var databasePath: String
+    public var immutable: Bool
+    public var runPrefixes: [String]
+    public var latestRun: Bool
+    /// Restrict table outputs to these (nil: all); domain events are still read when a sink needs them.
+    public var tables: Set<String>?
+    public var mappingsDirectory: String?
+    public var timeZone: String?
+    public var batchSize: Int
+    public var busyTimeoutMilliseconds: Int32
+
+    public init(
+        databasePath: String,
+        immutable: Bool = false,
+        runPrefixes: [String] = [],
+        latestRun: Bool = false,
+        tables: Set<String>? = nil,
+        mappingsDirectory: String? = nil,
+        timeZone: String? = nil,
+        batchSize: Int = 8192,
+        busyTimeoutMilliseconds: Int32 = 5_000
+    ) {
+        self.databasePath = databasePath
+        self.immutable = immutable
+        self.runPrefixes = runPrefixes
+        self.latestRun = latestRun
+        self.tables = tables
+        self.mappingsDirectory = mappingsDirectory
+        self.timeZone = timeZone
+        self.batchSize = batchSize
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+    }
+}
+
+/// What an export did.
+public struct ExportSummary: Sendable {
+    public var files: [String]
+    public var rowsRead: [String: Int]
+    public var warnings: ValueWarnings
+    public var context: ExportContext
+}
+
+/// source → model → sinks: reads each needed table once, in Parsl's creation order (try_summary after try), and
+/// hands every batch and its domain events to the sinks that asked for them.
+public struct ExportPipeline {
+    public static let exporterVersion = "0.1.0"
+
+    public let request: ExportRequest
+
+    public init(request: ExportRequest) { self.request = request }
+
+    /// Loads the embedded mappings, then any overrides from `--mappings`.
+    public static func catalog(mappingsDirectory: String?) throws -> MappingCatalog {
+        var catalog = try MappingCatalog.embedded()
+        if let mappingsDirectory { try catalog.merge(directory: mappingsDirectory) }
+        return catalog
+    }
+
+    public func openDatabase() throws -> MonitoringDatabase {
+        try MonitoringDatabase(
+            path: request.databasePath,
+            immutable: request.immutable,
+            catalog: Self.catalog(mappingsDirectory: request.mappingsDirectory),
+            busyTimeoutMilliseconds: request.busyTimeoutMilliseconds
+        )
+    }
+
+    /// Runs the export into `sink`; on any error the sink is aborted (no partial files) and the error rethrown.
+    public func run(into sink: any ExportSink, progress: ((String, Int) -> Void)? = nil) throws -> ExportSummary {
+        do {
+            let database = try openDatabase()
+            let zone = try request.timeZone.map { try TimeZoneConversion(identifier: $0) }
+            let selected = try database.selectRuns(prefixes: request.runPrefixes, latest: request.latestRun)
+            let options = ReadOptions(batchSize: request.batchSize, runIDs: selected, timeZone: zone)
+            let warnings = ValueWarnings()
+            let allRuns = try database.runs()
+            let runs = selected.map { ids in allRuns.filter { ids.contains($0.runID) } } ?? allRuns
+            let context = ExportContext(
+                databasePath: request.databasePath,
+                era: database.schema.era,
+                mappingVersion: database.catalog.version,
+                exporterVersion: Self.exporterVersion,
+                runs: runs,
+                timeZone: request.timeZone,
+                warnings: warnings
+            )
+            let demand = sink.demand
+            var tableDemand = demand.tables
+            if let only = request.tables { tableDemand.formIntersection(only) }
+            let eventTables = Set(demand.events.map(\.table))
+            let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
+            let snapshots = try database.snapshots(tables: order, runIDs: selected)
+
+            try sink.consume(.start(context))
+            var rowsRead: [String: Int] = [:]
+            for table in order {
+                let schema = database.outputSchema(for: table)
+                let wantsTable = tableDemand.contains(table)
+                let kinds = demand.events.filter { $0.table == table }
+                if wantsTable { try sink.consume(.tableStart(schema)) }
+                var rows = 0
+                let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                try database.read(table: table, snapshot: snapshot, options: options, warnings: warnings) { batch in
+                    rows += batch.rowCount
+                    if wantsTable { try sink.consume(.batch(batch)) }
+                    if !kinds.isEmpty, let domain = DomainBatch.derive(from: batch) { try sink.consume(.domain(domain)) }
+                    progress?(table, rows)
+                }
+                rowsRead[table] = rows
+                if wantsTable { try sink.consume(.tableEnd(schema)) }
+            }
+            let files = try sink.finish()
+            return ExportSummary(files: files, rowsRead: rowsRead, warnings: warnings, context: context)
+        } catch {
+            sink.abort()
+            throw error
+        }
+    }
+}

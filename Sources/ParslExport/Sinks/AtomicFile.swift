@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// An output file written under a temporary name in its final directory and renamed into place on `commit`, so
+/// readers never see a partial file. Temporary files still open when the process is interrupted are removed by
+/// `TemporaryFiles.removeAll()` (called from the signal handler path).
+public final class AtomicFile {
+    public let path: String
+    public let temporaryPath: String
+    private var descriptor: Int32
+    private var buffer: [UInt8] = []
+    private let bufferLimit = 1 << 20
+    public private(set) var bytesWritten: Int64 = 0
+
+    public init(path: String) throws {
+        self.path = path
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let base = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+        temporaryPath = (directory.isEmpty ? "" : directory + "/") + "." + base + ".\(getpid()).tmp"
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw ExportError(.outputFailed, "\(path): cannot create (\(String(cString: strerror(errno))))")
+        }
+        TemporaryFiles.shared.register(temporaryPath)
+        buffer.reserveCapacity(bufferLimit)
+    }
+
+    deinit {
+        if descriptor >= 0 { discard() }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > bufferLimit { try flush() }
+        if bytes.count >= bufferLimit {
+            try writeAll(bytes)
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
+        bytesWritten += Int64(bytes.count)
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// A closure for format writers that take their output as a function.
+    public var output: (UnsafeRawBufferPointer) throws -> Void { { [unowned self] in try self.write($0) } }
+
+    private func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ExportError(.outputFailed, "\(path): write failed (\(String(cString: strerror(errno))))")
+            }
+            offset += n
+        }
+    }
+
+    /// Flushes, syncs and renames into place.
+    public func commit() throws {
+        do {
+            try flush()
+            guard fsync(descriptor) == 0 || errno == EINVAL else {
+                throw ExportError(.outputFailed, "\(path): sync failed (\(String(cString: strerror(errno))))")
+            }
+            guard close(descriptor) == 0 else {
+                descriptor = -1
+                throw ExportError(.outputFailed, "\(path): close failed (\(String(cString: strerror(errno))))")
+            }
+            descriptor = -1
+            guard rename(temporaryPath, path) == 0 else {
+                throw ExportError(.outputFailed, "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
+            }
+            TemporaryFiles.shared.unregister(temporaryPath)
+        } catch {
+            discard()
+            throw error
+        }
+    }
+
+    /// Closes and deletes the temporary file; the final path is untouched.
+    public func discard() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        unlink(temporaryPath)
+        TemporaryFiles.shared.unregister(temporaryPath)
+    }
+}
+
+/// Temporary output files in flight, so an interrupt can remove them before the process exits.
+public final class TemporaryFiles: Sendable {
+    public static let shared = TemporaryFiles()
+    private let paths = Mutex<Set<String>>([])
+
+    func register(_ path: String) { paths.withLock { _ = $0.insert(path) } }
+    func unregister(_ path: String) { paths.withLock { _ = $0.remove(path) } }
+
+    /// Deletes every registered temporary file.
+    public func removeAll() {
+        for path in paths.withLock({ $0 }) { unlink(path) }
+    }
+}
+
+/// Completed files of a sink, held back until the whole export has succeeded.
+struct PendingFiles {
+    private var files: [AtomicFile] = []
+
+    mutating func append(_ file: AtomicFile) { files.append(file) }
+
+    /// Renames every file into place; on a failure the rest are discarded.
+    mutating func commitAll() throws -> [String] {
+        defer { files = [] }
+        var paths: [String] = []
+        for (index, file) in files.enumerated() {
+            do {
+                try file.commit()
+            } catch {
+                for later in files[(index + 1)...] { later.discard() }
+                throw error
+            }
+            paths.append(file.path)
+        }
+        return paths
+    }
+
+    mutating func discardAll() {
+        for file in files { file.discard() }
+        files = []
+    }
+}

@@ -1,0 +1,131 @@
+/// What an export is about; handed to every sink first.
+public struct ExportContext: Sendable {
+    public var databasePath: String
+    public var era: SchemaEra
+    public var mappingVersion: String
+    public var exporterVersion: String
+    /// The runs in the export (all of the database's when no selection was made), oldest first.
+    public var runs: [WorkflowRun]
+    /// Timestamps are UTC when set; naive wall clock otherwise.
+    public var timeZone: String?
+    public var warnings: ValueWarnings
+}
+
+/// One value in the stream a sink consumes. Tables arrive one after another, each as
+/// `tableStart`, its batches (and domain events derived from them), `tableEnd`.
+public enum ExportEvent: Sendable {
+    case start(ExportContext)
+    case tableStart(TableSchema)
+    case batch(RecordBatch)
+    case domain(DomainBatch)
+    case tableEnd(TableSchema)
+}
+
+/// What a sink wants read: the pipeline reads the union of all sinks' demands once.
+public struct SinkDemand: Sendable, Equatable {
+    /// Tables whose schema and batches the sink wants (`tableStart`, `batch`, `tableEnd`).
+    public var tables: Set<String>
+    /// Domain events the sink wants; their tables are read too.
+    public var events: Set<DomainKind>
+
+    public init(tables: Set<String> = [], events: Set<DomainKind> = []) {
+        self.tables = tables
+        self.events = events
+    }
+
+    public var allTables: Set<String> { tables.union(events.map(\.table)) }
+}
+
+/// A destination for the exported model. The pipeline calls `consume` for each event, then `finish` once;
+/// on failure or interrupt it calls `abort` instead, which must leave no partial output behind.
+public protocol ExportSink: AnyObject {
+    var demand: SinkDemand { get }
+    func consume(_ event: ExportEvent) throws
+    /// Completes the outputs (e.g. renames temporary files into place) and returns their paths.
+    func finish() throws -> [String]
+    func abort()
+}
+
+extension ExportSink {
+    public func abort() {}
+}
+
+/// Fans one event stream out to several sinks, each seeing only what it asked for.
+public final class MultiplexSink: ExportSink {
+    public let sinks: [any ExportSink]
+
+    public init(_ sinks: [any ExportSink]) { self.sinks = sinks }
+
+    public var demand: SinkDemand {
+        sinks.reduce(SinkDemand()) { SinkDemand(tables: $0.tables.union($1.demand.tables), events: $0.events.union($1.demand.events)) }
+    }
+
+    public func consume(_ event: ExportEvent) throws {
+        for sink in sinks where Self.wants(sink.demand, event) { try sink.consume(event) }
+    }
+
+    static func wants(_ demand: SinkDemand, _ event: ExportEvent) -> Bool {
+        switch event {
+        case .start: true
+        case .tableStart(let schema), .tableEnd(let schema): demand.tables.contains(schema.name)
+        case .batch(let batch): demand.tables.contains(batch.schema.name)
+        case .domain(let domain): demand.events.contains(domain.kind)
+        }
+    }
+
+    public func finish() throws -> [String] {
+        var paths: [String] = []
+        for (index, sink) in sinks.enumerated() {
+            do {
+                paths += try sink.finish()
+            } catch {
+                for later in sinks[(index + 1)...] { later.abort() }
+                throw error
+            }
+        }
+        return paths
+    }
+
+    public func abort() { for sink in sinks { sink.abort() } }
+}
+
+/// Keeps every event in memory; for tests.
+public final class MemorySink: ExportSink {
+    public let demand: SinkDemand
+    public private(set) var events: [ExportEvent] = []
+    public private(set) var finished = false
+
+    public init(demand: SinkDemand) { self.demand = demand }
+
+    public func consume(_ event: ExportEvent) throws { events.append(event) }
+    public func finish() throws -> [String] {
+        finished = true
+        return []
+    }
+
+    public var batches: [RecordBatch] {
+        events.compactMap { if case .batch(let b) = $0 { b } else { nil } }
+    }
+
+    public func rowCount(of table: String) -> Int {
+        batches.filter { $0.schema.name == table }.reduce(0) { $0 + $1.rowCount }
+    }
+
+    public var domainBatches: [DomainBatch] {
+        events.compactMap { if case .domain(let d) = $0 { d } else { nil } }
+    }
+}
+
+extension DomainBatch {
+    public var kind: DomainKind {
+        switch self {
+        case .runs: .runs
+        case .tasks: .tasks
+        case .tries: .tries
+        case .statusChanges: .statusChanges
+        case .resourceSamples: .resourceSamples
+        case .blockTransitions: .blockTransitions
+        case .nodeSnapshots: .nodeSnapshots
+        }
+    }
+}

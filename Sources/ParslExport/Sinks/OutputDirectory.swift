@@ -1,0 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum OutputDirectory {
+    /// Creates `path` and its parents when missing; fails with an error naming it when that is impossible.
+    static func create(_ path: String) throws {
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            var info = stat()
+            if stat(partial, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFDIR else {
+                    throw ExportError(.outputFailed, "\(partial): exists and is not a directory")
+                }
+                continue
+            }
+            guard mkdir(partial, 0o755) == 0 || errno == EEXIST else {
+                throw ExportError(.outputFailed, "\(partial): cannot create directory (\(String(cString: strerror(errno))))")
+            }
+        }
+        guard access(path, W_OK) == 0 else {
+            throw ExportError(.outputFailed, "\(path): directory is not writable")
+        }
+    }
+}

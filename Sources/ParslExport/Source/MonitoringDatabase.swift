@@ -1,0 +1,238 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A Parsl monitoring database opened read-only: the one place that knows how Parsl's tables map to the model.
+public final class MonitoringDatabase {
+    public let path: String
+    public let schema: SourceSchema
+    public let catalog: MappingCatalog
+    let connection: SQLiteConnection
+    let immutable: Bool
+
+    /// Opens and checks the file; every failure is an `ExportError` naming the file and the cause.
+    public init(path: String, immutable: Bool = false, catalog: MappingCatalog, busyTimeoutMilliseconds: Int32 = 5_000)
+        throws
+    {
+        self.path = path
+        self.catalog = catalog
+        self.immutable = immutable
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ExportError(.inputMissing, "\(path): \(String(cString: strerror(errno)))")
+        }
+        if info.st_mode & S_IFMT == S_IFDIR { throw ExportError(.inputMissing, "\(path): is a directory, not a database file") }
+        guard access(path, R_OK) == 0 else { throw ExportError(.inputMissing, "\(path): permission denied") }
+        if info.st_size == 0 { throw ExportError(.inputInvalid, "\(path): empty file, not a Parsl monitoring database") }
+        do {
+            connection = try SQLiteConnection(
+                path: path,
+                immutable: immutable,
+                busyTimeoutMilliseconds: busyTimeoutMilliseconds
+            )
+            schema = try SourceSchema.read(from: connection)
+        } catch let error as SQLiteError {
+            throw Self.describe(error, path: path)
+        }
+        if schema.era == .notParsl {
+            throw ExportError(
+                .inputInvalid,
+                "\(path): SQLite database without Parsl monitoring tables (expected workflow, task, status, …)"
+            )
+        }
+    }
+
+    /// Turns an SQLite failure into a one-line, user-facing error about this file.
+    public static func describe(_ error: SQLiteError, path: String) -> ExportError {
+        let primary = error.code & 0xff
+        switch primary {
+        case 26:  // SQLITE_NOTADB
+            return ExportError(.inputInvalid, "\(path): not an SQLite database (\(error.message))")
+        case 11:  // SQLITE_CORRUPT
+            return ExportError(.inputInvalid, "\(path): database is corrupt or truncated (\(error.message))")
+        case 5, 6:  // SQLITE_BUSY, SQLITE_LOCKED
+            return ExportError(.inputLocked, "\(path): database is locked by another process (\(error.message)); retry later or raise --busy-timeout")
+        case 8:  // SQLITE_READONLY: a hot journal needs a rollback that a read-only reader may not do
+            return ExportError(
+                .inputInvalid,
+                "\(path): a writer was interrupted and left a hot rollback journal; open it once read-write (e.g. sqlite3 \(path) 'PRAGMA quick_check') to recover it (\(error.message))"
+            )
+        case 14:  // SQLITE_CANTOPEN
+            return ExportError(.inputMissing, "\(path): cannot open (\(error.message))")
+        default:
+            return ExportError(.inputInvalid, "\(path): \(error.message)")
+        }
+    }
+
+    // MARK: Runs
+
+    /// Every run, oldest first.
+    public func runs() throws -> [WorkflowRun] {
+        var runs: [WorkflowRun] = []
+        let reader = try makeReader(table: "workflow", options: ReadOptions(), warnings: ValueWarnings())
+        try reader.read(upTo: Int64.max) { batch in
+            if case .runs(let some) = DomainBatch.derive(from: batch) { runs += some }
+        }
+        return runs.sorted { ($0.began ?? 0, $0.runID) < ($1.began ?? 0, $1.runID) }
+    }
+
+    /// Resolves `--run` values (full ids or unique prefixes) and `--latest`; nil means every run.
+    public func selectRuns(prefixes: [String], latest: Bool) throws -> [String]? {
+        if prefixes.isEmpty && !latest { return nil }
+        let all = try runs()
+        var selected: [String] = []
+        for prefix in prefixes {
+            let matches = all.filter { $0.runID.hasPrefix(prefix) }
+            guard !matches.isEmpty else { throw ExportError(.usage, "\(path): no run id starts with '\(prefix)'") }
+            guard matches.count == 1 else {
+                throw ExportError(.usage, "\(path): run id prefix '\(prefix)' is ambiguous (\(matches.count) runs)")
+            }
+            selected.append(matches[0].runID)
+        }
+        if latest {
+            guard let last = all.last else { throw ExportError(.usage, "\(path): --latest, but the database has no runs") }
+            selected.append(last.runID)
+        }
+        var seen = Set<String>()
+        return selected.filter { seen.insert($0).inserted }
+    }
+
+    // MARK: Tables
+
+    /// Where a table stands when the export starts: its last rowid (rows after it were committed later and are
+    /// left out) and how many rows it holds up to there.
+    public struct TableSnapshot: Sendable {
+        public var highWater: Int64
+        public var rows: Int64
+    }
+
+    /// Takes each table's snapshot in one short statement of its own, so no lock is held across tables.
+    /// `count(*)` may walk an index rather than the table, which also exposes damage a rowid walk would miss.
+    public func snapshots(tables: [String], runIDs: [String]?) throws -> [String: TableSnapshot] {
+        try guarded {
+            var snapshots: [String: TableSnapshot] = [:]
+            let sourceTables = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
+            for table in sourceTables.sorted() where schema.tables[table] != nil {
+                var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
+                if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
+                let statement = try connection.prepare(sql)
+                _ = try statement.step()
+                snapshots[table] = TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: statement.int64(1))
+            }
+            if let trySnapshot = snapshots["try"] { snapshots["try_summary"] = trySnapshot }
+            return snapshots
+        }
+    }
+
+    /// The output schema of a table for this database: mapped columns that exist here or that Parsl still writes,
+    /// then columns the mappings do not know, as text.
+    public func outputSchema(for table: String) -> TableSchema {
+        outputPlan(for: table).schema
+    }
+
+    /// Columns the source has but the mappings do not describe.
+    public func unknownColumns(of table: String) -> [String] {
+        guard let mapping = catalog.mapping(for: table), let source = schema.tables[table] else { return [] }
+        return source.map(\.name).filter { mapping.column(named: $0) == nil }
+    }
+
+    func outputPlan(for table: String) -> (schema: TableSchema, plans: [ColumnPlan]) {
+        if table == "try_summary" { return trySummaryPlan() }
+        let mapping = catalog.mapping(for: table)
+        let source = schema.tables[table] ?? []
+        let sourceByName = Dictionary(source.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var columns: [ColumnSchema] = []
+        var plans: [ColumnPlan] = []
+        for column in mapping?.columns ?? [] {
+            let present = sourceByName[column.name]
+            guard present != nil || column.isCurrent else { continue }
+            columns.append(
+                ColumnSchema(
+                    name: column.name,
+                    type: column.type,
+                    nullable: Self.isNullable(column, present),
+                    meaning: column.meaning
+                )
+            )
+            plans.append(ColumnPlan(expression: present.map { quoteIdentifier($0.name) }, type: column.type, normalise: column.normalise))
+        }
+        for extra in source where mapping?.column(named: extra.name) == nil {
+            columns.append(ColumnSchema(name: extra.name, type: .text, nullable: true, meaning: "Not in Mappings/: passed through as text."))
+            plans.append(ColumnPlan(expression: quoteIdentifier(extra.name), type: .text, normalise: nil))
+        }
+        return (TableSchema(name: table, meaning: mapping?.meaning ?? "", columns: columns), plans)
+    }
+
+    /// Required only where the source declares NOT NULL and the mapping agrees; timestamps stay nullable because
+    /// a value that does not parse becomes NULL.
+    static func isNullable(_ column: TableMapping.Column, _ source: SourceColumn?) -> Bool {
+        guard let source, source.notNull, !column.nullable else { return true }
+        return column.type == .timestamp
+    }
+
+    func makeReader(table: String, options: ReadOptions, warnings: ValueWarnings) throws -> TableReader {
+        let (outputSchema, plans) = outputPlan(for: table)
+        return try guarded {
+            if table == "try_summary" {
+                return try TableReader(
+                    connection: connection, schema: outputSchema, plans: plans,
+                    from: "\"try\" AS t LEFT JOIN task AS k ON k.task_id = t.task_id AND k.run_id = t.run_id",
+                    rowidExpression: "t.rowid", runColumn: "t.run_id", options: options, warnings: warnings)
+            }
+            let hasRun = schema.has(table, "run_id")
+            return try TableReader(
+                connection: connection, schema: outputSchema, plans: plans, from: quoteIdentifier(table),
+                rowidExpression: "rowid", runColumn: hasRun ? "run_id" : nil, options: options, warnings: warnings)
+        }
+    }
+
+    /// Reads `table` up to `highWater` in batches; a missing table yields nothing.
+    public func read(
+        table: String,
+        snapshot: TableSnapshot,
+        options: ReadOptions,
+        warnings: ValueWarnings,
+        _ body: (RecordBatch) throws -> Void
+    ) throws {
+        let sourceTable = table == "try_summary" ? "try" : table
+        guard schema.tables[sourceTable] != nil else { return }
+        let reader = try makeReader(table: table, options: options, warnings: warnings)
+        try guarded {
+            var rows: Int64 = 0
+            try reader.read(upTo: snapshot.highWater) { batch in
+                var batch = batch
+                rows += Int64(batch.rowCount)
+                if table == "try_summary" { TrySummary.fillDurations(&batch) }
+                try body(batch)
+            }
+            // A damaged b-tree page can end a rowid-ordered walk early without SQLite reporting an error.
+            let expected = snapshot.rows
+            guard rows == expected else {
+                throw ExportError(
+                    .inputInvalid,
+                    "\(path): database is corrupt: table \(sourceTable) holds \(expected) rows but only \(rows) could be read in order"
+                )
+            }
+        }
+    }
+
+    /// Runs `body`, turning SQLite errors into errors about this file.
+    func guarded<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    public func rowCount(of table: String) throws -> Int64 {
+        guard schema.tables[table] != nil else { return 0 }
+        return try guarded {
+            let statement = try connection.prepare("SELECT count(*) FROM \(quoteIdentifier(table))")
+            _ = try statement.step()
+            return statement.int64(0)
+        }
+    }
+}

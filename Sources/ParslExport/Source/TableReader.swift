@@ -1,0 +1,334 @@
+import CParslSQLite
+
+/// Options shared by every read of one export.
+public struct ReadOptions: Sendable {
+    /// Rows per batch, and per read transaction: Parsl's writer can commit between two batches.
+    public var batchSize: Int
+    /// Only these runs; nil for all.
+    public var runIDs: [String]?
+    /// Convert naive timestamps to UTC in this zone; nil keeps them naive.
+    public var timeZone: TimeZoneConversion?
+
+    public init(batchSize: Int = 8192, runIDs: [String]? = nil, timeZone: TimeZoneConversion? = nil) {
+        self.batchSize = batchSize
+        self.runIDs = runIDs
+        self.timeZone = timeZone
+    }
+}
+
+/// How one output column is filled: an SQL expression (nil: the source lacks it, so NULL) and a conversion.
+struct ColumnPlan {
+    var expression: String?
+    var type: LogicalType
+    var normalise: String?
+}
+
+/// Reads one table (or derived query) in rowid order, one short read transaction per batch, converting each value
+/// to its mapped logical type straight from the bytes SQLite hands out.
+final class TableReader {
+    let schema: TableSchema
+    private let plans: [ColumnPlan]
+    private let connection: SQLiteConnection
+    private let warnings: ValueWarnings
+    private let options: ReadOptions
+    private let statement: SQLiteStatement
+    /// Maps select-list position to output column, for columns with an expression.
+    private let selectPositions: [Int32?]
+
+    /// - Parameters:
+    ///   - from: the FROM clause; its rowid (as `rowidExpression`) orders and pages the read.
+    ///   - runColumn: the column that filters by run when `options.runIDs` is set; nil when the table has none.
+    init(
+        connection: SQLiteConnection,
+        schema: TableSchema,
+        plans: [ColumnPlan],
+        from: String,
+        rowidExpression: String,
+        runColumn: String?,
+        options: ReadOptions,
+        warnings: ValueWarnings
+    ) throws {
+        precondition(schema.columns.count == plans.count)
+        self.schema = schema
+        self.plans = plans
+        self.connection = connection
+        self.warnings = warnings
+        self.options = options
+
+        var selectList = [rowidExpression]
+        var positions: [Int32?] = []
+        for plan in plans {
+            if let expression = plan.expression {
+                positions.append(Int32(selectList.count))
+                selectList.append(expression)
+            } else {
+                positions.append(nil)
+            }
+        }
+        selectPositions = positions
+        var sql = "SELECT " + selectList.joined(separator: ", ") + " FROM " + from
+        sql += " WHERE \(rowidExpression) > ?1 AND \(rowidExpression) <= ?2"
+        if let runColumn, let runs = options.runIDs {
+            sql += " AND \(runColumn) IN (\(sqlList(runs)))"
+        }
+        sql += " ORDER BY \(rowidExpression) LIMIT ?3"
+        statement = try connection.prepare(sql)
+    }
+
+    /// Reads every row with rowid ≤ `highWater` (the table's last rowid when the export started), calling `body`
+    /// once per batch, outside the read transaction.
+    func read(upTo highWater: Int64, _ body: (RecordBatch) throws -> Void) throws {
+        var after: Int64 = Int64.min
+        while true {
+            statement.reset()
+            statement.bind(1, after)
+            statement.bind(2, highWater)
+            statement.bind(3, Int64(options.batchSize))
+            var builders = schema.columns.map { ColumnBuilder(type: $0.type, capacity: options.batchSize) }
+            var rows = 0
+            // A single SELECT is its own transaction: the shared lock ends at reset, before sinks run.
+            while try statement.step() {
+                after = statement.int64(0)
+                for index in builders.indices {
+                    if let position = selectPositions[index] {
+                        append(position: position, column: index, to: &builders[index])
+                    } else {
+                        builders[index].appendNull()
+                    }
+                }
+                rows += 1
+            }
+            statement.reset()
+            if rows == 0 { return }
+            try body(RecordBatch(schema: schema, columns: builders.map { $0.finish() }, rowCount: rows))
+            if rows < options.batchSize { return }
+        }
+    }
+
+    private func append(position: Int32, column: Int, to builder: inout ColumnBuilder) {
+        let storage = statement.storageClass(position)
+        if storage == .null {
+            builder.appendNull()
+            return
+        }
+        let plan = plans[column]
+        switch plan.type {
+        case .text, .idList:
+            statement.withText(position) { bytes in
+                if isValidUTF8(bytes) {
+                    builder.appendText(bytes)
+                } else {
+                    warn(column, "invalid UTF-8 sequences replaced by U+FFFD", String(decoding: bytes, as: UTF8.self))
+                    let repaired = Array(String(decoding: bytes, as: UTF8.self).utf8)
+                    repaired.withUnsafeBufferPointer { builder.appendText($0) }
+                }
+            }
+        case .int64:
+            switch storage {
+            case .integer:
+                builder.appendInt64(statement.int64(position))
+            case .float:
+                let value = statement.double(position)
+                if let exact = Int64(exactly: value) {
+                    builder.appendInt64(exact)
+                } else {
+                    warn(column, "non-integer numbers in an integer column", "\(value)")
+                    builder.appendNull()
+                }
+            default:
+                let parsed = statement.withText(position) { parseInteger($0) }
+                if let parsed {
+                    if plan.normalise == nil {
+                        // Parsl stores it as an integer; text that merely looks like one is still suspicious.
+                        warn(column, "integers stored as text (read as numbers)", statement.string(position) ?? "")
+                    }
+                    builder.appendInt64(parsed)
+                } else {
+                    warn(column, "values that are not integers", statement.string(position) ?? "")
+                    builder.appendNull()
+                }
+            }
+        case .float64:
+            switch storage {
+            case .integer, .float:
+                builder.appendDouble(statement.double(position))
+            default:
+                if let text = statement.string(position), let value = Double(text) {
+                    warn(column, "numbers stored as text (read as numbers)", text)
+                    builder.appendDouble(value)
+                } else {
+                    warn(column, "values that are not numbers", statement.string(position) ?? "")
+                    builder.appendNull()
+                }
+            }
+        case .bool:
+            switch storage {
+            case .integer:
+                let value = statement.int64(position)
+                if value == 0 || value == 1 {
+                    builder.appendBool(value == 1)
+                } else {
+                    warn(column, "integers other than 0/1 in a boolean column", "\(value)")
+                    builder.appendNull()
+                }
+            default:
+                if let value = statement.withText(position, parseBoolean) {
+                    builder.appendBool(value)
+                } else {
+                    warn(column, "values that are not booleans", statement.string(position) ?? "")
+                    builder.appendNull()
+                }
+            }
+        case .timestamp:
+            let parsed: Timestamp.Parsed? =
+                storage == .text ? statement.withText(position) { Timestamp.parse($0) } : nil
+            guard let parsed else {
+                warn(column, "timestamps that do not parse", statement.string(position) ?? "")
+                builder.appendNull()
+                return
+            }
+            builder.appendInt64(convert(parsed))
+        }
+    }
+
+    private func convert(_ parsed: Timestamp.Parsed) -> Int64 {
+        guard let zone = options.timeZone else { return parsed.wallClockMicros }
+        if let offset = parsed.offsetSeconds { return parsed.wallClockMicros - Int64(offset) * 1_000_000 }
+        return zone.utcMicros(fromWallClock: parsed.wallClockMicros)
+    }
+
+    private func warn(_ column: Int, _ problem: String, _ example: @autoclosure () -> String) {
+        warnings.record(table: schema.name, column: schema.columns[column].name, problem: problem, example: example())
+    }
+}
+
+/// Accumulates one column of a batch.
+struct ColumnBuilder {
+    private var values: ColumnValues
+    private var isNull: [Bool]
+    private var ints: [Int64] = []
+    private var doubles: [Double] = []
+    private var bools: [Bool] = []
+    private var text = TextColumn()
+    let type: LogicalType
+
+    init(type: LogicalType, capacity: Int) {
+        self.type = type
+        values = .int64([])
+        isNull = []
+        isNull.reserveCapacity(capacity)
+        switch type {
+        case .int64, .timestamp: ints.reserveCapacity(capacity)
+        case .float64: doubles.reserveCapacity(capacity)
+        case .bool: bools.reserveCapacity(capacity)
+        case .text, .idList: text.offsets.reserveCapacity(capacity + 1)
+        }
+    }
+
+    mutating func appendNull() {
+        isNull.append(true)
+        switch type {
+        case .int64, .timestamp: ints.append(0)
+        case .float64: doubles.append(0)
+        case .bool: bools.append(false)
+        case .text, .idList: text.appendEmpty()
+        }
+    }
+
+    mutating func appendInt64(_ value: Int64) {
+        isNull.append(false)
+        ints.append(value)
+    }
+
+    mutating func appendDouble(_ value: Double) {
+        isNull.append(false)
+        doubles.append(value)
+    }
+
+    mutating func appendBool(_ value: Bool) {
+        isNull.append(false)
+        bools.append(value)
+    }
+
+    mutating func appendText(_ value: UnsafeBufferPointer<UInt8>) {
+        isNull.append(false)
+        text.append(value)
+    }
+
+    func finish() -> ColumnVector {
+        switch type {
+        case .int64: ColumnVector(values: .int64(ints), isNull: isNull)
+        case .timestamp: ColumnVector(values: .timestamp(ints), isNull: isNull)
+        case .float64: ColumnVector(values: .float64(doubles), isNull: isNull)
+        case .bool: ColumnVector(values: .bool(bools), isNull: isNull)
+        case .text, .idList: ColumnVector(values: .text(text), isNull: isNull)
+        }
+    }
+}
+
+func parseInteger(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+    var index = 0
+    var negative = false
+    if index < bytes.count, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
+        negative = bytes[index] == UInt8(ascii: "-")
+        index += 1
+    }
+    guard index < bytes.count else { return nil }
+    var value: Int64 = 0
+    while index < bytes.count {
+        let digit = bytes[index] &- UInt8(ascii: "0")
+        guard digit < 10 else { return nil }
+        let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+        let (sum, o2) = times10.addingReportingOverflow(Int64(digit))
+        guard !o1, !o2 else { return nil }
+        value = sum
+        index += 1
+    }
+    return negative ? -value : value
+}
+
+/// Parsl binds Python bools into TEXT columns as '0'/'1'; other common spellings are accepted too.
+func parseBoolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
+    guard bytes.count <= 5 else { return nil }
+    let lowered = String(decoding: bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+    switch lowered {
+    case "1", "true", "t", "yes": return true
+    case "0", "false", "f", "no": return false
+    default: return nil
+    }
+}
+
+func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    var index = 0
+    let count = bytes.count
+    while index < count {
+        let lead = bytes[index]
+        if lead < 0x80 {
+            index += 1
+            continue
+        }
+        let length: Int
+        var minimum: UInt32
+        var scalar: UInt32
+        switch lead {
+        case 0xC2...0xDF: (length, minimum, scalar) = (2, 0x80, UInt32(lead & 0x1F))
+        case 0xE0...0xEF: (length, minimum, scalar) = (3, 0x800, UInt32(lead & 0x0F))
+        case 0xF0...0xF4: (length, minimum, scalar) = (4, 0x10000, UInt32(lead & 0x07))
+        default: return false
+        }
+        guard index + length <= count else { return false }
+        for offset in 1..<length {
+            let next = bytes[index + offset]
+            guard next & 0xC0 == 0x80 else { return false }
+            scalar = scalar << 6 | UInt32(next & 0x3F)
+        }
+        guard scalar >= minimum, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) else { return false }
+        index += length
+    }
+    return true
+}
+
+/// Text values as an SQL list of string literals.
+func sqlList(_ values: [String]) -> String {
+    values.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",")
+}

@@ -1,0 +1,93 @@
+/// The derived try_summary table: each try joined with its task, its final status and its resource samples.
+/// The joins run in SQLite, on the primary-key indexes, one batch of tries at a time.
+enum TrySummary {
+    /// Terminal states sort first, then the latest timestamp: status order is not logical order in Parsl data.
+    static let finalStateRank =
+        "CASE s.task_status_name WHEN 'exec_done' THEN 2 WHEN 'memo_done' THEN 2 WHEN 'failed' THEN 2 "
+        + "WHEN 'dep_fail' THEN 2 WHEN 'done' THEN 2 WHEN 'fail_retryable' THEN 2 ELSE 0 END"
+}
+
+extension MonitoringDatabase {
+    func trySummaryPlan() -> (schema: TableSchema, plans: [ColumnPlan]) {
+        let mapping = catalog.mapping(for: "try_summary")
+        let hasStatusTry = schema.has("status", "try_id")
+        let hasResource = schema.tables["resource"] != nil && schema.has("resource", "try_id")
+        let sameTry = "r.try_id = t.try_id AND r.task_id = t.task_id AND r.run_id = t.run_id"
+        func resource(_ aggregate: String, _ suffix: String = "") -> String? {
+            hasResource ? "(SELECT \(aggregate) FROM resource AS r WHERE \(sameTry)\(suffix))" : nil
+        }
+        func tryColumn(_ name: String) -> String? { schema.has("try", name) ? "t.\(quoteIdentifier(name))" : nil }
+        func taskColumn(_ name: String) -> String? { schema.has("task", name) ? "k.\(quoteIdentifier(name))" : nil }
+        let finalState: String? =
+            schema.tables["status"] == nil
+            ? nil
+            : "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = t.task_id AND s.run_id = t.run_id"
+                + (hasStatusTry ? " AND s.try_id = t.try_id" : "")
+                + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
+        let expressions: [String: String?] = [
+            "run_id": "t.run_id",
+            "task_id": "t.task_id",
+            "try_id": "t.try_id",
+            "task_func_name": taskColumn("task_func_name"),
+            "task_executor": tryColumn("task_executor"),
+            "block_id": tryColumn("block_id"),
+            "hostname": tryColumn("hostname"),
+            "worker_pid": resource("r.psutil_process_pid", " ORDER BY r.timestamp LIMIT 1"),
+            "launched": tryColumn("task_try_time_launched"),
+            "running": tryColumn("task_try_time_running"),
+            "returned": tryColumn("task_try_time_returned"),
+            "final_state": finalState,
+            "queue_wait_seconds": nil,
+            "run_time_seconds": nil,
+            "fail_reason": tryColumn("task_fail_history"),
+            "peak_rss_bytes": resource("CAST(max(r.psutil_process_memory_resident) AS INTEGER)"),
+            "cpu_seconds": resource(
+                "round(max(r.psutil_process_time_user + r.psutil_process_time_system) - min(r.psutil_process_time_user + r.psutil_process_time_system), 6)"
+            ),
+            "resource_samples": resource("count(*)") ?? "0",
+            "task_depends": taskColumn("task_depends"),
+        ]
+        var columns: [ColumnSchema] = []
+        var plans: [ColumnPlan] = []
+        for column in mapping?.columns ?? [] {
+            let expression = expressions[column.name] ?? nil
+            let derived = column.name == "queue_wait_seconds" || column.name == "run_time_seconds"
+            // The join can only promise NOT NULL where the try table itself declares it.
+            let sourceNotNull = schema.tables["try"]?.first { $0.name == column.name }?.notNull ?? false
+            columns.append(
+                ColumnSchema(
+                    name: column.name,
+                    type: column.type,
+                    nullable: column.nullable || (expression == nil && !derived) || (!derived && column.name != "resource_samples" && !sourceNotNull),
+                    meaning: column.meaning
+                )
+            )
+            plans.append(ColumnPlan(expression: expression, type: column.type, normalise: nil))
+        }
+        return (TableSchema(name: "try_summary", meaning: mapping?.meaning ?? "", columns: columns), plans)
+    }
+}
+
+extension TrySummary {
+    /// Queue wait and run time from the parsed timestamps; a negative difference (running stamped by the worker's
+    /// clock before launched, as join_apps and thread pools do) counts as 0.
+    static func fillDurations(_ batch: inout RecordBatch) {
+        guard let launched = batch.column("launched"), let running = batch.column("running"),
+            let returned = batch.column("returned"),
+            let waitIndex = batch.schema.index(of: "queue_wait_seconds"),
+            let runIndex = batch.schema.index(of: "run_time_seconds")
+        else { return }
+        func seconds(_ from: ColumnVector, _ to: ColumnVector) -> ColumnVector {
+            var values = [Double](repeating: 0, count: batch.rowCount)
+            var isNull = [Bool](repeating: true, count: batch.rowCount)
+            for row in 0..<batch.rowCount {
+                guard let start = from.int64(at: row), let end = to.int64(at: row) else { continue }
+                values[row] = Double(max(0, end - start)) / 1_000_000
+                isNull[row] = false
+            }
+            return ColumnVector(values: .float64(values), isNull: isNull)
+        }
+        batch.columns[waitIndex] = seconds(launched, running)
+        batch.columns[runIndex] = seconds(running, returned)
+    }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Turns naive wall-clock microseconds into UTC for a named IANA zone (`--timezone`), with the C library's tz
+/// database. Offsets are cached per hour, so a million timestamps cost a few hundred `mktime` calls.
+public final class TimeZoneConversion: Sendable {
+    public let identifier: String
+    private let cache = Mutex<[Int64: Int64]>([:])
+
+    /// Fails when the zone is unknown to the system's tz database.
+    public init(identifier: String) throws {
+        self.identifier = identifier
+        let known =
+            identifier == "UTC" || identifier == "GMT"
+            || (!identifier.contains("..") && access("/usr/share/zoneinfo/" + identifier, R_OK) == 0)
+        guard known else { throw ExportError(.usage, "unknown time zone '\(identifier)' (use an IANA name such as Europe/Paris or UTC)") }
+        setenv("TZ", identifier, 1)
+        tzset()
+    }
+
+    /// UTC microseconds for a wall-clock reading in this zone. In a repeated hour (autumn) the first is chosen.
+    public func utcMicros(fromWallClock micros: Int64) -> Int64 {
+        let hour = micros >= 0 ? micros / 3_600_000_000 : (micros + 1) / 3_600_000_000 - 1
+        let offset = cache.withLock { cache -> Int64 in
+            if let cached = cache[hour] { return cached }
+            let computed = Self.offsetSeconds(wallClockSeconds: hour * 3600)
+            cache[hour] = computed
+            return computed
+        }
+        return micros - offset * 1_000_000
+    }
+
+    private static func offsetSeconds(wallClockSeconds: Int64) -> Int64 {
+        var wall = time_t(wallClockSeconds)
+        var parts = tm()
+        gmtime_r(&wall, &parts)
+        parts.tm_isdst = -1
+        let utc = mktime(&parts)
+        return wallClockSeconds - Int64(utc)
+    }
+}

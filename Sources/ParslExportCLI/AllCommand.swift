@@ -1,0 +1,54 @@
+import ArgumentParser
+import ParslExport
+
+/// Sinks that `all` adds besides CSV and Parquet register here.
+struct AllSinkFactory {
+    /// Makes a sink writing under the output directory.
+    var make: (_ directory: String) throws -> any ExportSink
+}
+
+struct AllCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Write every format in one pass over the database.",
+        discussion: """
+            Reads each table once and writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, the Chrome traces and the \
+            Prometheus textfile. Options of the single-format commands apply.
+
+            EXAMPLES
+              parsl-export all monitoring.db -o export/
+              parsl-export all monitoring.db -o export/ --latest --compression gzip
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(name: .shortAndLong, help: "Output directory (created if missing).", completion: .directory)
+    var output: String
+    @OptionGroup var csv: CSVOptions
+    @OptionGroup var parquet: ParquetOptions
+    @OptionGroup var selection: TableSelection
+
+    func run() async throws {
+        try runReportingErrors(quiet: database.quiet) {
+            let tables = try selection.resolved()
+            var sinks: [any ExportSink] = [
+                CSVSink(options: csv.sinkOptions(directory: output + "/csv"), tables: tables),
+                ParquetSink(options: parquet.sinkOptions(directory: output + "/parquet"), tables: tables),
+            ]
+            for factory in Self.extraSinks { sinks.append(try factory.make(output)) }
+            let progress = Progress(quiet: database.quiet)
+            let summary = try ExportPipeline(request: database.request(tables: tables))
+                .run(into: MultiplexSink(sinks), progress: progress.update)
+            progress.done()
+            report(summary, quiet: database.quiet)
+        }
+    }
+
+    /// Trace and Prometheus outputs, with their default options.
+    static var extraSinks: [AllSinkFactory] {
+        [
+            AllSinkFactory { TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true)) },
+            AllSinkFactory { directory in PrometheusSink(path: directory + "/parsl.prom", options: PrometheusOptions()) },
+        ]
+    }
+}

@@ -1,0 +1,152 @@
+import CParslSQLite
+import ParslExport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every kind of bad input gets an `ExportError` with its documented code, naming the file; never a crash.
+@Suite("Bad input")
+struct BadInputTests {
+    func export(_ path: String, busyTimeout: Int32 = 5_000) throws {
+        let sink = MemorySink(demand: SinkDemand(tables: ["task", "status", "try_summary"]))
+        _ = try ExportPipeline(request: ExportRequest(databasePath: path, busyTimeoutMilliseconds: busyTimeout)).run(into: sink)
+    }
+
+    func expectFailure(_ path: String, _ code: ExportError.Code, busyTimeout: Int32 = 5_000) {
+        do {
+            try export(path, busyTimeout: busyTimeout)
+            Issue.record("\(path) was accepted")
+        } catch let error as ExportError {
+            #expect(error.code == code, "\(error.message)")
+            #expect(error.message.hasPrefix(path), "\(error.message)")
+            #expect(!error.message.contains("\n"))
+        } catch {
+            Issue.record("unexpected error type: \(error)")
+        }
+    }
+
+    @Test func missingPath() {
+        expectFailure(temporaryDirectory() + "/nope.db", .inputMissing)
+    }
+
+    @Test func directory() {
+        expectFailure(temporaryDirectory(), .inputMissing)
+    }
+
+    @Test func emptyFile() throws {
+        let path = temporaryDirectory() + "/empty.db"
+        try writeFile(path, [])
+        expectFailure(path, .inputInvalid)
+    }
+
+    @Test func notSQLite() throws {
+        let path = temporaryDirectory() + "/random.db"
+        var generator = SystemRandomNumberGenerator()
+        try writeFile(path, (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        expectFailure(path, .inputInvalid)
+    }
+
+    @Test("a real database truncated at several offsets", arguments: [100, 4096, 50_000, 300_000, 600_000])
+    func truncated(length: Int) throws {
+        let path = temporaryDirectory() + "/truncated.db"
+        let bytes = try readFile(Fixtures.htex2026)
+        try writeFile(path, Array(bytes.prefix(length)))
+        do {
+            try export(path)
+            // A cut that only loses pages no query reaches still reads; that must then be a full, clean read.
+        } catch let error as ExportError {
+            #expect(error.code == .inputInvalid, "\(error.message)")
+            #expect(error.message.hasPrefix(path))
+        }
+    }
+
+    @Test func sqliteWithoutParslTables() throws {
+        let path = temporaryDirectory() + "/other.db"
+        try execute(path, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        expectFailure(path, .inputInvalid)
+    }
+
+    @Test func lockedByAWriter() throws {
+        let path = temporaryDirectory() + "/locked.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        defer { sqlite3_close(db) }
+        #expect(sqlite3_exec(db, "BEGIN EXCLUSIVE; INSERT INTO workflow(run_id, time_began, host, user, rundir, tasks_failed_count, tasks_completed_count) VALUES ('x', '2026-01-01 00:00:00.000000', 'h', 'u', 'r', 0, 0);", nil, nil, nil) == SQLITE_OK)
+        expectFailure(path, .inputLocked, busyTimeout: 50)
+        sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+    }
+
+    @Test("a missing Parsl table reads as empty, not as an error")
+    func missingTables() throws {
+        let path = temporaryDirectory() + "/partial.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        try execute(path, "DROP TABLE try; DROP TABLE resource; DROP TABLE block;")
+        let sink = MemorySink(demand: SinkDemand(tables: ["task", "try", "resource", "try_summary"]))
+        _ = try ExportPipeline(request: ExportRequest(databasePath: path)).run(into: sink)
+        #expect(sink.rowCount(of: "task") == 257)
+        #expect(sink.rowCount(of: "try") == 0)
+        #expect(sink.rowCount(of: "try_summary") == 0)
+    }
+
+    @Test("values that do not fit their type become NULL and are counted, the export goes on")
+    func badValues() throws {
+        let path = temporaryDirectory() + "/values.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        try execute(
+            path,
+            """
+            UPDATE status SET timestamp = 'yesterday' WHERE rowid IN (1, 2, 3);
+            UPDATE task SET task_fail_count = 'many' WHERE task_id = 5;
+            UPDATE task SET task_func_name = CAST(x'61ff62' AS TEXT) WHERE task_id = 6;
+            """
+        )
+        let request = ExportRequest(databasePath: path)
+        let sink = MemorySink(demand: SinkDemand(tables: ["task", "status"]))
+        let summary = try ExportPipeline(request: request).run(into: sink)
+        let byColumn = Dictionary(grouping: summary.warnings.all, by: { "\($0.table).\($0.column)" })
+        #expect(byColumn["status.timestamp"]?.first?.count == 3)
+        #expect(byColumn["status.timestamp"]?.first?.firstExample == "yesterday")
+        #expect(byColumn["task.task_fail_count"]?.first?.count == 1)
+        #expect(byColumn["task.task_func_name"]?.first?.count == 1)
+        #expect(sink.rowCount(of: "status") == 1391)
+        let before = try readFile(Fixtures.htex2026).count
+        #expect(before > 0)
+    }
+}
+
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let file = fopen(path, "rb") else { throw TestFailure("cannot open \(path)") }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return bytes
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    guard let file = fopen(path, "wb") else { throw TestFailure("cannot create \(path)") }
+    defer { fclose(file) }
+    if !bytes.isEmpty { fwrite(bytes, 1, bytes.count, file) }
+}
+
+func execute(_ path: String, _ sql: String) throws {
+    var db: OpaquePointer?
+    sqlite3_open(path, &db)
+    defer { sqlite3_close(db) }
+    var message: UnsafeMutablePointer<CChar>?
+    guard sqlite3_exec(db, sql, nil, nil, &message) == SQLITE_OK else {
+        throw TestFailure(message.map { String(cString: $0) } ?? "sqlite error")
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

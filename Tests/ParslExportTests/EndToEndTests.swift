@@ -1,0 +1,104 @@
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the built `parsl-export` binary as a user would, from a directory outside the source tree.
+enum Binary {
+    static let path: String = {
+        var root = #filePath
+        for _ in 0..<3 { root = String(root[..<root.lastIndex(of: "/")!]) }
+        for candidate in [".build/debug/parsl-export", ".build/release/parsl-export"] {
+            let full = root + "/" + candidate
+            if access(full, X_OK) == 0 { return full }
+        }
+        return root + "/.build/debug/parsl-export"
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], in directory: String = "/tmp") throws -> Result {
+        let out = temporaryDirectory()
+        let script = "cd '\(directory)' && exec '\(path)' " + arguments.map { "'" + $0.replacing("'", with: "'\\''") + "'" }.joined(separator: " ")
+            + " > '\(out)/stdout' 2> '\(out)/stderr'"
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(script), nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else { throw TestFailure("spawn failed") }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(
+            status: code,
+            stdout: String(decoding: try readFile(out + "/stdout"), as: UTF8.self),
+            stderr: String(decoding: try readFile(out + "/stderr"), as: UTF8.self)
+        )
+    }
+}
+
+@Suite("End to end")
+struct EndToEndTests {
+    @Test("inspect runs from outside the source tree, with the mappings built in")
+    func inspectFromElsewhere() throws {
+        let result = try Binary.run(["inspect", Fixtures.htex2026], in: temporaryDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("schema era: Parsl 2024.03.11"))
+        #expect(result.stdout.contains("task               257 rows"))
+        #expect(result.stdout.contains("1e437788-0aa0-4ea1-b699-5597f67ef52f"))
+    }
+
+    @Test(
+        "bad input: one line on stderr naming the file, the documented exit code",
+        arguments: [
+            ("/nonexistent/monitoring.db", Int32(66)),
+            ("/tmp", Int32(66)),
+            ("/etc/hostname", Int32(65)),
+        ]
+    )
+    func badInput(path: String, code: Int32) throws {
+        for command in ["inspect", "csv"] {
+            var arguments = [command, path]
+            if command == "csv" { arguments += ["-o", temporaryDirectory() + "/out"] }
+            let result = try Binary.run(arguments)
+            #expect(result.status == code, "\(command): \(result.stderr)")
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(result.stderr)")
+            #expect(lines.first?.hasPrefix("parsl-export: \(path)") == true, "\(result.stderr)")
+        }
+    }
+
+    @Test("csv writes every table, complete, with no temporary file left")
+    func csvOutputs() throws {
+        let out = temporaryDirectory() + "/csv"
+        let result = try Binary.run(["csv", Fixtures.htex2026, "-o", out, "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let files = try listDirectory(out).sorted()
+        #expect(
+            files == [
+                "block.csv.gz", "node.csv.gz", "resource.csv.gz", "status.csv.gz", "task.csv.gz", "try.csv.gz",
+                "try_summary.csv.gz", "workflow.csv.gz",
+            ]
+        )
+    }
+
+    @Test("an unwritable output directory is an output error, and nothing is left behind")
+    func unwritableOutput() throws {
+        let result = try Binary.run(["csv", Fixtures.htex2026, "-o", "/proc/parsl-export-test"])
+        #expect(result.status == 73, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("schema lists every mapped table")
+    func schema() throws {
+        let result = try Binary.run(["schema", "--markdown"])
+        #expect(result.status == 0)
+        for table in ["workflow", "task", "try", "status", "resource", "block", "node", "try_summary"] {
+            #expect(result.stdout.contains("## \(table)"), "\(table)")
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import CParslSQLite
+import ParslExport
+import Testing
+
+/// Paths of the committed fixture databases.
+enum Fixtures {
+    static let root: String = {
+        var path = #filePath
+        for _ in 0..<2 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path + "/Fixtures/databases"
+    }()
+
+    static func database(_ name: String) -> String { root + "/" + name }
+
+    static let htex2026 = database("parsl-2026.10.26-htex.db")
+    static let threads2026 = database("parsl-2026.10.26-threads.db")
+
+    /// Every committed database.
+    static var all: [String] {
+        (try? listDirectory(root))?.filter { $0.hasSuffix(".db") }.sorted().map { root + "/" + $0 } ?? []
+    }
+}
+
+/// Answers straight from SQLite, independent of the exporter's reader.
+enum Oracle {
+    static func scalar(_ path: String, _ sql: String) -> Int64 {
+        var db: OpaquePointer?
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil)
+        defer { sqlite3_close_v2(db) }
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else { return -1 }
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { return -1 }
+        return sqlite3_column_int64(statement, 0)
+    }
+
+    static func tableExists(_ path: String, _ table: String) -> Bool {
+        scalar(path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='\(table)'") == 1
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+func temporaryDirectory() -> String {
+    var template = Array("/tmp/parsl-export-test-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+}
