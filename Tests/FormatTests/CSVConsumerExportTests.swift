@@ -25,7 +25,7 @@ struct CSVConsumerExportTests {
 
     @Test func writeSpreadsheetFixture() throws {
         let directory = String(cString: getenv("CSV_CONSUMER_OUT"))
-        var rng = CSVTestRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         var rows: [(Int64, String, Double)] = Self.hostile.enumerated().map { (Int64($0 + 1), $1, Double($0) / 8 - 1) }
         let hex = Array("0123456789abcdef")
         for id in (rows.count + 1)...4000 {
@@ -56,8 +56,8 @@ struct CSVConsumerExportTests {
         try writer.drain { try gzip.write($0) }
         try gzip.finish()
         json.append(contentsOf: Array("\n]\n".utf8))
-        try writeFile("\(directory)/sheet.csv", plain)
-        try writeFile("\(directory)/sheet.csv.gz", compressed)
-        try writeFile("\(directory)/sheet-expected.json", json)
+        try ScratchFiles.write("\(directory)/sheet.csv", plain)
+        try ScratchFiles.write("\(directory)/sheet.csv.gz", compressed)
+        try ScratchFiles.write("\(directory)/sheet-expected.json", json)
     }
 }

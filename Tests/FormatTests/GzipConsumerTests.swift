@@ -12,22 +12,22 @@ import Testing
 @Suite(.serialized)
 struct GzipConsumerTests {
     @Test func gzipZcatAndPythonReadTheOutput() throws {
-        let directory = try makeTemporaryDirectory("gzip-consumers")
-        defer { removeTree(directory) }
+        let directory = try ScratchFiles.makeDirectory("gzip-consumers")
+        defer { ScratchFiles.remove(directory) }
         let input = GzipTestInput.csvLike.bytes(count: 3_000_000)
-        try writeFile("\(directory)/data.csv", input)
-        try writeFile("\(directory)/data.csv.gz", try gzipWithWriter(input, threads: 2))
+        try ScratchFiles.write("\(directory)/data.csv", input)
+        try ScratchFiles.write("\(directory)/data.csv.gz", try gzipWithWriter(input, threads: 2))
 
-        #expect(runShell("gzip -t '\(directory)/data.csv.gz'") == 0)
-        #expect(runShell("zcat '\(directory)/data.csv.gz' > '\(directory)/zcat.out'") == 0)
-        #expect(try readFile("\(directory)/zcat.out") == input)
+        #expect(ScratchFiles.shell("gzip -t '\(directory)/data.csv.gz'") == 0)
+        #expect(ScratchFiles.shell("zcat '\(directory)/data.csv.gz' > '\(directory)/zcat.out'") == 0)
+        #expect(try ScratchFiles.read("\(directory)/zcat.out") == input)
         let python = """
             import gzip, sys
             with gzip.open(sys.argv[1], 'rb') as f: got = f.read()
             with open(sys.argv[2], 'rb') as f: want = f.read()
             sys.exit(0 if got == want else 3)
             """
-        #expect(runShell("python3 -c \"\(python)\" '\(directory)/data.csv.gz' '\(directory)/data.csv'") == 0)
+        #expect(ScratchFiles.shell("python3 -c \"\(python)\" '\(directory)/data.csv.gz' '\(directory)/data.csv'") == 0)
     }
 
     struct WriteFailed: Error {
@@ -51,12 +51,12 @@ struct GzipConsumerTests {
     }
 
     @Test func level6SizeIsWithinOnePercentOfGzip() throws {
-        let directory = try makeTemporaryDirectory("gzip-size")
-        defer { removeTree(directory) }
+        let directory = try ScratchFiles.makeDirectory("gzip-size")
+        defer { ScratchFiles.remove(directory) }
         let input = GzipTestInput.csvLike.bytes(count: 8_000_000, seed: 3)
-        try writeFile("\(directory)/data.csv", input)
-        #expect(runShell("gzip -6 -n -k '\(directory)/data.csv'") == 0)
-        let reference = try readFile("\(directory)/data.csv.gz").count
+        try ScratchFiles.write("\(directory)/data.csv", input)
+        #expect(ScratchFiles.shell("gzip -6 -n -k '\(directory)/data.csv'") == 0)
+        let reference = try ScratchFiles.read("\(directory)/data.csv.gz").count
         let ours = try gzipWithWriter(input, threads: 2).count
         let ratio = Double(ours) / Double(reference)
         #expect(ratio < 1.01, "ours \(ours) bytes vs gzip -6 \(reference) bytes")
