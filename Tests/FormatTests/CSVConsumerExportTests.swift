@@ -56,8 +56,8 @@ struct CSVConsumerExportTests {
         try writer.drain { try gzip.write($0) }
         try gzip.finish()
         json.append(contentsOf: Array("\n]\n".utf8))
-        try writeFile("\(directory)/sheet.csv", plain)
-        try writeFile("\(directory)/sheet.csv.gz", compressed)
-        try writeFile("\(directory)/sheet-expected.json", json)
+        try ScratchFiles.write("\(directory)/sheet.csv", plain)
+        try ScratchFiles.write("\(directory)/sheet.csv.gz", compressed)
+        try ScratchFiles.write("\(directory)/sheet-expected.json", json)
     }
 }

@@ -96,8 +96,8 @@ struct CSVFuzzExportTests {
         try gzip.finish()
         json.append(contentsOf: Array("\n]}\n".utf8))
 
-        try writeFile("\(directory)/raw.csv", rawFile)
-        try writeFile("\(directory)/neutral.csv.gz", gzipFile)
-        try writeFile("\(directory)/expected.json", json)
+        try ScratchFiles.write("\(directory)/raw.csv", rawFile)
+        try ScratchFiles.write("\(directory)/neutral.csv.gz", gzipFile)
+        try ScratchFiles.write("\(directory)/expected.json", json)
     }
 }

@@ -58,8 +58,8 @@ struct GzipWriterTests {
         #expect(Array(out[0..<10]) == [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
         // CRC-32 of the whole input in one zlib call, against the writer's per-block CRCs combined.
         let crc = input.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
-        #expect(littleEndianUInt32(out, at: out.count - 8) == crc)
-        #expect(littleEndianUInt32(out, at: out.count - 4) == UInt32(truncatingIfNeeded: size))
+        #expect(Self.littleEndianUInt32(out, at: out.count - 8) == crc)
+        #expect(Self.littleEndianUInt32(out, at: out.count - 4) == UInt32(truncatingIfNeeded: size))
     }
 
     @Test func corruptedTrailerIsRejectedByTheTestInflater() throws {
@@ -67,6 +67,11 @@ struct GzipWriterTests {
         var out = try gzipWithWriter(Array("hello, gzip".utf8), threads: 1)
         out[out.count - 8] ^= 0xFF
         #expect(throws: InflateFailure.self) { try gunzipOneMember(out) }
+    }
+
+    /// Little-endian UInt32 at `offset`.
+    static func littleEndianUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
     }
 
     // MARK: - Streaming and errors

@@ -5,7 +5,7 @@
 #
 #   scripts/checks/gzip_bench.sh [INPUT_FILE] [LEVEL=6]
 #
-# Without INPUT_FILE it generates ~80 MB with gen_csv_like.py. It builds a throwaway release package
+# Without INPUT_FILE it generates ~80 MB with gen_csv_like.py (its "resource" kind compresses less). It builds a throwaway release package
 # in $TMPDIR that links Sources/GzipStream and Sources/CParslZlib from this checkout, so the main
 # package is not rebuilt.
 set -euo pipefail
