@@ -23,3 +23,12 @@ func environment(_ name: String) -> String? {
     let text = String(cString: value)
     return text.isEmpty ? nil : text
 }
+
+/// Writes `bytes` to `path`, replacing it.
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    struct WriteFailed: Error { let path: String }
+    guard let file = fopen(path, "wb") else { throw WriteFailed(path: path) }
+    defer { fclose(file) }
+    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    guard written == bytes.count else { throw WriteFailed(path: path) }
+}
