@@ -68,7 +68,7 @@ struct MetricsServerTests {
         try #require(bound != 0)
         // Wait for the initial read.
         for _ in 0..<500 {
-            if try request(bound, "GET", "/metrics").body.contains("parsl_export_initial_read_done 1") { break }
+            if try request(bound, "GET", "/metrics").body.contains("\nparsl_export_initial_read_done 1\n") { break }
             try await Task.sleep(for: .milliseconds(10))
         }
         try body(bound)

@@ -112,7 +112,7 @@ def start_serve(binary, db, port, extra=()):
     while time.time() < deadline:
         try:
             status, _, body = http(f"http://127.0.0.1:{port}/metrics", timeout=2)
-            if status == 200 and b"parsl_export_initial_read_done 1" in body:
+            if status == 200 and b"\nparsl_export_initial_read_done 1\n" in body:
                 return proc
         except OSError:
             pass
@@ -137,8 +137,11 @@ def serve_checks(binary, db, exp, file_samples, port):
     promtool_check(body, f"{db} scrape")
     text = samples(body)
     compare(text, exp, f"{db} scrape (text)")
-    if without_exporter(text) != file_samples:
-        raise CheckFailed("scraped text differs from the file output")
+    scraped = without_exporter(text)
+    if scraped != file_samples:
+        diff = [(k, file_samples.get(k), scraped.get(k)) for k in set(scraped) | set(file_samples)
+                if scraped.get(k) != file_samples.get(k)]
+        raise CheckFailed(f"scraped text differs from the file output (key, file, scrape): {diff[:5]}")
     status, headers, om_body = http(base + "/metrics", accept="application/openmetrics-text;version=1.0.0")
     if status != 200 or headers.get("Content-Type") != OM or not om_body.endswith(b"# EOF\n"):
         raise CheckFailed(f"/metrics OpenMetrics: {status} {headers.get('Content-Type')}")
