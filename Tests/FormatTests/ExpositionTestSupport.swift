@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Small, seedable generator so a failing random case can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
+struct ExpositionRandom: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
@@ -17,15 +17,15 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-func environment(_ name: String) -> String? {
+func expositionEnvironment(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
 }
 
-func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    guard let file = fopen(path, "wb") else { throw FileWriteError(path: path) }
+func writeExpositionFile(_ path: String, _ bytes: [UInt8]) throws {
+    guard let file = fopen(path, "wb") else { throw ExpositionFileError(path: path) }
     defer { fclose(file) }
     let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-    guard written == bytes.count else { throw FileWriteError(path: path) }
+    guard written == bytes.count else { throw ExpositionFileError(path: path) }
 }
 
-struct FileWriteError: Error { let path: String }
+struct ExpositionFileError: Error { let path: String }

@@ -40,7 +40,7 @@ struct MetricsServerTests {
             bytes += chunk[0..<n]
         }
         let response = String(decoding: bytes, as: UTF8.self)
-        guard let split = response.range(of: "\r\n\r\n") else { throw ClientError() }
+        guard let split = response.firstRange(of: "\r\n\r\n") else { throw ClientError() }
         let head = response[..<split.lowerBound].split(separator: "\r\n")
         let status = Int(head.first?.split(separator: " ")[1] ?? "") ?? 0
         var headers: [String: String] = [:]

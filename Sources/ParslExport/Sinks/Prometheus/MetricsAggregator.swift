@@ -302,8 +302,10 @@ public final class MetricsAggregator {
                 Double(max(0, returned - running)) / 1e6)
             times.runObserved = true
         }
-        // Done when both are known, or when the try ended without ever being launched (memo_done, dep_fail).
-        if (times.queueObserved && times.runObserved) || (times.returned != nil && times.launched == nil && times.running == nil) {
+        // Done when both are known, or for the outcomes of tries that are never launched (memo_done, dep_fail).
+        // Other outcomes can arrive before the try's launched/running rows, so those keep waiting for them.
+        let neverLaunched = row.state == "memo_done" || row.state == "dep_fail"
+        if (times.queueObserved && times.runObserved) || (neverLaunched && times.launched == nil && times.running == nil) {
             inFlight[key] = nil
         } else {
             inFlight[key] = times
