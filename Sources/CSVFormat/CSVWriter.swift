@@ -1,22 +1,22 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds RFC 4180 CSV text row by row into a reusable byte buffer.
 ///
 /// The output is UTF-8 with `,` between fields and CRLF after every row (the header too). Values are appended
 /// one cell at a time with the `append…` methods, and ``endRow()`` ends a row. ``drain(_:)`` hands the bytes
-/// written so far to a caller (a file, a ``GzipWriter``) and empties the buffer, keeping its capacity: after the
+/// written so far to a caller (a file, a gzip writer) and empties the buffer, keeping its capacity: after the
 /// first few rows, nothing is allocated.
 ///
 /// ## Text cells
 ///
 /// Text arrives as bytes (as SQLite hands them out); they are copied unchanged, not validated or transcoded.
-/// A text cell is enclosed in double quotes when it contains a comma, a double quote, CR or LF, or when it starts
-/// or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every `"` is
-/// doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
+/// A text cell is enclosed in double quotes when, as written, it contains a comma, a double quote, CR or LF, or
+/// starts or ends with a space or TAB (so that readers which trim unquoted fields keep them); inside quotes every
+/// `"` is doubled. An empty text cell is an empty field, the same as NULL — CSV has no way to tell them apart. A row
 /// made of a single empty field is written as `""`, because a blank line reads as a row with no fields.
 ///
 /// ## Formula neutralisation (on by default)
@@ -39,8 +39,9 @@ import Darwin
 /// - Integers: decimal digits, `-` for negatives.
 /// - Doubles: the shortest text that reads back as the same `Double` (Swift's `description`): `0.1`, `1.0`,
 ///   `1e-05`, `1.5e+300`, `-0.0`; infinities and NaN as `inf`, `-inf`, `nan` (all read back by Python's
-///   `float`). Integral values keep their `.0`, as the `sqlite3` shell prints REAL values, so a REAL column
-///   stays recognisable; numeric consumers read `1.0` and `1` alike.
+///   `float`). Integral values keep their `.0` as the `sqlite3` shell prints REAL values (`1.0`), so a REAL
+///   column stays recognisable; exponent forms differ in spelling only (`1e+16` here, `1.0e+16` there), and
+///   unlike the shell's 15 significant digits nothing is rounded. Numeric consumers read `1.0` and `1` alike.
 /// - Booleans: `true` / `false`.
 /// - NULL: an empty field.
 public struct CSVWriter {
@@ -49,6 +50,7 @@ public struct CSVWriter {
     /// How text cells that look like formulas are written. May be changed between cells.
     public var formulaSafety: FormulaSafety
     private var fieldsInRow = 0
+    /// No byte of the current row written yet: a lone empty field then needs `""`.
     private var rowIsBlank = true
 
     /// Creates a writer with an empty buffer.
@@ -58,7 +60,11 @@ public struct CSVWriter {
     ///   - byteOrderMark: start the output with the UTF-8 byte-order mark (EF BB BF), which Excel needs to read the
     ///     file as UTF-8.
     ///   - initialCapacity: bytes to reserve for the buffer.
-    public init(formulaSafety: FormulaSafety = .neutralize, byteOrderMark: Bool = false, initialCapacity: Int = 64 << 10) {
+    public init(
+        formulaSafety: FormulaSafety = .neutralize,
+        byteOrderMark: Bool = false,
+        initialCapacity: Int = 64 << 10
+    ) {
         self.formulaSafety = formulaSafety
         self.bytes = []
         self.bytes.reserveCapacity(initialCapacity)
@@ -93,9 +99,12 @@ public struct CSVWriter {
     /// Ends the current row with CRLF.
     public mutating func endRow() {
         if self.fieldsInRow == 1 && self.rowIsBlank {
-            self.bytes.append(contentsOf: [0x22, 0x22])  // `""`: a blank line would read as no field at all
+            // `""`: a blank line would read as no field at all
+            self.bytes.append(0x22)
+            self.bytes.append(0x22)
         }
-        self.bytes.append(contentsOf: [0x0D, 0x0A])
+        self.bytes.append(0x0D)
+        self.bytes.append(0x0A)
         self.fieldsInRow = 0
         self.rowIsBlank = true
     }
@@ -108,7 +117,7 @@ public struct CSVWriter {
         self.appendText(text, neutralize: self.formulaSafety == .neutralize)
     }
 
-    /// Appends a text cell; see ``appendText(_:)-(UnsafeBufferPointer<UInt8>)``.
+    /// Appends a text cell from a `String`: the same rules as for bytes, for callers that hold a `String`.
     public mutating func appendText(_ text: String) {
         var text = text
         text.withUTF8 { self.appendText($0) }
@@ -117,6 +126,7 @@ public struct CSVWriter {
     /// Appends an integer cell. Never quoted, never neutralised.
     public mutating func appendInteger(_ value: Int64) {
         self.beginField()
+        self.rowIsBlank = false
         var magnitude = value.magnitude
         // 19 digits for Int64.min's magnitude, plus the sign.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -138,6 +148,7 @@ public struct CSVWriter {
     /// neutralised.
     public mutating func appendDouble(_ value: Double) {
         self.beginField()
+        self.rowIsBlank = false
         // Shortest round-trip text; at most 15 bytes in nearly all cases, which a String holds without allocating.
         var text = value.description
         text.withUTF8 { self.bytes.append(contentsOf: $0) }
@@ -146,6 +157,7 @@ public struct CSVWriter {
     /// Appends `true` or `false`.
     public mutating func appendBool(_ value: Bool) {
         self.beginField()
+        self.rowIsBlank = false
         if value {
             self.bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])
         } else {
@@ -177,8 +189,9 @@ public struct CSVWriter {
         let first = base[0]
         let last = base[count - 1]
         let prefix = neutralize && startsFormula(first)
+        // Decided on the cell as written: after a prefix, the first byte is the apostrophe.
         let quote =
-            first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09
+            (!prefix && (first == 0x20 || first == 0x09)) || last == 0x20 || last == 0x09
             || containsQuotingByte(UnsafeRawPointer(base), count)
         if !quote {
             if prefix {

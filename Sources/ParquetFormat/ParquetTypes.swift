@@ -29,6 +29,7 @@ public struct ParquetColumnSpec: Sendable, Hashable {
         case int64List
     }
 
+    /// The column name as readers show it; unique within the file.
     public var name: String
     public var kind: Kind
     /// REQUIRED columns carry no definition levels; a null in one is an error.

@@ -36,7 +36,7 @@ struct ExpositionNumberTests {
     }
 
     @Test func everyRenderedValueParsesBackToTheSameDouble() {
-        var rng = ExpositionRandom(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         for _ in 0..<100_000 {
             let v = Double(bitPattern: rng.next())
             guard v.isFinite else { continue }

@@ -6,13 +6,13 @@ import Testing
 /// which parses them with prometheus_client's text and OpenMetrics parsers and compares every value with
 /// the originals listed here. Set `EXPOSITION_ROUNDTRIP_DIR` to run it; `EXPOSITION_ROUNDTRIP_CASES`
 /// (default 100 000) and `EXPOSITION_ROUNDTRIP_SEED` are optional.
-@Suite(.enabled(if: expositionEnvironment("EXPOSITION_ROUNDTRIP_DIR") != nil, "set EXPOSITION_ROUNDTRIP_DIR to write the cases"))
+@Suite(.enabled(if: environment("EXPOSITION_ROUNDTRIP_DIR") != nil, "set EXPOSITION_ROUNDTRIP_DIR to write the cases"))
 struct ExpositionRoundTripTests {
     @Test func writeRandomCasesForThePythonParsers() throws {
-        let directory = expositionEnvironment("EXPOSITION_ROUNDTRIP_DIR")!
-        let cases = expositionEnvironment("EXPOSITION_ROUNDTRIP_CASES").flatMap { Int($0) } ?? 100_000
-        let seed = expositionEnvironment("EXPOSITION_ROUNDTRIP_SEED").flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
-        var rng = ExpositionRandom(seed: seed)
+        let directory = environment("EXPOSITION_ROUNDTRIP_DIR")!
+        let cases = environment("EXPOSITION_ROUNDTRIP_CASES").flatMap { Int($0) } ?? 100_000
+        let seed = environment("EXPOSITION_ROUNDTRIP_SEED").flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+        var rng = SplitMix64(seed: seed)
 
         var text = ExpositionWriter(format: .prometheusText, capacity: cases * 300)
         var om = ExpositionWriter(format: .openMetrics, capacity: cases * 300)
@@ -57,9 +57,9 @@ struct ExpositionRoundTripTests {
             expected.append(contentsOf: line.utf8)
             expected.append(0x0A)
         }
-        try writeExpositionFile(directory + "/roundtrip.prom", text.finish())
-        try writeExpositionFile(directory + "/roundtrip.om", om.finish())
-        try writeExpositionFile(directory + "/roundtrip.expected", expected)
+        try writeFile(directory + "/roundtrip.prom", text.finish())
+        try writeFile(directory + "/roundtrip.om", om.finish())
+        try writeFile(directory + "/roundtrip.expected", expected)
     }
 }
 
@@ -85,7 +85,7 @@ private func bits(_ v: Double) -> String { String(v.bitPattern, radix: 16) }
 
 /// Text drawn from all of Unicode, weighted towards what breaks exposition parsers: backslashes,
 /// quotes, newlines, braces, commas, `#`, control characters, Unicode whitespace.
-func randomText(_ rng: inout ExpositionRandom) -> String {
+func randomText(_ rng: inout SplitMix64) -> String {
     let length = Int(rng.next() % 25)
     var scalars = String.UnicodeScalarView()
     let specials: [UInt32] = [0x5C, 0x22, 0x0A, 0x0D, 0x09, 0x7B, 0x7D, 0x2C, 0x3D, 0x23, 0x20, 0x6E, 0x00]
@@ -106,7 +106,7 @@ func randomText(_ rng: inout ExpositionRandom) -> String {
     return String(scalars)
 }
 
-private func randomValue(_ rng: inout ExpositionRandom) -> Double {
+private func randomValue(_ rng: inout SplitMix64) -> Double {
     switch rng.next() % 6 {
     case 0: return Double(Int64(bitPattern: rng.next()) >> Int64(rng.next() % 64))
     case 1: return [Double.infinity, -.infinity, .nan, 0, -0.0, 1e-300][Int(rng.next() % 6)]
@@ -117,7 +117,7 @@ private func randomValue(_ rng: inout ExpositionRandom) -> Double {
     }
 }
 
-private func randomBound(_ rng: inout ExpositionRandom) -> Double {
+private func randomBound(_ rng: inout SplitMix64) -> Double {
     switch rng.next() % 3 {
     case 0: return Double(rng.next() % 10_000) / 100
     case 1: return Double(rng.next() % 100_000_000)

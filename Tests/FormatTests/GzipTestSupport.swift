@@ -3,29 +3,13 @@ import GzipStream
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Helpers shared by the gzip tests: a seeded generator, test inputs, an independent inflate, files and commands.
 
-/// SplitMix64: small, seedable, good enough to make test data reproducible.
-struct GzipTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The kinds of input the round trips use: incompressible, highly repetitive, and CSV text like the exporter's.
 enum GzipTestInput: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -36,7 +20,7 @@ enum GzipTestInput: String, CaseIterable, Sendable, CustomTestStringConvertible 
     var testDescription: String { self.rawValue }
 
     func bytes(count: Int, seed: UInt64 = 42) -> [UInt8] {
-        var rng = GzipTestRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         switch self {
         case .random:
             return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -55,11 +39,11 @@ enum GzipTestInput: String, CaseIterable, Sendable, CustomTestStringConvertible 
 }
 
 /// One row shaped like Parsl monitoring data: UUID run id, small ints, timestamps, host and app names.
-func csvLikeLine(using rng: inout GzipTestRandom) -> [UInt8] {
+func csvLikeLine(using rng: inout SplitMix64) -> [UInt8] {
     let hex = Array("0123456789abcdef".utf8)
     var line: [UInt8] = []
     // A handful of run ids, as a real database has few runs and many tasks.
-    var runRng = GzipTestRandom(seed: UInt64.random(in: 0..<4, using: &rng))
+    var runRng = SplitMix64(seed: UInt64.random(in: 0..<4, using: &rng))
     for (index, group) in [8, 4, 4, 4, 12].enumerated() {
         if index > 0 { line.append(0x2D) }
         for _ in 0..<group { line.append(hex[Int(runRng.next() % 16)]) }
@@ -99,7 +83,7 @@ func gzipWithWriter(
 ) throws -> [UInt8] {
     var out: [UInt8] = []
     let writer = try GzipWriter(level: level, threads: threads, blockSize: blockSize) { out.append(contentsOf: $0) }
-    var rng = GzipTestRandom(seed: chunkSeed)
+    var rng = SplitMix64(seed: chunkSeed)
     var offset = 0
     try input.withUnsafeBytes { all in
         while offset < all.count {

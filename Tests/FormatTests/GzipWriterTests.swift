@@ -81,7 +81,7 @@ struct GzipWriterTests {
         try writer.finish()
     }
 
-    struct DiskFull: Error, Equatable {}
+    struct DiskFull: Error {}
 
     @Test(arguments: [1, 2], [0, 1, 5, 30])
     func outputErrorPropagatesAndSticks(threads: Int, failAtCall: Int) throws {
@@ -92,11 +92,10 @@ struct GzipWriterTests {
         }
         let input = GzipTestInput.random.bytes(count: 8 * Self.blockSize)
         // The error surfaces from write or finish, whichever call reached the failing output.
-        let error = #expect(throws: DiskFull.self) {
+        #expect(throws: DiskFull.self) {
             for _ in 0..<4 { try writer.write(input) }
             try writer.finish()
         }
-        #expect(error == DiskFull())
         #expect(calls == failAtCall + 1)  // nothing written after the failure
         #expect(throws: DiskFull.self) { try writer.write([1, 2, 3]) }
         #expect(throws: DiskFull.self) { try writer.finish() }
@@ -112,16 +111,16 @@ struct GzipWriterTests {
         #expect(throws: DiskFull.self) { try writer.finish() }
     }
 
-    @Test func abandonedWriterIsReleasedWithBlocksInFlight() throws {
+    // What this checks is that it returns: releasing a writer with blocks still queued on the workers must neither
+    // deadlock (the time limit turns a hang into a failure) nor crash in deinit.
+    @Test(.timeLimit(.minutes(1)))
+    func anUnfinishedWriterCanBeReleasedWithBlocksInFlight() throws {
         var received = 0
         do {
             let writer = try GzipWriter(threads: 2, blockSize: Self.blockSize) { received += $0.count }
             try writer.write(GzipTestInput.random.bytes(count: 10 * Self.blockSize))
         }
-        // deinit waited for the workers; nothing more arrives later.
-        let after = received
-        #expect(after > 0)
-        #expect(received == after)
+        #expect(received > 0)
     }
 
     @Test func useAfterFinishIsAnError() throws {

@@ -91,7 +91,7 @@ public struct ExportPipeline {
             if let only = request.tables { tableDemand.formIntersection(only) }
             let eventTables = Set(demand.events.map(\.table))
             let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
-            let marks = try database.highWaterMarks(tables: order)
+            let snapshots = try database.snapshots(tables: order, runIDs: selected)
 
             try sink.consume(.start(context))
             var rowsRead: [String: Int] = [:]
@@ -101,7 +101,8 @@ public struct ExportPipeline {
                 let kinds = demand.events.filter { $0.table == table }
                 if wantsTable { try sink.consume(.tableStart(schema)) }
                 var rows = 0
-                try database.read(table: table, upTo: marks[table] ?? 0, options: options, warnings: warnings) { batch in
+                let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                try database.read(table: table, snapshot: snapshot, options: options, warnings: warnings) { batch in
                     rows += batch.rowCount
                     if wantsTable { try sink.consume(.batch(batch)) }
                     if !kinds.isEmpty, let domain = DomainBatch.derive(from: batch) { try sink.consume(.domain(domain)) }

@@ -57,7 +57,7 @@ public struct Inspection: Sendable {
     public func report() -> String {
         var lines: [String] = []
         lines.append("database: \(path)")
-        lines.append("schema era: Parsl \(era.rawValue)")
+        lines.append("schema era: \(era.rawValue)")
         lines.append("")
         lines.append("tables:")
         for table in tables {

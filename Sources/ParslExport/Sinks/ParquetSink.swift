@@ -53,7 +53,7 @@ public final class ParquetSink: ExportSink {
             do {
                 try current.writer.write(parquetBatch(batch))
             } catch let error as ParquetError {
-                throw ExportError(.dataError, "\(current.file.path): \(error)")
+                throw dataError(error, table: batch.schema.name)
             }
         case .tableEnd:
             guard let state = current else { return }
@@ -68,6 +68,16 @@ public final class ParquetSink: ExportSink {
         case .domain:
             break
         }
+    }
+
+    /// Names the source database, as every input-related error does; the usual cause is a value in a NOT NULL
+    /// column that could not be read as its type (the warnings say which).
+    private func dataError(_ error: ParquetError, table: String) -> ExportError {
+        let source = context?.databasePath ?? "database"
+        return ExportError(
+            .dataError,
+            "\(source): table \(table) cannot be written to Parquet (\(error)); a NOT NULL column holds a value that is not of its type"
+        )
     }
 
     private func writerOptions() -> ParquetWriterOptions {

@@ -75,15 +75,15 @@ public struct SourceSchema: Sendable {
 /// Parsl monitoring schema eras (first and last release of each).
 public enum SchemaEra: String, Sendable, CaseIterable {
     case notParsl = "not a Parsl monitoring database"
-    case pre1_1 = "before 1.1.0 (no try/block tables)"
+    case pre1_1 = "Parsl before 1.1.0 (no try/block tables)"
     case visualizeVariant = "parsl-visualize variant (file first created by parsl-visualize; Parsl issue 2266)"
-    case v1_1a0 = "1.1.0a0"
-    case v1_1a1 = "1.1.0a1"
-    case v1_1 = "1.1.0"
-    case v1_2 = "1.2.0"
-    case v1_3 = "1.3.0 … 2023.04.17"
-    case v2023_04_24 = "2023.04.24 … 2024.03.04"
-    case v2024_03 = "2024.03.11 … 2026.10.26 (current)"
+    case v1_1a0 = "Parsl 1.1.0a0"
+    case v1_1a1 = "Parsl 1.1.0a1"
+    case v1_1 = "Parsl 1.1.0"
+    case v1_2 = "Parsl 1.2.0"
+    case v1_3 = "Parsl 1.3.0 … 2023.04.17"
+    case v2023_04_24 = "Parsl 2023.04.24 … 2024.03.04"
+    case v2024_03 = "Parsl 2024.03.11 … 2026.10.26 (current)"
 }
 
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled).

@@ -69,7 +69,7 @@ final class TableReader {
         var sql = "SELECT " + selectList.joined(separator: ", ") + " FROM " + from
         sql += " WHERE \(rowidExpression) > ?1 AND \(rowidExpression) <= ?2"
         if let runColumn, let runs = options.runIDs {
-            sql += " AND \(runColumn) IN (" + runs.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",") + ")"
+            sql += " AND \(runColumn) IN (\(sqlList(runs)))"
         }
         sql += " ORDER BY \(rowidExpression) LIMIT ?3"
         statement = try connection.prepare(sql)
@@ -301,6 +301,13 @@ func parseBoolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
 func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     var index = 0
     let count = bytes.count
+    // Almost all of Parsl's text is ASCII: test eight bytes at a time before looking at sequences.
+    if let base = bytes.baseAddress {
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= count, raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            index += 8
+        }
+    }
     while index < count {
         let lead = bytes[index]
         if lead < 0x80 {
@@ -326,4 +333,9 @@ func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         index += length
     }
     return true
+}
+
+/// Text values as an SQL list of string literals.
+func sqlList(_ values: [String]) -> String {
+    values.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",")
 }

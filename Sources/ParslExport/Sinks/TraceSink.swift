@@ -1,0 +1,196 @@
+import GzipStream
+import TraceEventFormat
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A bound of the `--since`/`--until` window.
+public enum TraceTimeBound: Sendable, Equatable {
+    /// Microseconds after the run's first event.
+    case offset(Int64)
+    /// Microseconds in the database's clock (naive wall clock, or UTC with `--timezone`).
+    case absolute(Int64)
+}
+
+/// Writes one Chrome trace-event JSON file per run (`.json`, or `.json.gz`, which Perfetto opens directly).
+///
+/// A run can only be laid out once all its tries are known (lanes are packed in start order, flows need both
+/// ends), so the sink keeps compact copies of the run's rows and writes at `finish`; memory grows with the rows of
+/// the selected runs, by tens of bytes per row, never with the size of the JSON.
+public final class TraceSink: ExportSink {
+    public struct Options: Sendable {
+        /// A file path (one run) or a directory (one `trace-<run id>.json[.gz]` per run).
+        public var output: String
+        public var outputIsDirectory: Bool
+        /// Compress files written into a directory; a file path decides by its `.gz` suffix.
+        public var gzipInDirectory: Bool
+        public var gzipLevel: Int32
+        public var threads: Int
+        /// Keep epoch microseconds instead of microseconds since the run's first event.
+        public var absoluteTime: Bool
+        public var since: TraceTimeBound?
+        public var until: TraceTimeBound?
+        /// Fail rather than write a trace with more events than this (0: no limit).
+        public var maxEvents: Int
+
+        public init(
+            output: String,
+            outputIsDirectory: Bool,
+            gzipInDirectory: Bool = true,
+            gzipLevel: Int32 = 6,
+            threads: Int = GzipWriter.defaultThreadCount,
+            absoluteTime: Bool = false,
+            since: TraceTimeBound? = nil,
+            until: TraceTimeBound? = nil,
+            maxEvents: Int = 5_000_000
+        ) {
+            self.output = output
+            self.outputIsDirectory = outputIsDirectory
+            self.gzipInDirectory = gzipInDirectory
+            self.gzipLevel = gzipLevel
+            self.threads = threads
+            self.absoluteTime = absoluteTime
+            self.since = since
+            self.until = until
+            self.maxEvents = maxEvents
+        }
+    }
+
+    public let demand = SinkDemand(events: [.tries, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots])
+    private let options: Options
+    private var context: ExportContext?
+    private var runs: [String: TraceRunData] = [:]
+    private var runOrder: [String] = []
+    private var lastRun: TraceRunData?
+    private var completed = PendingFiles()
+    private var inProgress: AtomicFile?
+
+    public init(options: Options) { self.options = options }
+
+    public func consume(_ event: ExportEvent) throws {
+        switch event {
+        case .start(let context):
+            self.context = context
+            if !options.outputIsDirectory && context.runs.count > 1 {
+                throw ExportError(
+                    .usage,
+                    "\(options.output): \(context.runs.count) runs selected but -o names one file; "
+                        + "give a directory, or pick one run with --run or --latest"
+                )
+            }
+            if context.runs.isEmpty {
+                throw ExportError(.usage, "\(context.databasePath): no runs to trace")
+            }
+            for run in context.runs {
+                runs[run.runID] = TraceRunData(run: run)
+                runOrder.append(run.runID)
+            }
+            if options.outputIsDirectory { try OutputDirectory.create(options.output) }
+        case .domain(let batch):
+            switch batch {
+            case .tries(let spans): for span in spans { run(span.runID)?.add(span) }
+            case .statusChanges(let changes): for change in changes { run(change.runID)?.add(change) }
+            case .resourceSamples(let samples): for sample in samples { run(sample.runID)?.add(sample) }
+            case .blockTransitions(let transitions): for transition in transitions { run(transition.runID)?.add(transition) }
+            case .nodeSnapshots(let snapshots): for snapshot in snapshots { run(snapshot.runID)?.add(snapshot) }
+            case .runs, .tasks: break
+            }
+        case .tableStart, .batch, .tableEnd:
+            break
+        }
+    }
+
+    @inline(__always)
+    private func run(_ id: String) -> TraceRunData? {
+        if let last = lastRun, last.run.runID == id { return last }
+        lastRun = runs[id]
+        return lastRun
+    }
+
+    /// The file a run's trace goes to.
+    public static func path(for runID: String, options: Options) -> String {
+        guard options.outputIsDirectory else { return options.output }
+        let directory = options.output.hasSuffix("/") ? String(options.output.dropLast()) : options.output
+        return directory + "/trace-\(runID).json" + (options.gzipInDirectory ? ".gz" : "")
+    }
+
+    public func finish() throws -> [String] {
+        guard let context else { return [] }
+        lastRun = nil
+        for runID in runOrder {
+            guard let data = runs.removeValue(forKey: runID) else { continue }
+            try write(data, context: context)
+        }
+        return try completed.commitAll()
+    }
+
+    private func write(_ data: TraceRunData, context: ExportContext) throws {
+        let path = Self.path(for: data.run.runID, options: options)
+        let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
+        let file = try AtomicFile(path: path)
+        inProgress = file
+        let stream: any ByteStreamWriter =
+            gzip
+            ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
+            : PassthroughWriter(output: file.output)
+        let writer = TraceEventWriter { try stream.write($0) }
+
+        let layout = TraceLayout(data)
+        let first = data.hasTime ? data.firstSeen : 0
+        let origin = options.absoluteTime ? 0 : first
+        func resolve(_ bound: TraceTimeBound?, _ fallback: Int64) -> Int64 {
+            switch bound {
+            case .offset(let micros): first + micros
+            case .absolute(let micros): micros
+            case nil: fallback
+            }
+        }
+        let since = resolve(options.since, .min)
+        let until = resolve(options.until, .max)
+        var runWriter = TraceRunWriter(
+            data: data,
+            layout: layout,
+            writer: writer,
+            origin: origin,
+            since: since,
+            until: until,
+            maxEvents: options.maxEvents,
+            context: context
+        )
+        try runWriter.write()
+
+        var other = TraceArgs()
+        other.append("run_id", .string(data.run.runID))
+        other.append("workflow_name", .string(data.run.workflowName))
+        other.append("workflow_version", .string(data.run.workflowVersion))
+        other.append("run_began", .string(data.run.began.map(Timestamp.format)))
+        other.append("run_completed", .string(data.run.completed.map(Timestamp.format)))
+        other.append("unfinished_run", .bool(data.run.isUnfinished))
+        other.append("parsl_schema_era", .string(context.era.rawValue))
+        other.append("exporter", .string("parsl-export \(context.exporterVersion)"))
+        other.append("mapping_version", .string(context.mappingVersion))
+        other.append("clock", .string(context.timeZone.map { "UTC (converted from \($0))" } ?? "naive local time of the writing hosts"))
+        other.append("time_origin", .string(data.hasTime ? Timestamp.format(first) : nil))
+        other.append("time_origin_us", .int(first))
+        other.append("timestamps", .string(options.absoluteTime ? "epoch microseconds" : "microseconds since time_origin"))
+        if options.since != nil { other.append("window_since", .string(Timestamp.format(since))) }
+        if options.until != nil { other.append("window_until", .string(Timestamp.format(until))) }
+        other.append("tries", .int(Int64(runWriter.triesWritten)))
+        other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
+        other.append("events", .int(Int64(writer.eventCount)))
+        try writer.finish(otherData: other)
+        try stream.finish()
+        completed.append(file)
+        inProgress = nil
+    }
+
+    public func abort() {
+        inProgress?.discard()
+        inProgress = nil
+        completed.discardAll()
+        runs.removeAll()
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import GzipStream
+import ParslExport
+
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Write a Chrome trace (JSON) per run, for Perfetto (ui.perfetto.dev) and chrome://tracing.",
+        discussion: """
+            Each executor block is a process whose threads are worker lanes: a try sits on the lane of its worker \
+            process when resource samples name it, and tries are otherwise packed into the fewest lanes; slices \
+            never overlap on a lane. A try is a slice named after its app, coloured by its final state, with \
+            waiting (launched → running) and running (running → returned) phases inside, status changes as \
+            instants, and arrows from each dependency. Tries that never ran have a process of their own. Resource \
+            samples become counters per worker (resident memory, CPU cores in use), block lifecycles are slices on \
+            the "blocks" process, and manager snapshots are counters (active managers, connected workers). A \
+            crashed run's open tries end at the last timestamp in the database and are marked unfinished.
+
+            -o: a path ending in .json or .json.gz is one file (one run: use --run or --latest when the database \
+            holds several); any other path is a directory that gets trace-<run id>.json.gz per run.
+
+            Times are microseconds since the run's first event, or epoch microseconds with --absolute. --since and \
+            --until take seconds after the run's first event (e.g. 90 or 12.5) or a timestamp in the database's \
+            clock (e.g. "2026-11-24 23:31:00"); slices overlapping the window are kept whole.
+
+            EXAMPLES
+              parsl-export trace monitoring.db --latest -o trace.json.gz
+              parsl-export trace monitoring.db -o traces/
+              parsl-export trace monitoring.db --run 1e43 -o run.json --since 60 --until 120
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(
+        name: .shortAndLong,
+        help: "Output: a .json or .json.gz file, or a directory for one file per run.",
+        completion: .file(extensions: ["json", "gz"])
+    )
+    var output: String
+    @Flag(help: "Epoch microseconds instead of microseconds since the run's first event.")
+    var absolute = false
+    @Option(help: "Leave out what ends before this: seconds after the run's first event, or a timestamp.")
+    var since: String?
+    @Option(help: "Leave out what starts after this: seconds after the run's first event, or a timestamp.")
+    var until: String?
+    @Option(help: "Stop with an error when a trace would hold more events than this (0: no limit).")
+    var maxEvents = 5_000_000
+    @Flag(help: "Plain .json files when -o is a directory.")
+    var noGzip = false
+    @Option(help: "gzip level, 0 (store) to 9 (smallest).")
+    var level: Int32 = 6
+    @Option(help: "Compression threads (default: all cores).")
+    var threads: Int = GzipWriter.defaultThreadCount
+
+    func validate() throws {
+        guard (0...9).contains(level) else { throw ValidationError("--level must be 0 to 9") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard maxEvents >= 0 else { throw ValidationError("--max-events must not be negative") }
+        _ = try Self.bound(since, "--since")
+        _ = try Self.bound(until, "--until")
+    }
+
+    static func bound(_ text: String?, _ flag: String) throws -> TraceTimeBound? {
+        guard let text else { return nil }
+        if let seconds = Double(text), seconds.isFinite {
+            return .offset(Int64((seconds * 1_000_000).rounded()))
+        }
+        if let parsed = Timestamp.parse(text) {
+            return .absolute(parsed.wallClockMicros - Int64(parsed.offsetSeconds ?? 0) * 1_000_000)
+        }
+        throw ValidationError("\(flag) '\(text)' is neither seconds nor a timestamp like 2026-11-24 23:31:00")
+    }
+
+    static func isFilePath(_ path: String) -> Bool { path.hasSuffix(".json") || path.hasSuffix(".json.gz") }
+
+    func run() async throws {
+        try runReportingErrors(quiet: database.quiet) {
+            let options = TraceSink.Options(
+                output: output,
+                outputIsDirectory: !Self.isFilePath(output),
+                gzipInDirectory: !noGzip,
+                gzipLevel: level,
+                threads: threads,
+                absoluteTime: absolute,
+                since: try Self.bound(since, "--since"),
+                until: try Self.bound(until, "--until"),
+                maxEvents: maxEvents
+            )
+            let sink = TraceSink(options: options)
+            let progress = Progress(quiet: database.quiet)
+            let summary = try ExportPipeline(request: database.request(tables: [])).run(into: sink, progress: progress.update)
+            progress.done()
+            report(summary, quiet: database.quiet)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// TraceEventFormat: see the module's files.

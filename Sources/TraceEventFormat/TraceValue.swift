@@ -1,0 +1,109 @@
+/// A value in an event's `args`, a counter's series or the trace's `otherData`.
+public enum TraceValue: Sendable, Equatable {
+    case string(String)
+    case int(Int64)
+    /// Non-finite doubles are written as `null`: JSON has no NaN or infinity.
+    case double(Double)
+    case bool(Bool)
+    case null
+}
+
+extension TraceValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension TraceValue {
+    /// `.null` when `value` is nil.
+    public static func string(_ value: String?) -> TraceValue { value.map { .string($0) } ?? .null }
+    /// `.null` when `value` is nil.
+    public static func int(_ value: Int?) -> TraceValue { value.map { .int(Int64($0)) } ?? .null }
+}
+
+/// An ordered list of key/value pairs, written as a JSON object in this order.
+///
+/// Keep one and reuse it (`removeAll()` keeps its storage), so that building args per event does not allocate.
+/// Keys should be unique; the writer does not check.
+public struct TraceArgs: Sendable, ExpressibleByDictionaryLiteral {
+    public private(set) var keys: [String] = []
+    public private(set) var values: [TraceValue] = []
+
+    public init() {}
+
+    public init(minimumCapacity: Int) {
+        keys.reserveCapacity(minimumCapacity)
+        values.reserveCapacity(minimumCapacity)
+    }
+
+    public init(dictionaryLiteral elements: (String, TraceValue)...) {
+        for (key, value) in elements { append(key, value) }
+    }
+
+    public var count: Int { keys.count }
+    public var isEmpty: Bool { keys.isEmpty }
+
+    public mutating func append(_ key: String, _ value: TraceValue) {
+        keys.append(key)
+        values.append(value)
+    }
+
+    /// Empties the list, keeping its storage for the next event.
+    public mutating func removeAll() {
+        keys.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A colour name that chrome://tracing (catapult) knows; any other `cname` makes it reject the event.
+/// Perfetto ignores `cname` and colours by name.
+public enum TraceColor: String, Sendable, CaseIterable {
+    case good, bad, terrible, yellow, olive, black, grey, white
+    case genericWork = "generic_work"
+    case threadStateRunning = "thread_state_running"
+    case threadStateRunnable = "thread_state_runnable"
+    case threadStateSleeping = "thread_state_sleeping"
+    case threadStateIOWait = "thread_state_iowait"
+    case threadStateUninterruptible = "thread_state_uninterruptible"
+    case threadStateUnknown = "thread_state_unknown"
+    case railResponse = "rail_response"
+    case railAnimation = "rail_animation"
+    case railIdle = "rail_idle"
+    case railLoad = "rail_load"
+    case startup
+    case cqBuildRunning = "cq_build_running"
+    case cqBuildPassed = "cq_build_passed"
+    case cqBuildFailed = "cq_build_failed"
+    case cqBuildAbandoned = "cq_build_abandoned"
+    case cqBuildAttemptPassed = "cq_build_attempt_passed"
+    case cqBuildAttemptFailed = "cq_build_attempt_failed"
+}
+
+/// Where an instant event (`ph: "i"`) is drawn.
+public enum TraceInstantScope: Sendable {
+    /// On its thread, as a zero-length slice.
+    case thread
+    /// On its process's track.
+    case process
+    /// On a track of its own spanning the whole trace.
+    case global
+}
+
+/// Flow events of the newer form (Perfetto only): put on the slice event itself.
+public struct TraceFlowBinding: Sendable, Equatable {
+    public var id: UInt64
+    /// The slice starts an arrow with this id.
+    public var outgoing: Bool
+    /// The slice ends an arrow with this id.
+    public var incoming: Bool
+
+    public init(id: UInt64, outgoing: Bool, incoming: Bool) {
+        self.id = id
+        self.outgoing = outgoing
+        self.incoming = incoming
+    }
+}

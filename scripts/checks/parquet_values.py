@@ -1,0 +1,131 @@
+"""Compares every Parquet file parsl-export wrote with the SQLite source, value by value, as DuckDB, pyarrow and
+polars read them; checks the declared types, statistics and the LIST<INT64> columns.
+
+usage: python parquet_values.py SOURCE.db PARQUET_DIR
+"""
+import datetime
+import math
+import sqlite3
+import sys
+import json
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+TABLES = ["workflow", "task", "try", "status", "resource", "block", "node"]
+MAPPINGS = "Mappings"
+
+
+def mapping(table):
+    with open(f"{MAPPINGS}/{table}.json") as f:
+        return {c["name"]: c for c in json.load(f)["columns"]}
+
+
+def fmt_ts(value):
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if value is not None else None
+
+
+def normalise_source(value, kind):
+    """The source value as the exporter documents its conversion."""
+    if value is None:
+        return None
+    if kind == "timestamp":
+        return str(value)
+    if kind == "bool":
+        return {"0": False, "1": True, 0: False, 1: True}[value]
+    if kind == "int64":
+        return int(value)
+    if kind == "float64":
+        return float(value)
+    return str(value)
+
+
+def normalise_parquet(value, kind):
+    if value is None:
+        return None
+    if kind == "timestamp":
+        return fmt_ts(value)
+    return value
+
+
+def equal(a, b, kind):
+    if a is None or b is None:
+        return a is None and b is None
+    if kind == "float64":
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def check(db, out):
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    present = {r[0] for r in src.execute("select name from sqlite_master where type='table'")}
+    compared = 0
+    problems = []
+    expected_type = {"int64": "int64", "float64": "double", "bool": "bool", "text": "string", "id-list": "string",
+                     "timestamp": "timestamp[us]"}
+    for table in TABLES + ["try_summary"]:
+        path = f"{out}/{table}.parquet"
+        pf = pq.ParquetFile(path)
+        arrow = pq.read_table(path)
+        rows_polars = pl.read_parquet(path).height
+        rows_duck = duckdb.sql(f"select count(*) from '{path}'").fetchone()[0]
+        if table == "try_summary":
+            expected_rows = src.execute("select count(*) from try").fetchone()[0] if "try" in present else 0
+            if not (arrow.num_rows == rows_polars == rows_duck == expected_rows):
+                problems.append(f"{table}: rows pyarrow {arrow.num_rows} polars {rows_polars} duckdb {rows_duck} sqlite {expected_rows}")
+            continue
+        md = mapping(table)
+        if table not in present:
+            if arrow.num_rows != 0:
+                problems.append(f"{table}: absent in source but {arrow.num_rows} rows written")
+            continue
+        source_cols = [r[1] for r in src.execute(f'pragma table_info("{table}")')]
+        cols = [c for c in arrow.schema.names if c in source_cols]
+        for c in cols:
+            kind = md.get(c, {}).get("type", "text")
+            got = str(arrow.schema.field(c).type)
+            if got != expected_type[kind]:
+                problems.append(f"{table}.{c}: arrow type {got}, mapping says {kind}")
+        # Every mapped column of the current schema must be there, even when this era lacks it.
+        for name, column in md.items():
+            if "until" not in column and name not in arrow.schema.names:
+                problems.append(f"{table}: column {name} missing")
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        source_rows = src.execute(f'select {quoted} from "{table}" order by rowid').fetchall()
+        duck_rows = duckdb.sql(f"select {quoted} from '{path}'").fetchall()
+        if len(source_rows) != len(duck_rows) or len(duck_rows) != rows_polars:
+            problems.append(f"{table}: sqlite {len(source_rows)} rows, duckdb {len(duck_rows)}, polars {rows_polars}")
+            continue
+        kinds = [md.get(c, {}).get("type", "text") for c in cols]
+        for i, (s, d) in enumerate(zip(source_rows, duck_rows)):
+            for c, kind, sv, dv in zip(cols, kinds, s, d):
+                if not equal(normalise_source(sv, kind), normalise_parquet(dv, kind), kind):
+                    problems.append(f"{table}.{c} row {i}: sqlite {sv!r} parquet {dv!r}")
+                compared += 1
+        # LIST<INT64> columns hold the same edges as the text.
+        for c in cols:
+            if md.get(c, {}).get("type") == "id-list":
+                text_edges = duckdb.sql(
+                    f"select count(*) from (select unnest(string_split({c}, ',')) e from '{path}' where {c} <> '') ").fetchone()[0]
+                list_edges = duckdb.sql(f"select coalesce(sum(len({c}_list)), 0) from '{path}'").fetchone()[0]
+                if text_edges != list_edges:
+                    problems.append(f"{table}.{c}_list: {list_edges} ids, text has {text_edges}")
+        # Statistics and column orders, as DuckDB sees them.
+        meta = pf.metadata
+        if meta.num_row_groups and meta.row_group(0).num_columns:
+            for j in range(meta.row_group(0).num_columns):
+                col = meta.row_group(0).column(j)
+                if col.statistics is None:
+                    problems.append(f"{table}: column {col.path_in_schema} has no statistics")
+        if not meta.created_by.startswith("parsl-export version"):
+            problems.append(f"{table}: created_by {meta.created_by!r}")
+    return compared, problems
+
+
+if __name__ == "__main__":
+    compared, problems = check(sys.argv[1], sys.argv[2])
+    for p in problems[:30]:
+        print("MISMATCH", p)
+    print(f"{sys.argv[1]}: {compared} values compared, {len(problems)} problems")
+    sys.exit(1 if problems else 0)
