@@ -55,7 +55,8 @@ def expected(path):
             app = apps.get((run, task), "")
             if state in TRY_END:
                 tries[(app, state)] += 1
-            if t is None or not (state in ("launched", "running") or state in TRY_END):
+            # Without try ids (parsl-visualize schema) tries cannot be told apart: no durations.
+            if t is None or attempt is None or not (state in ("launched", "running") or state in TRY_END):
                 continue
             slot = "end" if state in TRY_END else state
             first[(run, task, attempt if attempt is not None else -1)].setdefault(slot, t)
@@ -82,9 +83,11 @@ def expected(path):
     managers = {}
     if "node" in tables:
         node_cols = columns(db, "node")
-        uid = "uid" if "uid" in node_cols else "hostname || '/' || block_id"
+        block = "block_id" if "block_id" in node_cols else "''"
+        uid = "uid" if "uid" in node_cols else f"hostname || '/' || {block}"
+        workers = "worker_count" if "worker_count" in node_cols else "0"
         for run, manager, workers in db.execute(
-                f"SELECT run_id, {uid}, worker_count FROM node ORDER BY rowid"):
+                f"SELECT run_id, {uid}, {workers} FROM node ORDER BY rowid"):
             managers[(run, manager)] = workers or 0
     out["managers"] = len(managers)
     out["workers"] = sum(managers.values())

@@ -283,7 +283,8 @@ public final class MetricsAggregator {
         if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
 
         // Queue wait (launched → running) and run time (running → end of try), whichever order the rows come in.
-        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil else { return }
+        // Without a try id (the parsl-visualize schema) the rows of a task's tries cannot be paired: no durations.
+        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil, row.tryID != nil else { return }
         let key = TryKey(run: Int32(r), task: row.taskID, attempt: attempt)
         var times = inFlight[key] ?? TryTimes(app: appLabel)
         switch row.state {
