@@ -34,6 +34,12 @@ enum Interrupts {
             sources.append(source)
         }
     }
+
+    /// For `serve`, which shuts down gracefully on these signals itself: the exit-at-once handlers step aside.
+    static func standDown() {
+        for source in sources { source.cancel() }
+        sources = []
+    }
 }
 
 /// Progress on stderr, only when it is a terminal and the work takes a while.

@@ -171,7 +171,8 @@ extension MetricsAggregator {
 
         // Resources per host (summed over worker processes, never per task).
         var perHost: [[String]: (rss: Double, cpu: Double)] = [:]
-        for (key, process) in processes {
+        // Summed in a fixed order: a dictionary's order changes between processes, and float sums with it.
+        for (key, process) in processes.sorted(by: { ($0.key.run, $0.key.host, $0.key.pid) < ($1.key.run, $1.key.host, $1.key.pid) }) {
             let labelValues = runLabel(key.run) + [hosts.names[Int(key.host)]]
             var totals = perHost[labelValues] ?? (0, 0)
             totals.rss += process.residentBytes

@@ -283,7 +283,8 @@ public final class MetricsAggregator {
         if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
 
         // Queue wait (launched → running) and run time (running → end of try), whichever order the rows come in.
-        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil else { return }
+        // Without a try id (the parsl-visualize schema) the rows of a task's tries cannot be paired: no durations.
+        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil, row.tryID != nil else { return }
         let key = TryKey(run: Int32(r), task: row.taskID, attempt: attempt)
         var times = inFlight[key] ?? TryTimes(app: appLabel)
         switch row.state {
@@ -302,8 +303,10 @@ public final class MetricsAggregator {
                 Double(max(0, returned - running)) / 1e6)
             times.runObserved = true
         }
-        // Done when both are known, or when the try ended without ever being launched (memo_done, dep_fail).
-        if (times.queueObserved && times.runObserved) || (times.returned != nil && times.launched == nil && times.running == nil) {
+        // Done when both are known, or for the outcomes of tries that are never launched (memo_done, dep_fail).
+        // Other outcomes can arrive before the try's launched/running rows, so those keep waiting for them.
+        let neverLaunched = row.state == "memo_done" || row.state == "dep_fail"
+        if (times.queueObserved && times.runObserved) || (neverLaunched && times.launched == nil && times.running == nil) {
             inFlight[key] = nil
         } else {
             inFlight[key] = times

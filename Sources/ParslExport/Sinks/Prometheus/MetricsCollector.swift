@@ -137,18 +137,22 @@ public final class MetricsCollector {
         func column(_ name: String) -> String { schema.has("workflow", name) ? quoteIdentifier(name) : "NULL" }
         let s = try statement(
             "SELECT run_id, \(column("workflow_name")), \(column("host")), \(column("user")), "
-                + "\(column("time_began")), \(column("time_completed")) FROM workflow")
+                + "\(column("time_began")), \(column("time_completed")), rowid FROM workflow")
         defer { s.reset() }
         var count = 0
+        let seen = marks["workflow"] ?? 0
         while try s.step() {
-            count += 1
+            // Re-read whole (completion updates rows in place); only rows past the mark count as read.
+            if s.int64(6) > seen {
+                count += 1
+                marks["workflow"] = max(marks["workflow"] ?? 0, s.int64(6))
+            }
             guard let runID = s.string(0), selected(runID) else { continue }
             aggregator.add(
                 MetricRow.Run(
                     runID: runID, workflowName: s.string(1), host: s.string(2), user: s.string(3),
                     began: time(s, 4), completed: time(s, 5)))
         }
-        // The whole table is read each time; the counter counts rows as read, not distinct rows.
         status.rowsRead["workflow", default: 0] += count
         return count
     }
