@@ -9,6 +9,8 @@ struct TraceLayout {
 
     struct Process {
         enum Kind: Comparable {
+            /// The run itself: its start and end as instants across the whole trace.
+            case workflow
             /// Block lifecycles, one thread per block.
             case blocks
             /// One executor block: tries on worker lanes, resource and node counters.
@@ -28,8 +30,9 @@ struct TraceLayout {
 
         var name: String {
             switch kind {
+            case .workflow: "workflow " + executor
             case .blocks: "blocks"
-            case .block: "\(executor) block \(block)" + (host.map { " @ \($0)" } ?? "")
+            case .block: (executor.isEmpty ? "" : executor + " ") + "block \(block)" + (host.map { " @ \($0)" } ?? "")
             case .executor: "\(executor) (no blocks)"
             case .notRun: "not run (memoized, dependency failed, waiting)"
             }
@@ -92,6 +95,7 @@ struct TraceLayout {
         }
 
         // Processes.
+        processes.append(Process(kind: .workflow, executor: data.run.workflowName ?? data.run.runID, block: ""))
         if !data.blocks.isEmpty {
             processes.append(Process(kind: .blocks, executor: "", block: ""))
         }
@@ -101,7 +105,7 @@ struct TraceLayout {
             processes.append(
                 Process(
                     kind: .block,
-                    executor: data.strings[key.executor] ?? "?",
+                    executor: data.strings[key.executor] ?? "",
                     block: data.strings[key.block] ?? "?"
                 )
             )
@@ -134,7 +138,7 @@ struct TraceLayout {
             _ = blockProcessIndex(BlockKey(executor: row.executor, block: row.block))
         }
         for row in data.nodes where processForBlockID[row.block] == nil {
-            // A block seen only in node rows: its executor is unknown.
+            // A block seen only in node rows (which do not name the executor), or none at all (old node rows).
             let process = blockProcessIndex(BlockKey(executor: -1, block: row.block))
             processes[process].host = data.strings[row.host]
         }
@@ -200,7 +204,8 @@ struct TraceLayout {
         var workerBusyUntil: [Int64: Int64] = [:]
         var onWorker: [(index: Int, pid: Int64)] = []
         var sharedCount: Int32 = 0
-        var busy = MinHeap<(end: Int64, lane: Int32)>(by: { $0.end < $1.end || ($0.end == $1.end && $0.lane < $1.lane) })
+        var busy = MinHeap<(end: Int64, lane: Int32)>(by: { $0.end < $1.end || ($0.end == $1.end && $0.lane < $1.lane) }
+        )
         var free = MinHeap<Int32>(by: <)
         for index in sorted {
             let entry = tries[index]

@@ -52,6 +52,7 @@ struct TraceRunWriter {
 
     mutating func write() throws {
         try writeMetadata()
+        try writeRunMarkers()
         try writeBlockLifecycles()
         try writeTries()
         try writeStatuses()
@@ -74,12 +75,44 @@ struct TraceRunWriter {
         }
     }
 
+    /// The run's start and end (or, for a run that never completed, the last moment seen) across the whole trace.
+    private mutating func writeRunMarkers() throws {
+        guard let process = layout.processes.first(where: { $0.kind == .workflow }) else { return }
+        let run = data.run
+        var markers: [(String, Int64)] = []
+        if let began = run.began { markers.append(("workflow began", began)) }
+        if let completed = run.completed {
+            markers.append(("workflow completed", completed))
+        } else if data.hasTime {
+            markers.append(("workflow unfinished: last timestamp in the database", data.lastSeen))
+        }
+        for (name, time) in markers where inside(time) {
+            args.removeAll()
+            args.append("run", .string(run.runID))
+            args.append("workflow_name", .string(run.workflowName))
+            args.append("host", .string(run.host))
+            args.append("user", .string(run.user))
+            args.append("rundir", .string(run.rundir))
+            try writer.instant(
+                name: name,
+                category: "workflow",
+                timestamp: time - origin,
+                pid: process.pid,
+                tid: nil,
+                scope: .global,
+                args: args
+            )
+        }
+    }
+
     // MARK: - Blocks
 
     private mutating func writeBlockLifecycles() throws {
         guard let blocksProcess = layout.processes.first(where: { $0.kind == .blocks }) else { return }
         var rows: [TraceLayout.BlockKey: [TraceBlockRow]] = [:]
-        for row in data.blocks { rows[TraceLayout.BlockKey(executor: row.executor, block: row.block), default: []].append(row) }
+        for row in data.blocks {
+            rows[TraceLayout.BlockKey(executor: row.executor, block: row.block), default: []].append(row)
+        }
         for (key, unsorted) in rows {
             guard let tid = layout.blockLifecycleThread[key] else { continue }
             let sorted = unsorted.sorted { $0.time < $1.time }
@@ -140,7 +173,10 @@ struct TraceRunWriter {
             args.append("worker_pid", entry.workerPID == traceMissing ? .null : .int(entry.workerPID))
             args.append("final_state", entry.open ? "unfinished" : .string(state))
             args.append("fail_reason", .string(entry.failReason))
-            args.append("depends", .string(data.dependencies[entry.taskID].map { $0.map(String.init).joined(separator: ",") }))
+            args.append(
+                "depends",
+                .string(data.dependencies[entry.taskID].map { $0.map(String.init).joined(separator: ",") })
+            )
             if entry.peakRSS != traceMissing { args.append("peak_rss_bytes", .int(entry.peakRSS)) }
             if !entry.cpuSeconds.isNaN { args.append("cpu_seconds", .double(entry.cpuSeconds)) }
             if entry.open { args.append("unfinished", true) }
