@@ -60,12 +60,16 @@ struct TraceLayout {
         let lastSeen = data.lastSeen
         let runOpen = data.run.isUnfinished
         byKey = data.tries.indices.map { Int32($0) }
-        byKey.sort { (data.tries[Int($0)].taskID, data.tries[Int($0)].tryID) < (data.tries[Int($1)].taskID, data.tries[Int($1)].tryID) }
+        byKey.sort {
+            (data.tries[Int($0)].taskID, data.tries[Int($0)].tryID) < (
+                data.tries[Int($1)].taskID, data.tries[Int($1)].tryID
+            )
+        }
 
         // Never-ran tries have no launched→returned span of their own: use their status rows too.
         var statusRange: [Int: (Int64, Int64)] = [:]
         for status in data.statuses {
-            guard let index = find(data, task: status.taskID, attempt: status.tryID), !data.tries[index].ran
+            guard let index = find(data, task: status.taskID, attempt: Int32(status.tryID)), !data.tries[index].ran
             else { continue }
             let range = statusRange[index] ?? (status.time, status.time)
             statusRange[index] = (min(range.0, status.time), max(range.1, status.time))
@@ -189,14 +193,14 @@ struct TraceLayout {
     }
 
     /// The try `attempt` of `task`, by binary search.
-    func find(_ data: TraceRunData, task: Int64, attempt: Int32) -> Int? {
+    func find(_ data: TraceRunData, task: Int32, attempt: Int32) -> Int? {
         let range = attempts(data, of: task)
         for position in range where data.tries[Int(byKey[position])].tryID == attempt { return Int(byKey[position]) }
         return nil
     }
 
     /// The positions in `byKey` of the tries of `task`, in try order.
-    func attempts(_ data: TraceRunData, of task: Int64) -> Range<Int> {
+    func attempts(_ data: TraceRunData, of task: Int32) -> Range<Int> {
         var low = 0
         var high = byKey.count
         while low < high {

@@ -23,12 +23,12 @@ struct StringTable {
 
 /// Field order and widths keep the records small: they are held for every row of the run until it is written.
 struct TraceTry {
-    var taskID: Int64
     var launched: Int64
     var running: Int64
     var returned: Int64
     var peakRSS: Int64
     var cpuSeconds: Double
+    var taskID: Int32
     var tryID: Int32
     var workerPID: Int32
     var app: Int32
@@ -54,18 +54,19 @@ struct TraceTry {
 }
 
 struct TraceStatus {
-    var taskID: Int64
     var time: Int64
-    var tryID: Int32
-    var state: Int32
+    var taskID: Int32
+    /// Narrower still: statuses are the most numerous rows. Retries and distinct strings stay far below 2^15.
+    var tryID: Int16
+    var state: Int16
 }
 
 struct TraceResource {
-    var taskID: Int64
     var time: Int64
     var residentBytes: Double
     /// User plus system seconds, cumulative for the worker process; NaN when either is missing.
     var cpuSeconds: Double
+    var taskID: Int32
     var tryID: Int32
     var pid: Int32
 }
@@ -94,6 +95,13 @@ func compact(_ value: Int64?) -> Int32 {
 }
 
 let compactMissing = Int32.min
+
+/// Narrows to 16 bits, -1 (missing) for anything that does not fit.
+@inline(__always)
+func compact16(_ value: Int64?) -> Int16 {
+    guard let value, value >= 0, value <= Int64(Int16.max) else { return -1 }
+    return Int16(value)
+}
 
 /// Everything buffered for one run.
 final class TraceRunData {
@@ -140,12 +148,12 @@ final class TraceRunData {
         dependencyIDs += span.dependsOn
         tries.append(
             TraceTry(
-                taskID: span.taskID,
                 launched: span.launched ?? traceMissing,
                 running: span.running ?? traceMissing,
                 returned: span.returned ?? traceMissing,
                 peakRSS: span.peakRSSBytes ?? traceMissing,
                 cpuSeconds: span.cpuSeconds ?? .nan,
+                taskID: compact(span.taskID),
                 tryID: compact(span.tryID),
                 workerPID: compact(span.workerPID),
                 app: strings.intern(span.app),
@@ -170,7 +178,12 @@ final class TraceRunData {
         guard let time = change.time else { return }
         see(time)
         statuses.append(
-            TraceStatus(taskID: change.taskID, time: time, tryID: compact(change.tryID), state: strings.intern(change.state))
+            TraceStatus(
+                time: time,
+                taskID: compact(change.taskID),
+                tryID: compact16(change.tryID),
+                state: compact16(Int64(strings.intern(change.state)))
+            )
         )
     }
 
@@ -181,10 +194,10 @@ final class TraceRunData {
         if let user = sample.cpuUserSeconds, let system = sample.cpuSystemSeconds { cpu = user + system }
         resources.append(
             TraceResource(
-                taskID: sample.taskID,
                 time: time,
                 residentBytes: sample.residentBytes ?? .nan,
                 cpuSeconds: cpu,
+                taskID: compact(sample.taskID),
                 tryID: compact(sample.tryID),
                 pid: compact(sample.pid)
             )

@@ -164,7 +164,7 @@ struct TraceRunWriter {
             let state = data.strings[entry.finalState]
             args.removeAll()
             args.append("run", .string(data.run.runID))
-            args.append("task", .int(entry.taskID))
+            args.append("task", .int(Int64(entry.taskID)))
             args.append("try", .int(Int64(entry.tryID)))
             args.append("app", .string(app))
             args.append("executor", .string(data.strings[entry.executor]))
@@ -174,7 +174,10 @@ struct TraceRunWriter {
             args.append("final_state", entry.open ? "unfinished" : .string(state))
             args.append("fail_reason", entry.failReason >= 0 ? .string(data.failReasons[Int(entry.failReason)]) : .null)
             let dependencies = data.dependencies(of: entry)
-            args.append("depends", dependencies.isEmpty ? .null : .string(dependencies.map(String.init).joined(separator: ",")))
+            args.append(
+                "depends",
+                dependencies.isEmpty ? .null : .string(dependencies.map(String.init).joined(separator: ","))
+            )
             if entry.peakRSS != traceMissing { args.append("peak_rss_bytes", .int(entry.peakRSS)) }
             if !entry.cpuSeconds.isNaN { args.append("cpu_seconds", .double(entry.cpuSeconds)) }
             if entry.open { args.append("unfinished", true) }
@@ -235,9 +238,9 @@ struct TraceRunWriter {
     private mutating func writeStatuses() throws {
         let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
         for (offset, status) in data.statuses.enumerated() where inside(status.time) {
-            let name = data.strings[status.state] ?? "?"
-            var target = layout.find(data, task: status.taskID, attempt: status.tryID)
-            if target == nil && status.tryID == compactMissing {
+            let name = data.strings[Int32(status.state)] ?? "?"
+            var target = layout.find(data, task: status.taskID, attempt: Int32(status.tryID))
+            if target == nil && status.tryID < 0 {
                 // Schemas without status.try_id: the task's try whose span holds the change, else its first.
                 target = tryOfTask(status.taskID, at: status.time)
             }
@@ -257,8 +260,8 @@ struct TraceRunWriter {
                 // Outside the try's span (pending before launch): on the process, where it cannot be mistaken for
                 // a change of whichever try holds the lane then.
                 args.removeAll()
-                args.append("task", .int(status.taskID))
-                args.append("try", status.tryID == compactMissing ? .null : .int(Int64(status.tryID)))
+                args.append("task", .int(Int64(status.taskID)))
+                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
                 try writer.instant(
                     name: name,
                     category: "status",
@@ -271,8 +274,8 @@ struct TraceRunWriter {
             } else {
                 // A change of a try the try table does not have (a crashed run): on the never-ran process.
                 args.removeAll()
-                args.append("task", .int(status.taskID))
-                args.append("try", status.tryID == compactMissing ? .null : .int(Int64(status.tryID)))
+                args.append("task", .int(Int64(status.taskID)))
+                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
                 try writer.instant(
                     name: name,
                     category: "status",
@@ -289,7 +292,7 @@ struct TraceRunWriter {
         try guardLimit()
     }
 
-    private func tryOfTask(_ task: Int64, at time: Int64) -> Int? {
+    private func tryOfTask(_ task: Int32, at time: Int64) -> Int? {
         let range = layout.attempts(data, of: task)
         for position in range {
             let index = Int(layout.byKey[position])
@@ -420,7 +423,7 @@ struct TraceRunWriter {
             let target = data.tries[targetIndex]
             guard overlaps(target.start, target.end) else { continue }
             for dependency in data.dependencies(of: target) {
-                guard let sourceIndex = placed(layout.attempts(data, of: dependency)).last else { continue }
+                guard let sourceIndex = placed(layout.attempts(data, of: compact(dependency))).last else { continue }
                 let source = data.tries[sourceIndex]
                 guard overlaps(source.start, source.end) else { continue }
                 id += 1
