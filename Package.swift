@@ -9,7 +9,12 @@ let package = Package(
         .library(name: "ParslExport", targets: ["ParslExport"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // No default traits: keeps full Foundation (and ICU) out of the binary.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // Already in Hummingbird's graph; named here because the server uses their types directly.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // C libraries from the system, under prefixed module names.
@@ -31,9 +36,19 @@ let package = Package(
             ],
             resources: [.embedInCode("Mappings")]
         ),
+        // The live /metrics endpoint (`serve`), on Hummingbird.
+        .target(
+            name: "ParslExportServer",
+            dependencies: [
+                "ParslExport", "ExpositionFormat", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "ParslExportCLI",
-            dependencies: ["ParslExport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "ParslExport", "ParslExportServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(name: "parsl-export", dependencies: ["ParslExportCLI"]),
 
@@ -43,7 +58,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ParslExportTests",
-            dependencies: ["ParslExport", "ParslExportCLI", "CParslSQLite"]
+            dependencies: [
+                "ParslExport", "ParslExportCLI", "ParslExportServer", "CParslSQLite", "ExpositionFormat",
+            ]
         ),
     ]
 )

@@ -1,14 +1,14 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds RFC 4180 CSV text row by row into a reusable byte buffer.
 ///
 /// The output is UTF-8 with `,` between fields and CRLF after every row (the header too). Values are appended
 /// one cell at a time with the `append…` methods, and ``endRow()`` ends a row. ``drain(_:)`` hands the bytes
-/// written so far to a caller (a file, a ``GzipWriter``) and empties the buffer, keeping its capacity: after the
+/// written so far to a caller (a file, a gzip writer) and empties the buffer, keeping its capacity: after the
 /// first few rows, nothing is allocated.
 ///
 /// ## Text cells
@@ -39,8 +39,9 @@ import Darwin
 /// - Integers: decimal digits, `-` for negatives.
 /// - Doubles: the shortest text that reads back as the same `Double` (Swift's `description`): `0.1`, `1.0`,
 ///   `1e-05`, `1.5e+300`, `-0.0`; infinities and NaN as `inf`, `-inf`, `nan` (all read back by Python's
-///   `float`). Integral values keep their `.0`, as the `sqlite3` shell prints REAL values, so a REAL column
-///   stays recognisable; numeric consumers read `1.0` and `1` alike.
+///   `float`). Integral values keep their `.0` as the `sqlite3` shell prints REAL values (`1.0`), so a REAL
+///   column stays recognisable; exponent forms differ in spelling only (`1e+16` here, `1.0e+16` there), and
+///   unlike the shell's 15 significant digits nothing is rounded. Numeric consumers read `1.0` and `1` alike.
 /// - Booleans: `true` / `false`.
 /// - NULL: an empty field.
 public struct CSVWriter {
@@ -59,7 +60,11 @@ public struct CSVWriter {
     ///   - byteOrderMark: start the output with the UTF-8 byte-order mark (EF BB BF), which Excel needs to read the
     ///     file as UTF-8.
     ///   - initialCapacity: bytes to reserve for the buffer.
-    public init(formulaSafety: FormulaSafety = .neutralize, byteOrderMark: Bool = false, initialCapacity: Int = 64 << 10) {
+    public init(
+        formulaSafety: FormulaSafety = .neutralize,
+        byteOrderMark: Bool = false,
+        initialCapacity: Int = 64 << 10
+    ) {
         self.formulaSafety = formulaSafety
         self.bytes = []
         self.bytes.reserveCapacity(initialCapacity)
@@ -94,9 +99,12 @@ public struct CSVWriter {
     /// Ends the current row with CRLF.
     public mutating func endRow() {
         if self.fieldsInRow == 1 && self.rowIsBlank {
-            self.bytes.append(contentsOf: [0x22, 0x22])  // `""`: a blank line would read as no field at all
+            // `""`: a blank line would read as no field at all
+            self.bytes.append(0x22)
+            self.bytes.append(0x22)
         }
-        self.bytes.append(contentsOf: [0x0D, 0x0A])
+        self.bytes.append(0x0D)
+        self.bytes.append(0x0A)
         self.fieldsInRow = 0
         self.rowIsBlank = true
     }
@@ -109,7 +117,7 @@ public struct CSVWriter {
         self.appendText(text, neutralize: self.formulaSafety == .neutralize)
     }
 
-    /// Appends a text cell; see ``appendText(_:)-(UnsafeBufferPointer<UInt8>)``.
+    /// Appends a text cell from a `String`: the same rules as for bytes, for callers that hold a `String`.
     public mutating func appendText(_ text: String) {
         var text = text
         text.withUTF8 { self.appendText($0) }

@@ -31,8 +31,8 @@ final class DeflateBlock: @unchecked Sendable {
         self.capacity = capacity
         self.input = .allocate(capacity: capacity)
         self.dictionary = .allocate(capacity: deflateWindowSize)
-        // Enough for almost any block; `reserveOutput` grows it for incompressible input.
-        self.outputCapacity = capacity / 2 + 1024
+        // Sized from deflateBound on first use (`reserveOutput`), then kept while the block is reused.
+        self.outputCapacity = 0
         self.output = .allocate(capacity: self.outputCapacity)
     }
 

@@ -2,9 +2,9 @@ import CParslZlib
 import Dispatch
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A streaming gzip compressor that uses several cores and writes one standard gzip member.
@@ -28,9 +28,14 @@ import Darwin
 /// The `output` closure is always called on the caller's thread, during ``write(_:)`` or ``finish()``, in stream
 /// order. The caller owns the file: write to a temporary name and rename after ``finish()`` returns. If `output`
 /// throws, the error propagates out of the `write`/`finish` call unchanged, background work is waited for, and
-/// every later call throws it again.
+/// every later call throws it again. To abandon a stream (another error, an interrupt), release the writer
+/// without calling ``finish()``: blocks in flight are waited for and dropped, and `output` is not called again.
 ///
-/// The writer is not thread-safe: use it from one thread at a time.
+/// For uncompressed output use ``PassthroughWriter``, which has the same ``ByteStreamWriter`` interface.
+///
+/// The writer is not thread-safe: use it from one thread at a time. ``write(_:)`` and ``finish()`` block that
+/// thread while they wait for workers; from Swift concurrency, that occupies one thread of the cooperative pool
+/// for the wait.
 public final class GzipWriter: ByteStreamWriter {
     /// The deflate level, 0 (stored) to 9 (smallest).
     public let level: Int32
@@ -39,7 +44,8 @@ public final class GzipWriter: ByteStreamWriter {
     /// The size of the independently compressed input blocks.
     public let blockSize: Int
 
-    /// The number of online processors, the default for `threads`.
+    /// The number of online processors, the default for `threads`. (It does not look at CPU affinity or cgroup
+    /// quotas; pass `threads` explicitly where those limit the process.)
     public static var defaultThreadCount: Int {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }

@@ -1,5 +1,5 @@
 #if _endian(big)
-#error("PLAIN values are copied in host byte order, which must be little-endian")
+    #error("PLAIN values are copied in host byte order, which must be little-endian")
 #endif
 
 /// Encodes one column's values into pages for the current row group.
@@ -7,7 +7,8 @@
 /// Values accumulate in a page buffer (PLAIN bytes or dictionary indices, plus levels); a full page
 /// is compressed at once into `pages`, so a row group holds compressed pages and one open page per
 /// column. The dictionary page is emitted at chunk end, in front of the data pages that use it.
-final class ColumnChunkWriter {
+/// A struct, so hot loops touch its buffers without the dynamic exclusivity checks of class properties.
+struct ColumnChunkWriter {
     let spec: ParquetColumnSpec
     let physicalType: PhysicalType
     let path: [String]
@@ -26,6 +27,9 @@ final class ColumnChunkWriter {
     private(set) var pages: [UInt8] = []
     private var dictionaryPage: [UInt8] = []
     private var dictionary = ByteArrayDictionary()
+    private var intDictionary = Int64Dictionary()
+    /// Non-null values dictionary-encoded in this chunk, for the cardinality check.
+    private var dictionaryValueCount = 0
     /// True while values go to the dictionary; false after a fallback or for PLAIN-only columns.
     private var dictionaryActive: Bool
     /// A chunk that overflowed its dictionary is likely to do so again: later chunks start PLAIN.
@@ -55,18 +59,47 @@ final class ColumnChunkWriter {
             maxDefinitionLevel = spec.required ? 0 : 1
             maxRepetitionLevel = 0
         }
-        dictionaryActive = spec.dictionary && physicalType == .byteArray
+        dictionaryActive = spec.dictionary && ColumnChunkWriter.supportsDictionary(spec.kind)
+    }
+
+    private static func supportsDictionary(_ kind: ParquetColumnSpec.Kind) -> Bool {
+        switch kind {
+        case .string, .binary, .int64, .timestampMicros: true
+        case .double, .boolean, .int64List: false
+        }
+    }
+
+    private var dictionaryCount: Int {
+        physicalType == .int64 ? intDictionary.count : dictionary.count
+    }
+
+    private var dictionaryBytes: [UInt8] {
+        physicalType == .int64 ? intDictionary.plainBytes : dictionary.plainBytes
+    }
+
+    /// Once this many values went through a chunk's dictionary, holding more entries than half of
+    /// them marks near-unique data, for which PLAIN is both smaller and faster.
+    private static let cardinalityCheckMinimumValues = 4096
+
+    /// True when the dictionary passed a size bound or looks too high-cardinality to pay off.
+    @inline(__always)
+    private func dictionaryShouldFallBack(_ context: PageContext) -> Bool {
+        let count = dictionaryCount
+        return count > context.maxDictionaryEntries
+            || dictionaryBytes.count > context.maxDictionaryBytes
+            || (dictionaryValueCount >= ColumnChunkWriter.cardinalityCheckMinimumValues
+                && count * 2 > dictionaryValueCount)
     }
 
     /// Bytes this column holds for the open row group, for the row-group memory bound.
     var bufferedBytes: Int {
         pages.count + values.count + indices.count * 4 + definitionLevels.count + repetitionLevels.count
-            + dictionary.plainBytes.count
+            + dictionary.plainBytes.count + intDictionary.plainBytes.count
     }
 
     private var estimatedPageBytes: Int {
         if dictionaryActive {
-            let width = HybridEncoder.bitWidth(forMaximum: UInt32(max(dictionary.count, 1)))
+            let width = HybridEncoder.bitWidth(forMaximum: UInt32(max(dictionaryCount, 1)))
             return (indices.count * width) / 8 + pageLevelCount / 8
         }
         if physicalType == .boolean { return values.count / 8 + pageLevelCount / 8 }
@@ -76,8 +109,10 @@ final class ColumnChunkWriter {
     // MARK: - Appending rows
 
     /// Appends rows `range` of `data`, which the writer has already validated against the spec.
-    func append(_ data: ParquetColumnData, rows range: Range<Int>, context: PageContext) throws {
+    mutating func append(_ data: ParquetColumnData, rows range: Range<Int>, context: PageContext) throws {
         switch data {
+        case .int64(let v, let isNull) where dictionaryActive:
+            try appendInt64Dictionary(v, isNull: isNull, rows: range, context: context)
         case .int64(let v, let isNull):
             try appendFixedWidth(v, isNull: isNull, rows: range, context: context) { $0.update($1) }
         case .double(let v, let isNull):
@@ -91,7 +126,7 @@ final class ColumnChunkWriter {
         }
     }
 
-    private func appendFixedWidth<T: BitwiseCopyable>(
+    private mutating func appendFixedWidth<T: BitwiseCopyable>(
         _ source: [T],
         isNull: [Bool]?,
         rows range: Range<Int>,
@@ -112,7 +147,7 @@ final class ColumnChunkWriter {
     }
 
     @inline(__always)
-    private func appendFixedWidthRun<T: BitwiseCopyable>(
+    private mutating func appendFixedWidthRun<T: BitwiseCopyable>(
         _ src: UnsafeBufferPointer<T>,
         isNull: [Bool]?,
         rows: Range<Int>,
@@ -121,13 +156,16 @@ final class ColumnChunkWriter {
         pageLevelCount += rows.count
         if let isNull, maxDefinitionLevel > 0 {
             isNull.withUnsafeBufferPointer { nulls in
-                for i in rows {
-                    if nulls[i] {
-                        definitionLevels.append(0)
-                        statistics.nullCount += 1
-                    } else {
-                        definitionLevels.append(1)
-                        Swift.withUnsafeBytes(of: src[i]) { values.append(contentsOf: $0) }
+                let nullCount = appendDefinitionLevels(nulls, rows: rows)
+                statistics.nullCount += Int64(nullCount)
+                // Grow once for the present values, then store them through a pointer.
+                let stride = MemoryLayout<T>.stride
+                var offset = values.count
+                values.append(contentsOf: repeatElement(0, count: (rows.count - nullCount) * stride))
+                values.withUnsafeMutableBytes { dst in
+                    for i in rows where !nulls[i] {
+                        dst.storeBytes(of: src[i], toByteOffset: offset, as: T.self)
+                        offset += stride
                         updateStatistics(&statistics, src[i])
                     }
                 }
@@ -143,7 +181,29 @@ final class ColumnChunkWriter {
         for v in run { updateStatistics(&statistics, v) }
     }
 
-    private func appendBooleans(_ source: [Bool], isNull: [Bool]?, rows range: Range<Int>, context: PageContext) throws {
+    /// Appends level 1 for present rows and 0 for null rows; returns the number of nulls.
+    @inline(__always)
+    private mutating func appendDefinitionLevels(_ nulls: UnsafeBufferPointer<Bool>, rows: Range<Int>) -> Int {
+        var k = definitionLevels.count
+        definitionLevels.append(contentsOf: repeatElement(1, count: rows.count))
+        var nullCount = 0
+        definitionLevels.withUnsafeMutableBufferPointer { levels in
+            for i in rows {
+                let null = nulls[i]
+                levels[k] = null ? 0 : 1
+                nullCount &+= null ? 1 : 0
+                k += 1
+            }
+        }
+        return nullCount
+    }
+
+    private mutating func appendBooleans(
+        _ source: [Bool],
+        isNull: [Bool]?,
+        rows range: Range<Int>,
+        context: PageContext
+    ) throws {
         try source.withUnsafeBufferPointer { src in
             var row = range.lowerBound
             while row < range.upperBound {
@@ -168,51 +228,163 @@ final class ColumnChunkWriter {
         }
     }
 
-    private func appendByteArrays(
+    private mutating func appendByteArrays(
         _ bytes: [UInt8],
         offsets: [Int32],
         isNull: [Bool]?,
         rows range: Range<Int>,
         context: PageContext
     ) throws {
-        let nullable = maxDefinitionLevel > 0
+        let flags = maxDefinitionLevel > 0 ? isNull : nil
         try bytes.withUnsafeBytes { all in
             try offsets.withUnsafeBufferPointer { off in
-                for i in range {
-                    pageLevelCount += 1
-                    if nullable, let isNull, isNull[i] {
-                        definitionLevels.append(0)
-                        statistics.nullCount += 1
-                        continue
-                    }
-                    if nullable { definitionLevels.append(1) }
-                    let value = UnsafeRawBufferPointer(rebasing: all[Int(off[i])..<Int(off[i + 1])])
-                    if dictionaryActive {
-                        let (index, inserted) = dictionary.index(of: value)
-                        indices.append(index)
-                        // Every distinct value enters the dictionary once: statistics need only new entries.
-                        if inserted {
-                            statistics.update(value)
-                            if dictionary.plainBytes.count > context.maxDictionaryBytes
-                                || dictionary.count > context.maxDictionaryEntries
-                            {
-                                try finishPage(context)
-                                dictionaryActive = false
-                                dictionaryAbandoned = true
+                try withOptionalBuffer(flags) { nulls in
+                    var row = range.lowerBound
+                    while row < range.upperBound {
+                        // Take rows until the page is full (or the dictionary overflows), then
+                        // add their levels in one go.
+                        let end =
+                            dictionaryActive
+                            ? appendDictionaryRun(all, off, nulls, rows: row..<range.upperBound, context: context)
+                            : appendPlainRun(all, off, nulls, rows: row..<range.upperBound, context: context)
+                        if maxDefinitionLevel > 0 {
+                            if let nulls {
+                                statistics.nullCount += Int64(appendDefinitionLevels(nulls, rows: row..<end))
+                            } else {
+                                definitionLevels.append(contentsOf: repeatElement(1, count: end - row))
                             }
                         }
-                    } else {
-                        values.appendLittleEndian(UInt32(value.count))
-                        values.append(contentsOf: value)
-                        statistics.update(value)
+                        pageLevelCount += end - row
+                        row = end
+                        try finishPageIfDue(context)
                     }
-                    if estimatedPageBytes >= context.pageSizeBytes { try finishPage(context) }
                 }
             }
         }
     }
 
-    private func appendLists(
+    /// Dictionary-encodes rows until the page is full or the dictionary passes its bound; returns the next row.
+    @inline(__always)
+    private mutating func appendDictionaryRun(
+        _ all: UnsafeRawBufferPointer,
+        _ off: UnsafeBufferPointer<Int32>,
+        _ nulls: UnsafeBufferPointer<Bool>?,
+        rows: Range<Int>,
+        context: PageContext
+    ) -> Int {
+        var indexLimit = dictionaryIndexLimit(context)
+        var i = rows.lowerBound
+        while i < rows.upperBound {
+            defer { i += 1 }
+            if let nulls, nulls[i] { continue }
+            let value = UnsafeRawBufferPointer(rebasing: all[Int(off[i])..<Int(off[i + 1])])
+            let (index, inserted) = dictionary.index(of: value)
+            indices.append(index)
+            dictionaryValueCount += 1
+            if inserted {
+                // Every distinct value enters the dictionary once: statistics need only new entries.
+                statistics.update(value)
+                if dictionaryShouldFallBack(context) { return i + 1 }
+                indexLimit = dictionaryIndexLimit(context)
+            }
+            if indices.count >= indexLimit { return i + 1 }
+        }
+        return i
+    }
+
+    /// How many indices fill a page at the current index width.
+    private func dictionaryIndexLimit(_ context: PageContext) -> Int {
+        let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionaryCount)))
+        return max(1, context.pageSizeBytes * 8 / width)
+    }
+
+    /// Closes the page when it is full, or ends dictionary encoding for the chunk when the
+    /// dictionary should no longer grow (the open page keeps its indices).
+    private mutating func finishPageIfDue(_ context: PageContext) throws {
+        if dictionaryActive && dictionaryShouldFallBack(context) {
+            try finishPage(context)
+            dictionaryActive = false
+            dictionaryAbandoned = true
+        } else if estimatedPageBytes >= context.pageSizeBytes {
+            try finishPage(context)
+        }
+    }
+
+    private mutating func appendInt64Dictionary(
+        _ source: [Int64],
+        isNull: [Bool]?,
+        rows range: Range<Int>,
+        context: PageContext
+    ) throws {
+        let flags = maxDefinitionLevel > 0 ? isNull : nil
+        var row = range.lowerBound
+        try source.withUnsafeBufferPointer { src in
+            try withOptionalBuffer(flags) { nulls in
+                while row < range.upperBound && dictionaryActive {
+                    var indexLimit = dictionaryIndexLimit(context)
+                    var end = row
+                    while end < range.upperBound {
+                        let i = end
+                        end += 1
+                        if let nulls, nulls[i] { continue }
+                        let (index, inserted) = intDictionary.index(of: src[i])
+                        indices.append(index)
+                        dictionaryValueCount += 1
+                        if inserted {
+                            statistics.update(src[i])
+                            if dictionaryShouldFallBack(context) { break }
+                            indexLimit = dictionaryIndexLimit(context)
+                        }
+                        if indices.count >= indexLimit { break }
+                    }
+                    if maxDefinitionLevel > 0 {
+                        if let nulls {
+                            statistics.nullCount += Int64(appendDefinitionLevels(nulls, rows: row..<end))
+                        } else {
+                            definitionLevels.append(contentsOf: repeatElement(1, count: end - row))
+                        }
+                    }
+                    pageLevelCount += end - row
+                    row = end
+                    try finishPageIfDue(context)
+                }
+            }
+        }
+        // After a fallback the rest of the range goes PLAIN.
+        if row < range.upperBound {
+            try appendFixedWidth(source, isNull: isNull, rows: row..<range.upperBound, context: context) {
+                $0.update($1)
+            }
+        }
+    }
+
+    /// PLAIN-encodes rows until the page is full; returns the next row.
+    @inline(__always)
+    private mutating func appendPlainRun(
+        _ all: UnsafeRawBufferPointer,
+        _ off: UnsafeBufferPointer<Int32>,
+        _ nulls: UnsafeBufferPointer<Bool>?,
+        rows: Range<Int>,
+        context: PageContext
+    ) -> Int {
+        var i = rows.lowerBound
+        while i < rows.upperBound {
+            defer { i += 1 }
+            if let nulls, nulls[i] { continue }
+            let value = UnsafeRawBufferPointer(rebasing: all[Int(off[i])..<Int(off[i + 1])])
+            let n = UInt32(value.count)
+            values.append(UInt8(truncatingIfNeeded: n))
+            values.append(UInt8(truncatingIfNeeded: n >> 8))
+            values.append(UInt8(truncatingIfNeeded: n >> 16))
+            values.append(UInt8(truncatingIfNeeded: n >> 24))
+            values.append(contentsOf: value)
+            statistics.update(value)
+            if values.count >= context.pageSizeBytes { return i + 1 }
+        }
+        return i
+    }
+
+    private mutating func appendLists(
         _ source: [Int64],
         listOffsets: [Int32],
         isNull: [Bool]?,
@@ -223,34 +395,50 @@ final class ColumnChunkWriter {
         // the maximum level, the first element of a row starting at repetition 0.
         let emptyLevel: UInt8 = spec.required ? 0 : 1
         let elementLevel = maxDefinitionLevel
+        let flags = spec.required ? nil : isNull
         try source.withUnsafeBufferPointer { src in
             try listOffsets.withUnsafeBufferPointer { off in
-                for i in range {
-                    if !spec.required, let isNull, isNull[i] {
-                        definitionLevels.append(0)
-                        repetitionLevels.append(0)
-                        pageLevelCount += 1
-                        statistics.nullCount += 1
-                        continue
+                try withOptionalBuffer(flags) { nulls in
+                    var row = range.lowerBound
+                    while row < range.upperBound {
+                        // Rows up to the page's room; pages end on row boundaries so no list straddles two.
+                        let roomValues = max(1, (context.pageSizeBytes - values.count) / 8)
+                        var end = row
+                        var levelCount = 0
+                        while end < range.upperBound {
+                            let length = Int(off[end + 1] - off[end])
+                            levelCount += max(1, length)
+                            end += 1
+                            if Int(off[end] - off[row]) >= roomValues { break }
+                        }
+                        // Null rows have an empty range, so the run's values are contiguous.
+                        let run = UnsafeBufferPointer(rebasing: src[Int(off[row])..<Int(off[end])])
+                        values.append(contentsOf: UnsafeRawBufferPointer(run))
+                        for v in run { statistics.update(v) }
+                        var k = definitionLevels.count
+                        definitionLevels.append(contentsOf: repeatElement(elementLevel, count: levelCount))
+                        repetitionLevels.append(contentsOf: repeatElement(1, count: levelCount))
+                        var leafNulls = 0
+                        definitionLevels.withUnsafeMutableBufferPointer { def in
+                            repetitionLevels.withUnsafeMutableBufferPointer { rep in
+                                for i in row..<end {
+                                    let length = Int(off[i + 1] - off[i])
+                                    rep[k] = 0
+                                    if length == 0 {
+                                        def[k] = (nulls?[i] ?? false) ? 0 : emptyLevel
+                                        leafNulls += 1
+                                        k += 1
+                                    } else {
+                                        k += length
+                                    }
+                                }
+                            }
+                        }
+                        statistics.nullCount += Int64(leafNulls)
+                        pageLevelCount += levelCount
+                        row = end
+                        if estimatedPageBytes >= context.pageSizeBytes { try finishPage(context) }
                     }
-                    let lo = Int(off[i])
-                    let hi = Int(off[i + 1])
-                    if lo == hi {
-                        definitionLevels.append(emptyLevel)
-                        repetitionLevels.append(0)
-                        pageLevelCount += 1
-                        statistics.nullCount += 1
-                        continue
-                    }
-                    repetitionLevels.append(0)
-                    repetitionLevels.append(contentsOf: repeatElement(1, count: hi - lo - 1))
-                    definitionLevels.append(contentsOf: repeatElement(elementLevel, count: hi - lo))
-                    pageLevelCount += hi - lo
-                    let run = UnsafeBufferPointer(rebasing: src[lo..<hi])
-                    values.append(contentsOf: UnsafeRawBufferPointer(run))
-                    for v in run { statistics.update(v) }
-                    // Pages end on row boundaries so no list straddles two pages.
-                    if estimatedPageBytes >= context.pageSizeBytes { try finishPage(context) }
                 }
             }
         }
@@ -259,7 +447,7 @@ final class ColumnChunkWriter {
     // MARK: - Pages and chunks
 
     /// Closes the open page: levels, then values, compressed as one body (data page v1).
-    func finishPage(_ context: PageContext) throws {
+    mutating func finishPage(_ context: PageContext) throws {
         guard pageLevelCount > 0 else { return }
         guard pageLevelCount <= Int32.max else {
             throw ParquetError(.valueTooLarge, "column '\(spec.name)': too many values in one page")
@@ -282,7 +470,7 @@ final class ColumnChunkWriter {
         let encoding: Encoding
         if dictionaryActive && !indices.isEmpty {
             // Width from the dictionary so far; at least 1 so no reader meets a zero-width run.
-            let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionary.count - 1)))
+            let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionaryCount - 1)))
             context.body.append(UInt8(width))
             HybridEncoder.encode(indices, bitWidth: width, into: &context.body)
             encoding = .rleDictionary
@@ -314,7 +502,7 @@ final class ColumnChunkWriter {
 
     /// Finishes the chunk and writes it (dictionary page first) through `write` at `offset`.
     /// Returns its metadata; the writer is then ready for the next row group.
-    func finishChunk(
+    mutating func finishChunk(
         _ context: PageContext,
         offset: Int64,
         write: ([UInt8]) throws -> Void
@@ -323,8 +511,8 @@ final class ColumnChunkWriter {
         dictionaryPage.removeAll(keepingCapacity: true)
         if dictionaryDataPages > 0 {
             let sizes = try context.emitPage(
-                .dictionary(numValues: Int32(dictionary.count)),
-                body: dictionary.plainBytes,
+                .dictionary(numValues: Int32(dictionaryCount)),
+                body: dictionaryBytes,
                 column: spec.name,
                 into: &dictionaryPage
             )
@@ -364,10 +552,12 @@ final class ColumnChunkWriter {
         return metadata
     }
 
-    private func resetChunk() {
+    private mutating func resetChunk() {
         pages.removeAll(keepingCapacity: true)
         dictionary.removeAll()
-        dictionaryActive = spec.dictionary && physicalType == .byteArray && !dictionaryAbandoned
+        intDictionary.removeAll()
+        dictionaryValueCount = 0
+        dictionaryActive = spec.dictionary && ColumnChunkWriter.supportsDictionary(spec.kind) && !dictionaryAbandoned
         dictionaryDataPages = 0
         plainDataPages = 0
         chunkLevelCount = 0
@@ -375,4 +565,14 @@ final class ColumnChunkWriter {
         compressedSize = 0
         statistics.reset()
     }
+}
+
+/// Runs `body` with a pointer view of `array`, or nil when there is no array.
+@inline(__always)
+private func withOptionalBuffer<R>(
+    _ array: [Bool]?,
+    _ body: (UnsafeBufferPointer<Bool>?) throws -> R
+) rethrows -> R {
+    guard let array else { return try body(nil) }
+    return try array.withUnsafeBufferPointer { try body($0) }
 }

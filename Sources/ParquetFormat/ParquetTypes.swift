@@ -29,12 +29,16 @@ public struct ParquetColumnSpec: Sendable, Hashable {
         case int64List
     }
 
+    /// The column name as readers show it; unique within the file.
     public var name: String
+    /// The value type; see ``Kind``.
     public var kind: Kind
     /// REQUIRED columns carry no definition levels; a null in one is an error.
     public var required: Bool
-    /// For `.string`/`.binary`: start each column chunk dictionary-encoded and fall back to PLAIN
-    /// when the dictionary outgrows the writer's bounds. Ignored for other kinds.
+    /// For text, binary, INT64 and timestamp columns: start each column chunk dictionary-encoded
+    /// (RLE_DICTIONARY), falling back to PLAIN when the dictionary outgrows the writer's bounds or,
+    /// after a few thousand values, holds more than half as many entries as values (near-unique
+    /// data). After a fallback, later chunks of the column start PLAIN. Ignored for other kinds.
     public var dictionary: Bool
 
     public init(name: String, kind: Kind, required: Bool = false, dictionary: Bool = false) {
@@ -48,6 +52,7 @@ public struct ParquetColumnSpec: Sendable, Hashable {
 /// Knobs of a ``ParquetWriter``. The defaults keep memory flat (one row group buffered) and the
 /// files friendly to row-group pruning.
 public struct ParquetWriterOptions: Sendable {
+    /// The codec for every page (default SNAPPY, the common Parquet default).
     public var compression: ParquetCompression
     /// A row group is closed once it holds this many rows.
     public var maxRowGroupRows: Int
@@ -109,8 +114,13 @@ public enum ParquetColumnData: Sendable {
 }
 
 /// A set of rows in columnar form, one ``ParquetColumnData`` per column spec, in spec order.
+///
+/// The writer copies what it needs before ``ParquetWriter/write(_:)`` returns and keeps no reference
+/// to the arrays, so callers can refill the same buffers for the next batch.
 public struct ParquetBatch: Sendable {
+    /// Rows in this batch; every column holds exactly this many.
     public var rowCount: Int
+    /// One entry per column spec, in the same order.
     public var columns: [ParquetColumnData]
 
     public init(rowCount: Int, columns: [ParquetColumnData]) {
@@ -148,6 +158,7 @@ public struct ParquetError: Error, Sendable, CustomStringConvertible {
         public var description: String { "\(value)" }
     }
 
+    /// The kind of failure, for callers that react differently to misuse and I/O.
     public var code: Code
     /// What went wrong, naming the column when one is involved.
     public var message: String

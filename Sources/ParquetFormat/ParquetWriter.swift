@@ -13,7 +13,7 @@ public final class ParquetWriter {
     private let options: ParquetWriterOptions
     private let output: (UnsafeRawBufferPointer) throws -> Void
     private let context: PageContext
-    private let columns: [ColumnChunkWriter]
+    private var columns: [ColumnChunkWriter]
     private var position: Int64 = 0
     private var rowGroups: [RowGroup] = []
     private var rowsInGroup = 0
@@ -70,8 +70,8 @@ public final class ParquetWriter {
                 let room = options.maxRowGroupRows - rowsInGroup
                 let budget = options.maxRowGroupBytes - bufferedBytes
                 let count = max(1, rowsFitting(batch, from: start, maxRows: room, budget: budget))
-                for (column, data) in zip(columns, batch.columns) {
-                    try column.append(data, rows: start..<(start + count), context: context)
+                for i in columns.indices {
+                    try columns[i].append(batch.columns[i], rows: start..<(start + count), context: context)
                 }
                 rowsInGroup += count
                 rowCount += Int64(count)
@@ -131,8 +131,8 @@ public final class ParquetWriter {
         let groupOffset = position
         var chunks: [ColumnMetaData] = []
         chunks.reserveCapacity(columns.count)
-        for column in columns {
-            chunks.append(try column.finishChunk(context, offset: position) { try emit($0) })
+        for i in columns.indices {
+            chunks.append(try columns[i].finishChunk(context, offset: position) { try emit($0) })
         }
         rowGroups.append(
             RowGroup(
@@ -159,9 +159,15 @@ public final class ParquetWriter {
             case .boolean:
                 rows = min(rows, budget)
             case .byteArray(_, let offsets, _):
-                rows = min(rows, rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 1, perRow: 4))
+                rows = min(
+                    rows,
+                    rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 1, perRow: 4)
+                )
             case .int64List(_, let offsets, _):
-                rows = min(rows, rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 8, perRow: 2))
+                rows = min(
+                    rows,
+                    rowsWithin(offsets, from: start, maxRows: rows, budget: budget, bytesPerItem: 8, perRow: 2)
+                )
             }
         }
         return rows

@@ -46,6 +46,9 @@ struct AllCommand: AsyncParsableCommand {
 
     /// Trace and Prometheus outputs, with their default options.
     static var extraSinks: [AllSinkFactory] {
-        [AllSinkFactory { TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true)) }]
+        [
+            AllSinkFactory { TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true)) },
+            AllSinkFactory { directory in PrometheusSink(path: directory + "/parsl.prom", options: PrometheusOptions()) },
+        ]
     }
 }

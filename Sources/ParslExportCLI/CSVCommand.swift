@@ -33,8 +33,7 @@ struct CSVOptions: ParsableArguments {
 struct TableSelection: ParsableArguments {
     @Option(
         name: .customLong("tables"),
-        parsing: .upToNextOption,
-        help: "Only these tables (default: workflow task try status resource block node try_summary)."
+        help: "Only these tables, comma-separated (default: workflow,task,try,status,resource,block,node,try_summary)."
     )
     var tables: [String] = []
 

@@ -18,6 +18,8 @@ enum Console {
 /// SIGINT/SIGTERM: remove temporary outputs, then exit with the documented code.
 enum Interrupts {
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+    /// The database being exported, named in the interrupt message like every other error.
+    nonisolated(unsafe) static var databasePath = ""
 
     static func install() {
         for signalNumber in [SIGINT, SIGTERM] {
@@ -25,12 +27,18 @@ enum Interrupts {
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 TemporaryFiles.shared.removeAll()
-                Console.error("parsl-export: interrupted; temporary files removed")
+                Console.error("parsl-export: \(databasePath.isEmpty ? "" : databasePath + ": ")interrupted; temporary files removed")
                 _exit(ExportError.Code.interrupted.rawValue)
             }
             source.resume()
             sources.append(source)
         }
+    }
+
+    /// For `serve`, which shuts down gracefully on these signals itself: the exit-at-once handlers step aside.
+    static func standDown() {
+        for source in sources { source.cancel() }
+        sources = []
     }
 }
 

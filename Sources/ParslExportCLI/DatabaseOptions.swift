@@ -31,7 +31,8 @@ struct DatabaseOptions: ParsableArguments {
     var quiet = false
 
     func request(tables: Set<String>? = nil) -> ExportRequest {
-        ExportRequest(
+        Interrupts.databasePath = database
+        return ExportRequest(
             databasePath: database,
             immutable: immutable,
             runPrefixes: runs,

@@ -3,6 +3,6 @@ import ArgumentParser
 extension ExportCommands {
     /// One subcommand per sink, then `all`.
     static var sinkCommands: [any ParsableCommand.Type] {
-        [CSVCommand.self, ParquetCommand.self, TraceCommand.self, AllCommand.self]
+        [CSVCommand.self, ParquetCommand.self, TraceCommand.self, PrometheusCommand.self, ServeCommand.self, AllCommand.self]
     }
 }

@@ -3,16 +3,16 @@ import GzipStream
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes random rows for `scripts/checks/csv_fuzz_roundtrip.py`, which reads them back with Python's `csv` and
 /// compares them with the JSON list of expected cells written alongside. Runs only when `CSV_FUZZ_OUT` names a
 /// directory (the script sets it); otherwise it is reported as skipped.
 ///
-/// Files: `raw.csv` (``FormulaSafety/raw``), `neutral.csv.gz` (the default neutralisation, through ``GzipWriter``
+/// The last row holds a 200 KB text cell. Files: `raw.csv` (``FormulaSafety/raw``), `neutral.csv.gz` (the default neutralisation, through ``GzipWriter``
 /// with small blocks so many block edges fall inside fields), `expected.json`.
 @Suite(.enabled(if: getenv("CSV_FUZZ_OUT") != nil, "set CSV_FUZZ_OUT=DIR to write the Python cross-check files"))
 struct CSVFuzzExportTests {
@@ -75,13 +75,29 @@ struct CSVFuzzExportTests {
                 try neutral.drain { try gzip.write($0) }
             }
         }
+        // One 200 KB cell (quotes, CRLF, separators, non-ASCII), larger than a gzip block and than Python's default
+        // csv field limit, so both have to be dealt with.
+        var big = ""
+        while big.utf8.count < 200_000 {
+            big += randomCSVText(using: &rng)
+        }
+        raw.appendText(big)
+        neutral.appendText(big)
+        raw.appendInteger(-1)
+        neutral.appendInteger(-1)
+        raw.endRow()
+        neutral.endRow()
+        json.append(contentsOf: Array(",\n[[\"s\",".utf8))
+        appendJSONString(big, to: &json)
+        json.append(contentsOf: Array("],[\"i\",-1]]".utf8))
+
         raw.drain { rawFile.append(contentsOf: $0) }
         try neutral.drain { try gzip.write($0) }
         try gzip.finish()
         json.append(contentsOf: Array("\n]}\n".utf8))
 
-        try writeFile("\(directory)/raw.csv", rawFile)
-        try writeFile("\(directory)/neutral.csv.gz", gzipFile)
-        try writeFile("\(directory)/expected.json", json)
+        try ScratchFiles.write("\(directory)/raw.csv", rawFile)
+        try ScratchFiles.write("\(directory)/neutral.csv.gz", gzipFile)
+        try ScratchFiles.write("\(directory)/expected.json", json)
     }
 }

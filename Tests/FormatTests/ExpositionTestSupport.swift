@@ -5,9 +5,6 @@ import Darwin
 #endif
 
 
-func environment(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
-}
 
 
 struct FileWriteError: Error { let path: String }

@@ -3,13 +3,12 @@ import GzipStream
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Helpers shared by the gzip tests: a seeded generator, test inputs, an independent inflate, files and commands.
-
 
 /// The kinds of input the round trips use: incompressible, highly repetitive, and CSV text like the exporter's.
 enum GzipTestInput: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -138,51 +137,50 @@ func gunzipOneMember(_ data: [UInt8]) throws -> [UInt8] {
     return out
 }
 
-/// Little-endian UInt32 at `offset`.
-func littleEndianUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-    (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
-}
-
 // MARK: - Files and commands
 
-/// A fresh directory under $TMPDIR (or /tmp), removed by `removeTree`.
-func makeTemporaryDirectory(_ prefix: String) throws -> String {
-    let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-    var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
-    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) != nil }) else {
-        throw InflateFailure(description: "mkdtemp failed under \(base)")
+/// Scratch files and shell commands for the gzip and CSV tests, in a namespace so that they cannot clash with the
+/// helpers of other suites in this test target.
+enum ScratchFiles {
+    /// A fresh directory under $TMPDIR (or /tmp); remove it with ``remove(_:)``.
+    static func makeDirectory(_ prefix: String) throws -> String {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) != nil }) else {
+            throw InflateFailure(description: "mkdtemp failed under \(base)")
+        }
+        // mkdtemp filled in the XXXXXX in place; drop the terminating NUL.
+        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
-    // mkdtemp filled in the XXXXXX in place; drop the terminating NUL.
-    return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
 
-func removeTree(_ path: String) {
-    _ = runShell("rm -rf '\(path)'")
-}
-
-func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    guard let file = fopen(path, "wb") else { throw InflateFailure(description: "cannot create \(path)") }
-    defer { fclose(file) }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-    guard written == bytes.count else { throw InflateFailure(description: "short write to \(path)") }
-}
-
-func readFile(_ path: String) throws -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw InflateFailure(description: "cannot open \(path)") }
-    defer { fclose(file) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if n == 0 { break }
-        out.append(contentsOf: chunk[0..<n])
+    static func remove(_ path: String) {
+        _ = self.shell("rm -rf '\(path)'")
     }
-    return out
-}
 
-/// Runs `command` with /bin/sh and returns its exit status (-1 if it did not exit normally).
-func runShell(_ command: String) -> Int32 {
-    let status = system(command)
-    // WIFEXITED / WEXITSTATUS are macros: decode the wait status by hand.
-    return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    static func write(_ path: String, _ bytes: [UInt8]) throws {
+        guard let file = fopen(path, "wb") else { throw InflateFailure(description: "cannot create \(path)") }
+        defer { fclose(file) }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        guard written == bytes.count else { throw InflateFailure(description: "short write to \(path)") }
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        guard let file = fopen(path, "rb") else { throw InflateFailure(description: "cannot open \(path)") }
+        defer { fclose(file) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Runs `command` with /bin/sh and returns its exit status (-1 if it did not exit normally).
+    static func shell(_ command: String) -> Int32 {
+        let status = system(command)
+        // WIFEXITED / WEXITSTATUS are macros: decode the wait status by hand.
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    }
 }

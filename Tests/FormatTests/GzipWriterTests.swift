@@ -58,8 +58,8 @@ struct GzipWriterTests {
         #expect(Array(out[0..<10]) == [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
         // CRC-32 of the whole input in one zlib call, against the writer's per-block CRCs combined.
         let crc = input.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
-        #expect(littleEndianUInt32(out, at: out.count - 8) == crc)
-        #expect(littleEndianUInt32(out, at: out.count - 4) == UInt32(truncatingIfNeeded: size))
+        #expect(Self.littleEndianUInt32(out, at: out.count - 8) == crc)
+        #expect(Self.littleEndianUInt32(out, at: out.count - 4) == UInt32(truncatingIfNeeded: size))
     }
 
     @Test func corruptedTrailerIsRejectedByTheTestInflater() throws {
@@ -67,6 +67,11 @@ struct GzipWriterTests {
         var out = try gzipWithWriter(Array("hello, gzip".utf8), threads: 1)
         out[out.count - 8] ^= 0xFF
         #expect(throws: InflateFailure.self) { try gunzipOneMember(out) }
+    }
+
+    /// Little-endian UInt32 at `offset`.
+    static func littleEndianUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
     }
 
     // MARK: - Streaming and errors
@@ -81,7 +86,7 @@ struct GzipWriterTests {
         try writer.finish()
     }
 
-    struct DiskFull: Error, Equatable {}
+    struct DiskFull: Error {}
 
     @Test(arguments: [1, 2], [0, 1, 5, 30])
     func outputErrorPropagatesAndSticks(threads: Int, failAtCall: Int) throws {
@@ -92,11 +97,10 @@ struct GzipWriterTests {
         }
         let input = GzipTestInput.random.bytes(count: 8 * Self.blockSize)
         // The error surfaces from write or finish, whichever call reached the failing output.
-        let error = #expect(throws: DiskFull.self) {
+        #expect(throws: DiskFull.self) {
             for _ in 0..<4 { try writer.write(input) }
             try writer.finish()
         }
-        #expect(error == DiskFull())
         #expect(calls == failAtCall + 1)  // nothing written after the failure
         #expect(throws: DiskFull.self) { try writer.write([1, 2, 3]) }
         #expect(throws: DiskFull.self) { try writer.finish() }
@@ -112,16 +116,16 @@ struct GzipWriterTests {
         #expect(throws: DiskFull.self) { try writer.finish() }
     }
 
-    @Test func abandonedWriterIsReleasedWithBlocksInFlight() throws {
+    // What this checks is that it returns: releasing a writer with blocks still queued on the workers must neither
+    // deadlock (the time limit turns a hang into a failure) nor crash in deinit.
+    @Test(.timeLimit(.minutes(1)))
+    func anUnfinishedWriterCanBeReleasedWithBlocksInFlight() throws {
         var received = 0
         do {
             let writer = try GzipWriter(threads: 2, blockSize: Self.blockSize) { received += $0.count }
             try writer.write(GzipTestInput.random.bytes(count: 10 * Self.blockSize))
         }
-        // deinit waited for the workers; nothing more arrives later.
-        let after = received
-        #expect(after > 0)
-        #expect(received == after)
+        #expect(received > 0)
     }
 
     @Test func useAfterFinishIsAnError() throws {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// SplitMix64: a small seeded generator, so that a failing random case can be replayed from its seed.
 struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
@@ -11,4 +15,20 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// The value of an environment variable, or nil when unset or empty.
+func environment(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    let text = String(cString: value)
+    return text.isEmpty ? nil : text
+}
+
+/// Writes `bytes` to `path`, replacing it.
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    struct WriteFailed: Error { let path: String }
+    guard let file = fopen(path, "wb") else { throw WriteFailed(path: path) }
+    defer { fclose(file) }
+    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    guard written == bytes.count else { throw WriteFailed(path: path) }
 }

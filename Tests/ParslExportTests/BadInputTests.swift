@@ -150,3 +150,21 @@ struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+@Suite("Bad values in Parquet")
+struct ParquetBadValueTests {
+    @Test("a NOT NULL column holding an unreadable value is written as nullable, and the export completes")
+    func relaxesTheColumn() throws {
+        let path = temporaryDirectory() + "/values.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        try execute(path, "UPDATE task SET task_fail_count = 'many' WHERE task_id = 5;")
+        let out = temporaryDirectory() + "/parquet"
+        let sink = ParquetSink(options: ParquetSink.Options(directory: out), tables: ["task", "workflow"])
+        let summary = try ExportPipeline(request: ExportRequest(databasePath: path, batchSize: 50)).run(into: sink)
+        #expect(summary.files.sorted() == [out + "/task.parquet", out + "/workflow.parquet"])
+        let bytes = try readFile(out + "/task.parquet")
+        #expect(Array(bytes.suffix(4)) == Array("PAR1".utf8))
+        #expect(summary.warnings.total == 1)
+        #expect(try listDirectory(out).sorted() == ["task.parquet", "workflow.parquet"])
+    }
+}

@@ -15,7 +15,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outputs  # noqa: E402
 
-TIMEOUT = 60
+TIMEOUT = int(os.environ.get("BAD_INPUTS_TIMEOUT", "60"))
+LOCK_HOLDER = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
 
 
 def snapshot(directory):
@@ -37,13 +44,73 @@ def expected_codes(expect):
     return {int(x.rstrip("wi")) for x in expect.split("|")}
 
 
+def run_serve(binary, item, expect, db):
+    """serve either refuses the input (one line, the expected documented code) or keeps serving valid metrics that
+    say whether the database could be read (parsl_export_database_up), and exits 0 on SIGTERM."""
+    import signal
+    problems = []
+    source_dir = os.path.dirname(db)
+    before = snapshot(source_dir)
+    server = outputs.Server(outputs.command_line(binary, "serve", db, None, ["--busy-timeout", "300"]))
+    readable = expect.startswith("0")
+    if server.url is None:
+        rc, lines = server.stop(signal.SIGKILL, timeout=5) if server.proc.poll() is None else (server.proc.wait(), server.lines)
+        lines = [l for l in lines if l.strip()]
+        if rc is None or rc < 0:
+            problems.append(f"neither served nor exited within 20 s: {lines[:3]}")
+        elif rc >= 128 and rc != 130:
+            problems.append(f"crashed (rc {rc}): {lines[-3:]}")
+        elif rc not in expected_codes(expect) or readable:
+            problems.append(f"exit {rc} instead of serving or the expected {expect}: {lines[:3]}")
+        elif len(lines) != 1 or not lines[0].startswith("parsl-export: ") or db not in lines[0]:
+            problems.append(f"want one line naming the file, got {lines[:3]}")
+        cell = str(rc)
+    else:
+        up = done = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                status, body = server.scrape()
+            except Exception as e:
+                problems.append(f"scrape failed: {e}")
+                break
+            if status != 200:
+                problems.append(f"/metrics answered {status}")
+                break
+            try:
+                up = outputs.prometheus_values(body, "parsl_export_database_up")
+                done = outputs.prometheus_values(body, "parsl_export_initial_read_done")
+            except Exception as e:
+                problems.append(f"invalid exposition: {e}")
+                break
+            up = max(up.values()) if up else None
+            done = max(done.values()) if done else None
+            if (readable and up == 1 and done == 1) or (not readable and up == 0):
+                break
+            time.sleep(0.25)
+        if not problems and readable and (up != 1 or done != 1):
+            problems.append(f"database_up {up}, initial_read_done {done} after 20 s on a readable database")
+        if not problems and not readable and up != 0:
+            problems.append(f"database_up {up} on an unreadable database")
+        rc, lines = server.stop(signal.SIGTERM)
+        if rc != 0:
+            problems.append(f"exit {rc} after SIGTERM (documented: 0): {lines[-3:]}")
+        cell = f"srv up{up}"
+    if snapshot(source_dir) != before:
+        problems.append("source directory changed")
+    return cell + (" !" if problems else ""), problems
+
+
 def run_one(binary, command, item, expect, db, counts):
     """Returns (cell text, list of problems)."""
+    if command == "serve":
+        return run_serve(binary, item, expect, db)
     problems = []
     source_dir = os.path.dirname(db)
     before = snapshot(source_dir)
     with tempfile.TemporaryDirectory(prefix="bad-inputs-") as out:
-        argv = outputs.command_line(binary, command, db, out)
+        # A short busy timeout keeps the locked case fast; it changes nothing for the others.
+        argv = outputs.command_line(binary, command, db, out, ["--busy-timeout", "300"])
         started = time.monotonic()
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
@@ -58,6 +125,10 @@ def run_one(binary, command, item, expect, db, counts):
         if command == "inspect":
             warnings += outputs.inspect_problem_count(proc.stdout.decode("utf-8", "replace"))
 
+        temporary = [f for f in files if os.path.basename(f).startswith(".") or f.endswith(".tmp")]
+        if temporary:
+            problems.append(f"temporary files left: {temporary}")
+            files = [f for f in files if f not in temporary]
         if rc < 0 or (rc >= 128 and rc != 130):
             problems.append(f"crashed (rc {rc}, signal {-rc if rc < 0 else rc - 128}); stderr: {stderr[-300:]!r}")
         elif rc == 0:
@@ -86,7 +157,8 @@ def run_one(binary, command, item, expect, db, counts):
                 problems.append(f"undocumented exit code {rc}")
             if len(lines) != 1:
                 problems.append(f"{len(lines)} stderr lines, want 1: {stderr[:400]!r}")
-            elif not lines[0].startswith("parsl-export: ") or db not in lines[0]:
+            elif not lines[0].startswith("parsl-export: ") or (db not in lines[0] and out not in lines[0]):
+                # The cause's file: the source, or for an output-side failure the output path.
                 problems.append(f"error line does not name the file: {lines[0][:300]!r}")
             if files:
                 problems.append(f"failed but left files: {files}")
@@ -130,11 +202,20 @@ def main():
     for name, expect, description in items:
         db = os.path.join(corpus, name, "monitoring.db")
         counts = outputs.sqlite_counts(db) if expect.startswith("0") and os.path.isfile(db) else None
+        holder = None
+        if name == "locked":
+            holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, db], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            if holder.stdout.readline().strip() != "locked":
+                failures.append("locked: could not take the exclusive lock")
         cells = []
         for command in runnable:
             cell, problems = run_one(binary, command, name, expect, db, counts or {})
             cells.append(cell)
             failures += [f"{name} × {command}: {p}" for p in problems]
+        if holder:
+            holder.stdin.close()
+            holder.wait(timeout=30)
         print(f"{name:<{width}}  {expect:<6}  " + "  ".join(f"{c:<10}" for c in cells), flush=True)
 
     cases = len(items) * len(runnable)

@@ -12,14 +12,16 @@ DOCUMENTED_FAILURES = {64, 65, 66, 69, 70, 73, 75, 130}
 PARSL_TABLES = ["workflow", "task", "try", "status", "resource", "block", "node"]
 # Commands that do not read a database.
 NOT_DATABASE_COMMANDS = {"schema", "help"}
-# How each known export command names its output: a directory, a file (with this name), or nothing.
+# How each known command names its output: a directory, a file (with this name), nothing, or an HTTP server.
+# trace gets a directory (one file per run) so databases with several runs need no --run.
 OUTPUT_KIND = {
     "inspect": None,
     "csv": "dir",
     "parquet": "dir",
     "all": "dir",
-    "trace": "trace.json",
+    "trace": "dir",
     "prometheus": "metrics.prom",
+    "serve": "http",
 }
 
 csv.field_size_limit(1 << 30)
@@ -61,7 +63,9 @@ def command_line(binary, command, db, out_dir, extra=()):
     """argv for one export command; the output (if any) goes into out_dir, which must exist and be empty."""
     kind = OUTPUT_KIND[command]
     argv = [binary, command, db, *extra]
-    if kind == "dir":
+    if kind == "http":
+        argv += ["--listen", "127.0.0.1:0", "--interval", "0.5"]
+    elif kind == "dir":
         argv += ["-o", os.path.join(out_dir, "export")]
     elif kind is not None:
         argv += ["-o", os.path.join(out_dir, kind)]
@@ -108,9 +112,11 @@ def validate_file(path):
         for column in table.columns:  # decode every value, strings included
             column.to_pylist()
         return name[: -len(".parquet")], table.num_rows
-    if name.endswith(".json"):
+    if name.endswith(".json") or name.endswith(".json.gz"):
         with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"), parse_constant=_reject_constant)
+            raw = f.read()
+        data = gzip.decompress(raw) if name.endswith(".gz") else raw
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
         events = doc["traceEvents"] if isinstance(doc, dict) else doc
         if not isinstance(events, list):
             raise ValueError("no traceEvents list")
@@ -125,6 +131,85 @@ def validate_file(path):
             list(family.samples)
         return None, None
     raise ValueError("unexpected file type")
+
+
+def prometheus_values(text, name):
+    """{label tuple: value} of one sample name in a Prometheus text exposition (validated by prometheus_client)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def rows_read(text):
+    """parsl_export_rows_read_total per table, when the exposition has it."""
+    return {dict(k).get("table"): v for k, v in prometheus_values(text, "parsl_export_rows_read_total").items()}
+
+
+class Server:
+    """`serve` started on an ephemeral loopback port; .url is set once it says where it listens."""
+
+    def __init__(self, argv, startup=20):
+        import queue
+        import threading
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.lines = []
+        self.url = None
+        lines = queue.Queue()
+
+        def pump():
+            for raw in self.proc.stderr:
+                lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+            lines.put(None)
+        threading.Thread(target=pump, daemon=True).start()
+        import time
+        deadline = time.monotonic() + startup
+        while self.url is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            m = re.search(r"(http://[^ ]+/metrics)", line)
+            if m:
+                self.url = m.group(1)
+        self._queue = lines
+
+    def scrape(self, timeout=10):
+        """(HTTP status, body text)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.url, timeout=timeout) as r:
+                return r.status, r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode("utf-8", "replace")
+
+    def stop(self, sig, timeout=15):
+        """Sends sig; returns the exit code (None if it did not exit) and all stderr lines."""
+        import queue
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        while True:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return rc, self.lines
 
 
 def warning_count(stderr):

@@ -144,115 +144,180 @@ extension DomainBatch {
         let rows = 0..<batch.rowCount
         switch batch.schema.name {
         case "workflow":
+            let hostColumn = view.index("host")
+            let runIdColumn = view.index("run_id")
+            let rundirColumn = view.index("rundir")
+            let tasksCompletedCountColumn = view.index("tasks_completed_count")
+            let tasksFailedCountColumn = view.index("tasks_failed_count")
+            let timeBeganColumn = view.index("time_began")
+            let timeCompletedColumn = view.index("time_completed")
+            let userColumn = view.index("user")
+            let workflowNameColumn = view.index("workflow_name")
+            let workflowVersionColumn = view.index("workflow_version")
             return .runs(
                 rows.map { row in
                     WorkflowRun(
-                        runID: view.text("run_id", row) ?? "",
-                        workflowName: view.text("workflow_name", row),
-                        workflowVersion: view.text("workflow_version", row),
-                        began: view.int("time_began", row),
-                        completed: view.int("time_completed", row),
-                        host: view.text("host", row),
-                        user: view.text("user", row),
-                        rundir: view.text("rundir", row),
-                        tasksFailedCount: view.int("tasks_failed_count", row),
-                        tasksCompletedCount: view.int("tasks_completed_count", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        workflowName: view.text(workflowNameColumn, row),
+                        workflowVersion: view.text(workflowVersionColumn, row),
+                        began: view.int(timeBeganColumn, row),
+                        completed: view.int(timeCompletedColumn, row),
+                        host: view.text(hostColumn, row),
+                        user: view.text(userColumn, row),
+                        rundir: view.text(rundirColumn, row),
+                        tasksFailedCount: view.int(tasksFailedCountColumn, row),
+                        tasksCompletedCount: view.int(tasksCompletedCountColumn, row)
                     )
                 }
             )
         case "task":
+            let runIdColumn = view.index("run_id")
+            let taskDependsColumn = view.index("task_depends")
+            let taskFailCountColumn = view.index("task_fail_count")
+            let taskFuncNameColumn = view.index("task_func_name")
+            let taskIdColumn = view.index("task_id")
+            let taskMemoizeColumn = view.index("task_memoize")
+            let taskTimeInvokedColumn = view.index("task_time_invoked")
+            let taskTimeReturnedColumn = view.index("task_time_returned")
             return .tasks(
                 rows.map { row in
                     TaskRecord(
-                        runID: view.text("run_id", row) ?? "",
-                        taskID: view.int("task_id", row) ?? -1,
-                        app: view.text("task_func_name", row),
-                        dependsOn: view.idList("task_depends", row),
-                        memoize: view.bool("task_memoize", row),
-                        invoked: view.int("task_time_invoked", row),
-                        returned: view.int("task_time_returned", row),
-                        failCount: view.int("task_fail_count", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        app: view.text(taskFuncNameColumn, row),
+                        dependsOn: view.idList(taskDependsColumn, row),
+                        memoize: view.bool(taskMemoizeColumn, row),
+                        invoked: view.int(taskTimeInvokedColumn, row),
+                        returned: view.int(taskTimeReturnedColumn, row),
+                        failCount: view.int(taskFailCountColumn, row)
                     )
                 }
             )
         case "try_summary":
+            let blockIdColumn = view.index("block_id")
+            let cpuSecondsColumn = view.index("cpu_seconds")
+            let failReasonColumn = view.index("fail_reason")
+            let finalStateColumn = view.index("final_state")
+            let hostnameColumn = view.index("hostname")
+            let launchedColumn = view.index("launched")
+            let peakRssBytesColumn = view.index("peak_rss_bytes")
+            let returnedColumn = view.index("returned")
+            let runIdColumn = view.index("run_id")
+            let runningColumn = view.index("running")
+            let taskDependsColumn = view.index("task_depends")
+            let taskExecutorColumn = view.index("task_executor")
+            let taskFuncNameColumn = view.index("task_func_name")
+            let taskIdColumn = view.index("task_id")
+            let tryIdColumn = view.index("try_id")
+            let workerPidColumn = view.index("worker_pid")
             return .tries(
                 rows.map { row in
                     TrySpan(
-                        runID: view.text("run_id", row) ?? "",
-                        taskID: view.int("task_id", row) ?? -1,
-                        tryID: view.int("try_id", row) ?? -1,
-                        app: view.text("task_func_name", row),
-                        executor: view.text("task_executor", row),
-                        blockID: view.text("block_id", row),
-                        hostname: view.text("hostname", row),
-                        workerPID: view.int("worker_pid", row),
-                        launched: view.int("launched", row),
-                        running: view.int("running", row),
-                        returned: view.int("returned", row),
-                        finalState: view.text("final_state", row),
-                        failReason: view.text("fail_reason", row),
-                        peakRSSBytes: view.int("peak_rss_bytes", row),
-                        cpuSeconds: view.double("cpu_seconds", row),
-                        dependsOn: view.idList("task_depends", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        tryID: view.int(tryIdColumn, row) ?? -1,
+                        app: view.text(taskFuncNameColumn, row),
+                        executor: view.text(taskExecutorColumn, row),
+                        blockID: view.text(blockIdColumn, row),
+                        hostname: view.text(hostnameColumn, row),
+                        workerPID: view.int(workerPidColumn, row),
+                        launched: view.int(launchedColumn, row),
+                        running: view.int(runningColumn, row),
+                        returned: view.int(returnedColumn, row),
+                        finalState: view.text(finalStateColumn, row),
+                        failReason: view.text(failReasonColumn, row),
+                        peakRSSBytes: view.int(peakRssBytesColumn, row),
+                        cpuSeconds: view.double(cpuSecondsColumn, row),
+                        dependsOn: view.idList(taskDependsColumn, row)
                     )
                 }
             )
         case "status":
+            let runIdColumn = view.index("run_id")
+            let taskIdColumn = view.index("task_id")
+            let taskStatusNameColumn = view.index("task_status_name")
+            let timestampColumn = view.index("timestamp")
+            let tryIdColumn = view.index("try_id")
             return .statusChanges(
                 rows.map { row in
                     StatusChange(
-                        runID: view.text("run_id", row) ?? "",
-                        taskID: view.int("task_id", row) ?? -1,
-                        tryID: view.int("try_id", row),
-                        state: view.text("task_status_name", row) ?? "",
-                        time: view.int("timestamp", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        tryID: view.int(tryIdColumn, row),
+                        state: view.text(taskStatusNameColumn, row) ?? "",
+                        time: view.int(timestampColumn, row)
                     )
                 }
             )
         case "resource":
+            let psutilProcessMemoryResidentColumn = view.index("psutil_process_memory_resident")
+            let psutilProcessMemoryVirtualColumn = view.index("psutil_process_memory_virtual")
+            let psutilProcessPidColumn = view.index("psutil_process_pid")
+            let psutilProcessTimeSystemColumn = view.index("psutil_process_time_system")
+            let psutilProcessTimeUserColumn = view.index("psutil_process_time_user")
+            let runIdColumn = view.index("run_id")
+            let taskIdColumn = view.index("task_id")
+            let timestampColumn = view.index("timestamp")
+            let tryIdColumn = view.index("try_id")
             return .resourceSamples(
                 rows.map { row in
                     ResourceSample(
-                        runID: view.text("run_id", row) ?? "",
-                        taskID: view.int("task_id", row) ?? -1,
-                        tryID: view.int("try_id", row),
-                        time: view.int("timestamp", row),
-                        pid: view.int("psutil_process_pid", row),
-                        residentBytes: view.double("psutil_process_memory_resident", row),
-                        virtualBytes: view.double("psutil_process_memory_virtual", row),
-                        cpuUserSeconds: view.double("psutil_process_time_user", row),
-                        cpuSystemSeconds: view.double("psutil_process_time_system", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        tryID: view.int(tryIdColumn, row),
+                        time: view.int(timestampColumn, row),
+                        pid: view.int(psutilProcessPidColumn, row),
+                        residentBytes: view.double(psutilProcessMemoryResidentColumn, row),
+                        virtualBytes: view.double(psutilProcessMemoryVirtualColumn, row),
+                        cpuUserSeconds: view.double(psutilProcessTimeUserColumn, row),
+                        cpuSystemSeconds: view.double(psutilProcessTimeSystemColumn, row)
                     )
                 }
             )
         case "block":
+            let blockIdColumn = view.index("block_id")
+            let executorLabelColumn = view.index("executor_label")
+            let jobIdColumn = view.index("job_id")
+            let runIdColumn = view.index("run_id")
+            let statusColumn = view.index("status")
+            let timestampColumn = view.index("timestamp")
             return .blockTransitions(
                 rows.map { row in
                     BlockTransition(
-                        runID: view.text("run_id", row) ?? "",
-                        executor: view.text("executor_label", row) ?? "",
-                        blockID: view.text("block_id", row) ?? "",
-                        jobID: view.text("job_id", row),
-                        time: view.int("timestamp", row),
-                        status: view.text("status", row) ?? ""
+                        runID: view.text(runIdColumn, row) ?? "",
+                        executor: view.text(executorLabelColumn, row) ?? "",
+                        blockID: view.text(blockIdColumn, row) ?? "",
+                        jobID: view.text(jobIdColumn, row),
+                        time: view.int(timestampColumn, row),
+                        status: view.text(statusColumn, row) ?? ""
                     )
                 }
             )
         case "node":
+            let activeColumn = view.index("active")
+            let blockIdColumn = view.index("block_id")
+            let cpuCountColumn = view.index("cpu_count")
+            let hostnameColumn = view.index("hostname")
+            let lastHeartbeatColumn = view.index("last_heartbeat")
+            let regTimeColumn = view.index("reg_time")
+            let runIdColumn = view.index("run_id")
+            let timestampColumn = view.index("timestamp")
+            let totalMemoryColumn = view.index("total_memory")
+            let uidColumn = view.index("uid")
+            let workerCountColumn = view.index("worker_count")
             return .nodeSnapshots(
                 rows.map { row in
                     NodeSnapshot(
-                        runID: view.text("run_id", row) ?? "",
-                        hostname: view.text("hostname", row),
-                        uid: view.text("uid", row),
-                        blockID: view.text("block_id", row),
-                        cpuCount: view.int("cpu_count", row),
-                        totalMemoryBytes: view.int("total_memory", row),
-                        active: view.bool("active", row),
-                        workerCount: view.int("worker_count", row),
-                        time: view.int("timestamp", row) ?? view.int("reg_time", row),
-                        lastHeartbeat: view.int("last_heartbeat", row)
+                        runID: view.text(runIdColumn, row) ?? "",
+                        hostname: view.text(hostnameColumn, row),
+                        uid: view.text(uidColumn, row),
+                        blockID: view.text(blockIdColumn, row),
+                        cpuCount: view.int(cpuCountColumn, row),
+                        totalMemoryBytes: view.int(totalMemoryColumn, row),
+                        active: view.bool(activeColumn, row),
+                        workerCount: view.int(workerCountColumn, row),
+                        time: view.int(timestampColumn, row) ?? view.int(regTimeColumn, row),
+                        lastHeartbeat: view.int(lastHeartbeatColumn, row)
                     )
                 }
             )
@@ -275,30 +340,22 @@ struct BatchView {
         self.indexes = indexes
     }
 
-    func text(_ name: String, _ row: Int) -> String? {
-        guard let i = indexes[name], !batch.columns[i].isNull[row], case .text(let t) = batch.columns[i].values
-        else { return nil }
+    /// The column's position, looked up once per batch rather than once per value.
+    func index(_ name: String) -> Int? { indexes[name] }
+
+    func text(_ i: Int?, _ row: Int) -> String? {
+        guard let i, !batch.columns[i].isNull[row], case .text(let t) = batch.columns[i].values else { return nil }
         return t.withValue(at: row) { cache.string(column: i, bytes: $0) }
     }
 
-    func int(_ name: String, _ row: Int) -> Int64? {
-        guard let i = indexes[name] else { return nil }
-        return batch.columns[i].int64(at: row)
-    }
+    func int(_ i: Int?, _ row: Int) -> Int64? { i.flatMap { batch.columns[$0].int64(at: row) } }
 
-    func double(_ name: String, _ row: Int) -> Double? {
-        guard let i = indexes[name] else { return nil }
-        return batch.columns[i].double(at: row)
-    }
+    func double(_ i: Int?, _ row: Int) -> Double? { i.flatMap { batch.columns[$0].double(at: row) } }
 
-    func bool(_ name: String, _ row: Int) -> Bool? {
-        guard let i = indexes[name] else { return nil }
-        return batch.columns[i].bool(at: row)
-    }
+    func bool(_ i: Int?, _ row: Int) -> Bool? { i.flatMap { batch.columns[$0].bool(at: row) } }
 
-    func idList(_ name: String, _ row: Int) -> [Int64] {
-        guard let i = indexes[name], !batch.columns[i].isNull[row], case .text(let t) = batch.columns[i].values
-        else { return [] }
+    func idList(_ i: Int?, _ row: Int) -> [Int64] {
+        guard let i, !batch.columns[i].isNull[row], case .text(let t) = batch.columns[i].values else { return [] }
         return t.withValue(at: row) { IDList.parse($0) }
     }
 }

@@ -91,7 +91,7 @@ public struct ExportPipeline {
             if let only = request.tables { tableDemand.formIntersection(only) }
             let eventTables = Set(demand.events.map(\.table))
             let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
-            let marks = try database.highWaterMarks(tables: order)
+            let snapshots = try database.snapshots(tables: order, runIDs: selected)
 
             try sink.consume(.start(context))
             var rowsRead: [String: Int] = [:]
@@ -101,7 +101,8 @@ public struct ExportPipeline {
                 let kinds = demand.events.filter { $0.table == table }
                 if wantsTable { try sink.consume(.tableStart(schema)) }
                 var rows = 0
-                try database.read(table: table, upTo: marks[table] ?? 0, options: options, warnings: warnings) { batch in
+                let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                try database.read(table: table, snapshot: snapshot, options: options, warnings: warnings) { batch in
                     rows += batch.rowCount
                     if wantsTable { try sink.consume(.batch(batch)) }
                     if !kinds.isEmpty, let domain = DomainBatch.derive(from: batch) { try sink.consume(.domain(domain)) }
@@ -109,6 +110,18 @@ public struct ExportPipeline {
                 }
                 rowsRead[table] = rows
                 if wantsTable { try sink.consume(.tableEnd(schema)) }
+                // A replay re-reads the same snapshot for the sinks that asked; each ask relaxes a column, so a
+                // table is replayed at most once per column.
+                var replays = 0
+                while case let targets = sink.replayTargets(), !targets.isEmpty, replays <= schema.columns.count {
+                    replays += 1
+                    let replay = MultiplexSink(targets)
+                    try replay.consume(.tableStart(schema))
+                    try database.read(table: table, snapshot: snapshot, options: options, warnings: ValueWarnings()) {
+                        try replay.consume(.batch($0))
+                    }
+                    try replay.consume(.tableEnd(schema))
+                }
             }
             let files = try sink.finish()
             return ExportSummary(files: files, rowsRead: rowsRead, warnings: warnings, context: context)

@@ -68,26 +68,39 @@ public final class AtomicFile {
         }
     }
 
-    /// Flushes, syncs and renames into place.
-    public func commit() throws {
+    /// Flushes, syncs and closes the temporary file: after this only the rename is left, which needs no space.
+    public func prepare() throws {
+        guard descriptor >= 0 else { return }
         do {
             try flush()
             guard fsync(descriptor) == 0 || errno == EINVAL else {
                 throw ExportError(.outputFailed, "\(path): sync failed (\(String(cString: strerror(errno))))")
             }
-            guard close(descriptor) == 0 else {
-                descriptor = -1
+            let closed = close(descriptor)
+            descriptor = -1
+            guard closed == 0 else {
                 throw ExportError(.outputFailed, "\(path): close failed (\(String(cString: strerror(errno))))")
             }
-            descriptor = -1
-            guard rename(temporaryPath, path) == 0 else {
-                throw ExportError(.outputFailed, "\(path): cannot rename into place (\(String(cString: strerror(errno))))")
-            }
-            TemporaryFiles.shared.unregister(temporaryPath)
         } catch {
             discard()
             throw error
         }
+    }
+
+    /// Renames the prepared file into place.
+    public func moveIntoPlace() throws {
+        guard rename(temporaryPath, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            discard()
+            throw ExportError(.outputFailed, "\(path): cannot rename into place (\(reason))")
+        }
+        TemporaryFiles.shared.unregister(temporaryPath)
+    }
+
+    /// Prepares and renames: the file appears complete or not at all.
+    public func commit() throws {
+        try prepare()
+        try moveIntoPlace()
     }
 
     /// Closes and deletes the temporary file; the final path is untouched.
@@ -121,20 +134,28 @@ struct PendingFiles {
 
     mutating func append(_ file: AtomicFile) { files.append(file) }
 
-    /// Renames every file into place; on a failure the rest are discarded.
+    /// Writes out every file before renaming any, so a full disk or a failed write leaves none of them behind;
+    /// if a rename fails, the files already renamed are removed too.
     mutating func commitAll() throws -> [String] {
         defer { files = [] }
-        var paths: [String] = []
-        for (index, file) in files.enumerated() {
+        do {
+            for file in files { try file.prepare() }
+        } catch {
+            for file in files { file.discard() }
+            throw error
+        }
+        var renamed: [String] = []
+        for file in files {
             do {
-                try file.commit()
+                try file.moveIntoPlace()
             } catch {
-                for later in files[(index + 1)...] { later.discard() }
+                for path in renamed { unlink(path) }
+                for file in files { file.discard() }
                 throw error
             }
-            paths.append(file.path)
+            renamed.append(file.path)
         }
-        return paths
+        return renamed
     }
 
     mutating func discardAll() {

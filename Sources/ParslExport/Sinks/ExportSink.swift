@@ -44,10 +44,14 @@ public protocol ExportSink: AnyObject {
     /// Completes the outputs (e.g. renames temporary files into place) and returns their paths.
     func finish() throws -> [String]
     func abort()
+    /// Sinks that asked, during the table that just ended, to receive it again from its start. The Parquet sink
+    /// does when a NOT NULL column held a value that could not be read: it then declares that column nullable.
+    func replayTargets() -> [any ExportSink]
 }
 
 extension ExportSink {
     public func abort() {}
+    public func replayTargets() -> [any ExportSink] { [] }
 }
 
 /// Fans one event stream out to several sinks, each seeing only what it asked for.
@@ -87,6 +91,8 @@ public final class MultiplexSink: ExportSink {
     }
 
     public func abort() { for sink in sinks { sink.abort() } }
+
+    public func replayTargets() -> [any ExportSink] { sinks.flatMap { $0.replayTargets() } }
 }
 
 /// Keeps every event in memory; for tests.

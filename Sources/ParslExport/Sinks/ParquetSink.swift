@@ -24,6 +24,11 @@ public final class ParquetSink: ExportSink {
     private var context: ExportContext?
     private var current: (file: AtomicFile, writer: ParquetWriter, schema: TableSchema)?
     private var completed = PendingFiles()
+    /// NOT NULL columns found holding unreadable values (exported as NULL), per table: declared OPTIONAL instead.
+    private var relaxed: [String: Set<String>] = [:]
+    /// The current table is being dropped and will be replayed with more columns relaxed.
+    private var skippingTable = false
+    private var wantsReplay = false
 
     public init(options: Options, tables: Set<String>) {
         self.options = options
@@ -36,6 +41,7 @@ public final class ParquetSink: ExportSink {
             self.context = context
             try OutputDirectory.create(options.directory)
         case .tableStart(let schema):
+            skippingTable = false
             let file = try AtomicFile(path: options.directory + "/" + schema.name + ".parquet")
             do {
                 let writer = try ParquetWriter(
@@ -49,14 +55,27 @@ public final class ParquetSink: ExportSink {
                 throw ExportError(.dataError, "\(file.path): \(error)")
             }
         case .batch(let batch):
-            guard let current else { return }
+            guard let current, !skippingTable else { return }
+            let alreadyRelaxed = relaxed[batch.schema.name] ?? []
+            let nullInRequired = batch.schema.columns.indices.filter { index in
+                let column = batch.schema.columns[index]
+                return !column.nullable && !alreadyRelaxed.contains(column.name) && batch.columns[index].isNull.contains(true)
+            }
+            if !nullInRequired.isEmpty {
+                relaxed[batch.schema.name, default: []].formUnion(nullInRequired.map { batch.schema.columns[$0].name })
+                current.file.discard()
+                self.current = nil
+                skippingTable = true
+                wantsReplay = true
+                return
+            }
             do {
                 try current.writer.write(parquetBatch(batch))
             } catch let error as ParquetError {
-                throw ExportError(.dataError, "\(current.file.path): \(error)")
+                throw dataError(error, table: batch.schema.name)
             }
         case .tableEnd:
-            guard let state = current else { return }
+            guard let state = current, !skippingTable else { return }
             current = nil
             do {
                 try state.writer.close()
@@ -68,6 +87,16 @@ public final class ParquetSink: ExportSink {
         case .domain:
             break
         }
+    }
+
+    /// Names the source database, as every input-related error does; the usual cause is a value in a NOT NULL
+    /// column that could not be read as its type (the warnings say which).
+    private func dataError(_ error: ParquetError, table: String) -> ExportError {
+        let source = context?.databasePath ?? "database"
+        return ExportError(
+            .dataError,
+            "\(source): table \(table) cannot be written to Parquet (\(error)); a NOT NULL column holds a value that is not of its type"
+        )
     }
 
     private func writerOptions() -> ParquetWriterOptions {
@@ -89,8 +118,9 @@ public final class ParquetSink: ExportSink {
     private func columnSpecs(for schema: TableSchema) -> [ParquetColumnSpec] {
         let utc = context?.timeZone != nil
         var specs: [ParquetColumnSpec] = []
+        let relaxed = relaxed[schema.name] ?? []
         for column in schema.columns {
-            let required = !column.nullable
+            let required = !column.nullable && !relaxed.contains(column.name)
             switch column.type {
             case .int64: specs.append(ParquetColumnSpec(name: column.name, kind: .int64, required: required))
             case .float64: specs.append(ParquetColumnSpec(name: column.name, kind: .double, required: required))
@@ -137,6 +167,12 @@ public final class ParquetSink: ExportSink {
     }
 
     public func finish() throws -> [String] { try completed.commitAll() }
+
+    public func replayTargets() -> [any ExportSink] {
+        guard wantsReplay else { return [] }
+        wantsReplay = false
+        return [self]
+    }
 
     public func abort() {
         current?.file.discard()

@@ -36,11 +36,30 @@ public final class MonitoringDatabase {
         } catch let error as SQLiteError {
             throw Self.describe(error, path: path)
         }
+        try Self.checkNotTruncated(connection: connection, path: path, fileSize: Int64(info.st_size))
         if schema.era == .notParsl {
             throw ExportError(
                 .inputInvalid,
                 "\(path): SQLite database without Parsl monitoring tables (expected workflow, task, status, …)"
             )
+        }
+    }
+
+    /// A file shorter than the page count in its header lost its tail: SQLite only notices when a query reaches a
+    /// missing page, so check up front. With a write-ahead log the header may lag behind, so skip the check then.
+    static func checkNotTruncated(connection: SQLiteConnection, path: String, fileSize: Int64) throws {
+        var info = stat()
+        if stat(path + "-wal", &info) == 0 && info.st_size > 0 { return }
+        do {
+            let pages = try connection.prepare("PRAGMA page_count")
+            let size = try connection.prepare("PRAGMA page_size")
+            guard try pages.step(), try size.step() else { return }
+            let expected = pages.int64(0) * size.int64(0)
+            if fileSize < expected {
+                throw ExportError(.inputInvalid, "\(path): database is truncated (\(fileSize) bytes, its header says \(expected))")
+            }
+        } catch let error as SQLiteError {
+            throw describe(error, path: path)
         }
     }
 
@@ -101,19 +120,28 @@ public final class MonitoringDatabase {
 
     // MARK: Tables
 
-    /// The last rowid of each table, read together in one short transaction: the export's snapshot point.
-    public func highWaterMarks(tables: [String]) throws -> [String: Int64] {
+    /// Where a table stands when the export starts: its last rowid (rows after it were committed later and are
+    /// left out) and how many rows it holds up to there.
+    public struct TableSnapshot: Sendable {
+        public var highWater: Int64
+        public var rows: Int64
+    }
+
+    /// Takes each table's snapshot in one short statement of its own, so no lock is held across tables.
+    /// `count(*)` may walk an index rather than the table, which also exposes damage a rowid walk would miss.
+    public func snapshots(tables: [String], runIDs: [String]?) throws -> [String: TableSnapshot] {
         try guarded {
-            try connection.read {
-                var marks: [String: Int64] = [:]
-                let sourceTables = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
-                for table in sourceTables where schema.tables[table] != nil {
-                    let statement = try connection.prepare("SELECT max(rowid) FROM \(quoteIdentifier(table))")
-                    marks[table] = try statement.step() && !statement.isNull(0) ? statement.int64(0) : 0
-                }
-                if schema.tables["try"] != nil { marks["try_summary"] = marks["try"] }
-                return marks
+            var snapshots: [String: TableSnapshot] = [:]
+            let sourceTables = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
+            for table in sourceTables.sorted() where schema.tables[table] != nil {
+                var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
+                if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
+                let statement = try connection.prepare(sql)
+                _ = try statement.step()
+                snapshots[table] = TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: statement.int64(1))
             }
+            if let trySnapshot = snapshots["try"] { snapshots["try_summary"] = trySnapshot }
+            return snapshots
         }
     }
 
@@ -182,7 +210,7 @@ public final class MonitoringDatabase {
     /// Reads `table` up to `highWater` in batches; a missing table yields nothing.
     public func read(
         table: String,
-        upTo highWater: Int64,
+        snapshot: TableSnapshot,
         options: ReadOptions,
         warnings: ValueWarnings,
         _ body: (RecordBatch) throws -> Void
@@ -191,10 +219,20 @@ public final class MonitoringDatabase {
         guard schema.tables[sourceTable] != nil else { return }
         let reader = try makeReader(table: table, options: options, warnings: warnings)
         try guarded {
-            try reader.read(upTo: highWater) { batch in
+            var rows: Int64 = 0
+            try reader.read(upTo: snapshot.highWater) { batch in
                 var batch = batch
+                rows += Int64(batch.rowCount)
                 if table == "try_summary" { TrySummary.fillDurations(&batch) }
                 try body(batch)
+            }
+            // A damaged b-tree page can end a rowid-ordered walk early without SQLite reporting an error.
+            let expected = snapshot.rows
+            guard rows == expected else {
+                throw ExportError(
+                    .inputInvalid,
+                    "\(path): database is corrupt: table \(sourceTable) holds \(expected) rows but only \(rows) could be read in order"
+                )
             }
         }
     }

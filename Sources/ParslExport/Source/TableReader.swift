@@ -1,5 +1,17 @@
 import CParslSQLite
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func monotonicMicros() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+}
+
 /// Options shared by every read of one export.
 public struct ReadOptions: Sendable {
     /// Rows per batch, and per read transaction: Parsl's writer can commit between two batches.
@@ -8,11 +20,19 @@ public struct ReadOptions: Sendable {
     public var runIDs: [String]?
     /// Convert naive timestamps to UTC in this zone; nil keeps them naive.
     public var timeZone: TimeZoneConversion?
+    /// A batch ends early once its read transaction has lasted this long.
+    public var maximumLockMicros: Int64
 
-    public init(batchSize: Int = 8192, runIDs: [String]? = nil, timeZone: TimeZoneConversion? = nil) {
+    public init(
+        batchSize: Int = 8192,
+        runIDs: [String]? = nil,
+        timeZone: TimeZoneConversion? = nil,
+        maximumLockMicros: Int64 = 20_000
+    ) {
         self.batchSize = batchSize
         self.runIDs = runIDs
         self.timeZone = timeZone
+        self.maximumLockMicros = maximumLockMicros
     }
 }
 
@@ -69,7 +89,7 @@ final class TableReader {
         var sql = "SELECT " + selectList.joined(separator: ", ") + " FROM " + from
         sql += " WHERE \(rowidExpression) > ?1 AND \(rowidExpression) <= ?2"
         if let runColumn, let runs = options.runIDs {
-            sql += " AND \(runColumn) IN (" + runs.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",") + ")"
+            sql += " AND \(runColumn) IN (\(sqlList(runs)))"
         }
         sql += " ORDER BY \(rowidExpression) LIMIT ?3"
         statement = try connection.prepare(sql)
@@ -86,7 +106,9 @@ final class TableReader {
             statement.bind(3, Int64(options.batchSize))
             var builders = schema.columns.map { ColumnBuilder(type: $0.type, capacity: options.batchSize) }
             var rows = 0
-            // A single SELECT is its own transaction: the shared lock ends at reset, before sinks run.
+            // A single SELECT is its own transaction: the shared lock ends at reset, before sinks run. The batch
+            // also ends early once it has held the lock for `maximumLockMicros`, so Parsl's writer never waits long.
+            let started = monotonicMicros()
             while try statement.step() {
                 after = statement.int64(0)
                 for index in builders.indices {
@@ -97,11 +119,14 @@ final class TableReader {
                     }
                 }
                 rows += 1
+                if rows & 127 == 0, monotonicMicros() - started > options.maximumLockMicros { break }
             }
+            let full = rows == options.batchSize
+            let stoppedEarly = rows > 0 && !full && monotonicMicros() - started > options.maximumLockMicros
             statement.reset()
             if rows == 0 { return }
             try body(RecordBatch(schema: schema, columns: builders.map { $0.finish() }, rowCount: rows))
-            if rows < options.batchSize { return }
+            if !full && !stoppedEarly { return }
         }
     }
 
@@ -301,6 +326,13 @@ func parseBoolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
 func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     var index = 0
     let count = bytes.count
+    // Almost all of Parsl's text is ASCII: test eight bytes at a time before looking at sequences.
+    if let base = bytes.baseAddress {
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= count, raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            index += 8
+        }
+    }
     while index < count {
         let lead = bytes[index]
         if lead < 0x80 {
@@ -326,4 +358,9 @@ func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         index += length
     }
     return true
+}
+
+/// Text values as an SQL list of string literals.
+func sqlList(_ values: [String]) -> String {
+    values.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",")
 }

@@ -52,11 +52,13 @@ extension MonitoringDatabase {
         for column in mapping?.columns ?? [] {
             let expression = expressions[column.name] ?? nil
             let derived = column.name == "queue_wait_seconds" || column.name == "run_time_seconds"
+            // The join can only promise NOT NULL where the try table itself declares it.
+            let sourceNotNull = schema.tables["try"]?.first { $0.name == column.name }?.notNull ?? false
             columns.append(
                 ColumnSchema(
                     name: column.name,
                     type: column.type,
-                    nullable: column.nullable || (expression == nil && !derived),
+                    nullable: column.nullable || (expression == nil && !derived) || (!derived && column.name != "resource_samples" && !sourceNotNull),
                     meaning: column.meaning
                 )
             )

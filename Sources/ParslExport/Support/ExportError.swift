@@ -36,9 +36,26 @@ public struct ExportError: Error, Sendable, CustomStringConvertible {
     public let code: Code
     public let message: String
 
+    /// Control characters in `message` (SQLite quotes schema text, file names may hold anything) are escaped, so
+    /// the error stays one line.
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = Self.oneLine(message)
+    }
+
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let s where s.value < 0x20 || s.value == 0x7F: out += "\\x" + String(s.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     public var description: String { message }

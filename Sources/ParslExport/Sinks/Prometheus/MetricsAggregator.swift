@@ -1,0 +1,362 @@
+import ExpositionFormat
+
+/// Rows the collector reads, reduced to what the metrics need. Times are UTC microseconds (naive Parsl times are
+/// taken as UTC unless a time zone is given); `nil` where the source has none or it did not parse.
+public enum MetricRow {
+    public struct Run: Sendable {
+        public var runID: String
+        public var workflowName: String?
+        public var host: String?
+        public var user: String?
+        public var began: Int64?
+        public var completed: Int64?
+    }
+    public struct Task: Sendable {
+        public var runID: String
+        public var taskID: Int64
+        public var app: String?
+    }
+    public struct Status: Sendable {
+        public var runID: String
+        public var taskID: Int64
+        public var tryID: Int64?
+        public var state: String
+        public var time: Int64?
+    }
+    public struct Block: Sendable {
+        public var runID: String
+        public var executor: String
+        public var block: String
+        public var status: String
+        public var time: Int64?
+    }
+    public struct Node: Sendable {
+        public var runID: String
+        /// The manager's identity: uid where the schema has it, else host and block.
+        public var manager: String
+        public var host: String
+        public var block: String
+        public var cpus: Int64?
+        public var memoryBytes: Int64?
+        public var active: Bool?
+        public var workers: Int64?
+        public var lastHeartbeat: Int64?
+    }
+    public struct Resource: Sendable {
+        public var runID: String
+        public var host: String?
+        public var pid: Int64?
+        public var time: Int64?
+        public var residentBytes: Double?
+        public var cpuSeconds: Double?
+    }
+}
+
+/// Turns monitoring rows into Prometheus metric families, incrementally: rows can arrive in any order and in any
+/// number of polls, and the result is the same.
+///
+/// Per-task state is kept in arrays indexed by task id, per run (an app index, the current state and the key that
+/// decides it: about 17 bytes a task), so 10⁶ tasks cost tens of megabytes, not a dictionary per task. Label values
+/// that come from the data (apps, hosts, states) are capped; beyond the cap they become `other`.
+public final class MetricsAggregator {
+    public let options: PrometheusOptions
+
+    static let maxApps = 500
+    static let maxHosts = 2_000
+    static let maxStates = 64
+    /// Task ids beyond this are not Parsl's dense per-run counters; such rows are skipped (and counted).
+    static let maxTaskID: Int64 = 1 << 26
+
+    // MARK: State
+
+    struct RunState {
+        var info: MetricRow.Run
+        var app: [UInt32] = []  // 0: not seen yet, else apps index + 1
+        var state: [UInt8] = []  // 0: no status yet, else states index + 1
+        var stateTry: [Int32] = []
+        var stateTime: [Int64] = []
+    }
+
+    /// (run or -1, app index + 1 or 0, state or outcome index + 1 or 0): the label set of the task families.
+    struct SeriesKey: Hashable {
+        var run: Int32
+        var app: UInt32
+        var state: UInt8
+    }
+
+    private struct TryKey: Hashable {
+        var run: Int32
+        var task: Int64
+        var attempt: Int64
+    }
+
+    private struct TryTimes {
+        var launched: Int64?
+        var running: Int64?
+        var returned: Int64?
+        var queueObserved = false
+        var runObserved = false
+        var app: UInt32
+    }
+
+    struct BlockKey: Hashable {
+        var run: Int32
+        var executor: String
+        var block: String
+    }
+
+    struct ManagerKey: Hashable {
+        var run: Int32
+        var manager: String
+    }
+
+    struct ProcessKey: Hashable {
+        var run: Int32
+        var host: UInt32
+        var pid: Int64
+    }
+
+    struct ProcessState {
+        var time: Int64
+        var residentBytes: Double
+        var cpuSeconds: Double
+    }
+
+    private(set) var runs: [RunState] = []
+    private var runIndex: [String: Int32] = [:]
+    private(set) var apps = Interner(limit: MetricsAggregator.maxApps)
+    private(set) var hosts = Interner(limit: MetricsAggregator.maxHosts)
+    private(set) var states = Interner(limit: MetricsAggregator.maxStates)
+    private(set) var taskCounts: [SeriesKey: Int] = [:]
+    private(set) var tryOutcomes: [SeriesKey: Int] = [:]
+    private var inFlight: [TryKey: TryTimes] = [:]
+    private(set) var queueWait: [SeriesKey: Histogram] = [:]
+    private(set) var runTime: [SeriesKey: Histogram] = [:]
+    private(set) var blocks: [BlockKey: (status: String, time: Int64)] = [:]
+    private(set) var managers: [ManagerKey: MetricRow.Node] = [:]
+    private(set) var processes: [ProcessKey: ProcessState] = [:]
+    /// Status rows whose task row has not been read yet, with the number of polls they waited.
+    private var pending: [(row: MetricRow.Status, polls: Int)] = []
+    public private(set) var skippedRows: [String: Int] = [:]
+
+    public init(options: PrometheusOptions) {
+        self.options = options
+    }
+
+    // MARK: Ingest
+
+    public func add(_ row: MetricRow.Run) {
+        let index = run(row.runID)
+        runs[Int(index)].info = row
+    }
+
+    public func add(_ row: MetricRow.Task) {
+        guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return skip("task") }
+        let r = Int(run(row.runID))
+        let t = Int(row.taskID)
+        grow(&runs[r], to: t)
+        let app = apps.index(row.app ?? "") + 1
+        let old = runs[r].app[t]
+        guard old != app else { return }
+        runs[r].app[t] = app
+        // A state applied before the task row was read moves to the right app.
+        let state = runs[r].state[t]
+        if state != 0 && options.labels.contains(.app) {
+            let run = options.labels.contains(.runID) ? Int32(r) : -1
+            taskCounts[SeriesKey(run: run, app: old, state: state), default: 0] -= 1
+            taskCounts[SeriesKey(run: run, app: app, state: state), default: 0] += 1
+        }
+    }
+
+    public func add(_ row: MetricRow.Status) {
+        guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return skip("status") }
+        let r = Int(run(row.runID))
+        let t = Int(row.taskID)
+        grow(&runs[r], to: t)
+        // Counters and histograms are attributed to an app once; wait for the task row rather than guess.
+        if options.labels.contains(.app) && runs[r].app[t] == 0 {
+            pending.append((row, 0))
+            return
+        }
+        apply(row, run: r)
+    }
+
+    /// Ends a poll. Status rows still waiting for their task row get one more poll (Parsl commits the task row
+    /// first, so this is rare); `final` (a one-shot export) applies them all.
+    public func endPoll(final: Bool) {
+        let waiting = pending
+        pending = []
+        for (row, polls) in waiting {
+            let r = Int(runIndex[row.runID]!)
+            if runs[r].app[Int(row.taskID)] != 0 || final || polls >= 1 {
+                apply(row, run: r)
+            } else {
+                pending.append((row, polls + 1))
+            }
+        }
+    }
+
+    public func add(_ row: MetricRow.Block) {
+        let key = BlockKey(run: run(row.runID), executor: row.executor, block: row.block)
+        let time = row.time ?? Int64.min
+        // Latest by timestamp; rows arrive in rowid order, so a tie goes to the later row.
+        if let current = blocks[key], current.time > time { return }
+        blocks[key] = (row.status, time)
+    }
+
+    public func add(_ row: MetricRow.Node) {
+        // Node rows are snapshots appended over time: the latest row of a manager is its state.
+        managers[ManagerKey(run: run(row.runID), manager: row.manager)] = row
+    }
+
+    public func add(_ row: MetricRow.Resource) {
+        guard let pid = row.pid else { return skip("resource") }
+        let key = ProcessKey(run: run(row.runID), host: hosts.index(row.host ?? ""), pid: pid)
+        let time = row.time ?? Int64.min
+        var state = processes[key] ?? ProcessState(time: Int64.min, residentBytes: 0, cpuSeconds: 0)
+        if time >= state.time {
+            state.time = time
+            state.residentBytes = row.residentBytes ?? state.residentBytes
+        }
+        // psutil CPU times are cumulative per process: the maximum keeps the counter monotonic.
+        if let cpu = row.cpuSeconds, cpu.isFinite { state.cpuSeconds = max(state.cpuSeconds, cpu) }
+        processes[key] = state
+    }
+
+    public func skip(_ table: String) { skippedRows[table, default: 0] += 1 }
+
+    /// Forgets everything, for a database file that was replaced by another.
+    public func reset() {
+        runs = []
+        runIndex = [:]
+        apps = Interner(limit: Self.maxApps)
+        hosts = Interner(limit: Self.maxHosts)
+        states = Interner(limit: Self.maxStates)
+        taskCounts = [:]
+        tryOutcomes = [:]
+        inFlight = [:]
+        queueWait = [:]
+        runTime = [:]
+        blocks = [:]
+        managers = [:]
+        processes = [:]
+        pending = []
+        skippedRows = [:]
+    }
+
+    // MARK: Status logic
+
+    private func apply(_ row: MetricRow.Status, run r: Int) {
+        let t = Int(row.taskID)
+        let state = states.index(row.state)
+        let stateCode = UInt8(state + 1)
+        let attempt = row.tryID ?? -1
+        let time = row.time ?? Int64.min
+        let app = runs[r].app[t]
+        let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
+        let appLabel: UInt32 = options.labels.contains(.app) ? app : 0
+
+        // Current task state: a terminal state beats any other, then the later try, then the later time. Status
+        // rows are not in logical order (a worker's `running` can land after the next try's `launched`).
+        let current = runs[r].state[t]
+        let newKey = (TaskState.terminal.contains(row.state) ? 1 : 0, Int64(attempt), time)
+        let replace: Bool
+        if current == 0 {
+            replace = true
+        } else {
+            let currentName = states.names[Int(current) - 1]
+            let oldKey = (
+                TaskState.terminal.contains(currentName) ? 1 : 0, Int64(runs[r].stateTry[t]), runs[r].stateTime[t]
+            )
+            replace = newKey >= oldKey
+        }
+        if replace {
+            if current != 0 { taskCounts[SeriesKey(run: runLabel, app: appLabel, state: current), default: 0] -= 1 }
+            taskCounts[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1
+            runs[r].state[t] = stateCode
+            runs[r].stateTry[t] = Int32(clamping: attempt)
+            runs[r].stateTime[t] = time
+        }
+
+        // Tries by outcome: one status row with a try-ending state per try.
+        let endsTry = TaskState.isTerminalForTry(row.state)
+        if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
+
+        // Queue wait (launched → running) and run time (running → end of try), whichever order the rows come in.
+        // Without a try id (the parsl-visualize schema) the rows of a task's tries cannot be paired: no durations.
+        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil, row.tryID != nil else { return }
+        let key = TryKey(run: Int32(r), task: row.taskID, attempt: attempt)
+        var times = inFlight[key] ?? TryTimes(app: appLabel)
+        switch row.state {
+        case "launched": times.launched = times.launched ?? time
+        case "running": times.running = times.running ?? time
+        default: times.returned = times.returned ?? time
+        }
+        let series = SeriesKey(run: runLabel, app: times.app, state: 0)
+        if !times.queueObserved, let launched = times.launched, let running = times.running {
+            queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(
+                Double(max(0, running - launched)) / 1e6)
+            times.queueObserved = true
+        }
+        if !times.runObserved, let running = times.running, let returned = times.returned {
+            runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(
+                Double(max(0, returned - running)) / 1e6)
+            times.runObserved = true
+        }
+        // Done when both are known, or for the outcomes of tries that are never launched (memo_done, dep_fail).
+        // Other outcomes can arrive before the try's launched/running rows, so those keep waiting for them.
+        let neverLaunched = row.state == "memo_done" || row.state == "dep_fail"
+        if (times.queueObserved && times.runObserved) || (neverLaunched && times.launched == nil && times.running == nil) {
+            inFlight[key] = nil
+        } else {
+            inFlight[key] = times
+        }
+    }
+
+    private func run(_ id: String) -> Int32 {
+        if let index = runIndex[id] { return index }
+        let index = Int32(runs.count)
+        runs.append(RunState(info: MetricRow.Run(runID: id)))
+        runIndex[id] = index
+        return index
+    }
+
+    private func grow(_ state: inout RunState, to task: Int) {
+        guard task >= state.app.count else { return }
+        let count = max(task + 1, state.app.count * 3 / 2)
+        let extra = count - state.app.count
+        state.app.append(contentsOf: repeatElement(0, count: extra))
+        state.state.append(contentsOf: repeatElement(0, count: extra))
+        state.stateTry.append(contentsOf: repeatElement(0, count: extra))
+        state.stateTime.append(contentsOf: repeatElement(0, count: extra))
+    }
+
+    /// Tasks tracked, for the exporter's own metrics and tests.
+    public var pendingStatusRows: Int { pending.count }
+    public var triesInFlight: Int { inFlight.count }
+}
+
+extension MetricRow.Run {
+    init(runID: String) { self.init(runID: runID, workflowName: nil, host: nil, user: nil, began: nil, completed: nil) }
+}
+
+/// Strings of one label to small indexes, with a cap: past `limit` distinct values, new ones become `other`.
+struct Interner {
+    let limit: Int
+    private(set) var names: [String] = []
+    private var indexes: [String: UInt32] = [:]
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func index(_ name: String) -> UInt32 {
+        if let index = indexes[name] { return index }
+        let key = names.count < limit ? name : "other"
+        if let index = indexes[key] {
+            return index
+        }
+        let index = UInt32(names.count)
+        names.append(key)
+        indexes[key] = index
+        return index
+    }
+}

@@ -1,0 +1,283 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a monitoring database into a ``MetricsAggregator`` incrementally: each ``poll(final:)`` takes the tables'
+/// last rowids in one short read transaction, then reads only the rows past the previous poll's marks, in batches
+/// that are each one short SELECT (its own read transaction), so Parsl's writer waits milliseconds at most.
+///
+/// Parsl inserts into status, task, block, node and resource and never deletes, so rowid high-water marks see
+/// every row once; the workflow table (a few rows, updated in place at completion) is re-read whole each poll.
+/// Not thread-safe: use it from one thread.
+public final class MetricsCollector {
+    public struct Configuration: Sendable {
+        public var path: String
+        public var immutable = false
+        public var runPrefixes: [String] = []
+        public var latestRun = false
+        /// Exact run ids to keep (in addition to the prefixes); nil keeps every run.
+        public var runIDs: Set<String>? = nil
+        public var timeZone: String? = nil
+        public var batchSize = 8192
+        public var busyTimeoutMilliseconds: Int32 = 1_000
+
+        public init(path: String) { self.path = path }
+    }
+
+    public let configuration: Configuration
+    public let aggregator: MetricsAggregator
+    public private(set) var status = ExporterStatus()
+
+    private var database: MonitoringDatabase?
+    private var identity: (device: UInt64, inode: UInt64)?
+    private var lastSize: Int64 = 0
+    private var marks: [String: Int64] = [:]
+    private var selectedRuns: Set<String>?
+    private var statements: [String: SQLiteStatement] = [:]
+    private let zone: TimeZoneConversion?
+
+    public init(configuration: Configuration, options: PrometheusOptions) throws {
+        self.configuration = configuration
+        aggregator = MetricsAggregator(options: options)
+        zone = try configuration.timeZone.map { try TimeZoneConversion(identifier: $0) }
+        status.initialReadDone = false
+    }
+
+    /// Reads what is new. On failure the aggregator keeps its values, `status.databaseUp` turns 0, and the next
+    /// poll starts by reopening the file. A file replaced by another (new inode, or smaller) is read from scratch.
+    @discardableResult
+    public func poll(final: Bool = false) throws -> Int {
+        do {
+            let rows = try readNewRows(final: final)
+            status.databaseUp = true
+            status.initialReadDone = true
+            return rows
+        } catch {
+            status.databaseUp = false
+            status.readErrors += 1
+            close()
+            throw error
+        }
+    }
+
+    private func close() {
+        statements = [:]
+        database = nil
+    }
+
+    private func readNewRows(final: Bool) throws -> Int {
+        var info = stat()
+        guard stat(configuration.path, &info) == 0 else {
+            throw ExportError(.inputMissing, "\(configuration.path): \(String(cString: strerror(errno)))")
+        }
+        let current = (UInt64(info.st_dev), UInt64(info.st_ino))
+        if let identity, identity != current || Int64(info.st_size) < lastSize {
+            // Another file now has this name: start over rather than mix two databases.
+            close()
+            aggregator.reset()
+            marks = [:]
+            status.rowsRead = [:]
+            status.initialReadDone = false
+        }
+        identity = current
+        lastSize = Int64(info.st_size)
+        if database == nil {
+            let opened = try MonitoringDatabase(
+                path: configuration.path, immutable: configuration.immutable,
+                catalog: ExportPipeline.catalog(mappingsDirectory: nil),
+                busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+            let selected = try opened.selectRuns(prefixes: configuration.runPrefixes, latest: configuration.latestRun)
+            selectedRuns = selected.map(Set.init)
+            if let exact = configuration.runIDs { selectedRuns = selectedRuns.map { $0.intersection(exact) } ?? exact }
+            database = opened
+        }
+        let database = database!
+        return try database.guarded {
+            let newMarks = try database.connection.read {
+                var result: [String: Int64] = [:]
+                for table in ExporterStatus.tables where database.schema.tables[table] != nil {
+                    let statement = try statement("SELECT max(rowid) FROM \(quoteIdentifier(table))")
+                    defer { statement.reset() }
+                    result[table] = try statement.step() && !statement.isNull(0) ? statement.int64(0) : 0
+                }
+                return result
+            }
+            if newMarks.contains(where: { $0.value < (marks[$0.key] ?? 0) }) {
+                // Rows vanished: not Parsl's pattern (it never deletes); the file was rewritten in place.
+                aggregator.reset()
+                marks = [:]
+                status.rowsRead = [:]
+            }
+            var rows = try readWorkflow(database)
+            for table in ["task", "status", "block", "node", "resource"] {
+                guard let mark = newMarks[table], mark > (marks[table] ?? 0) else { continue }
+                rows += try read(table, database, after: marks[table] ?? 0, upTo: mark)
+            }
+            aggregator.endPoll(final: final)
+            return rows
+        }
+    }
+
+    private func statement(_ sql: String) throws -> SQLiteStatement {
+        if let cached = statements[sql] { return cached }
+        let prepared = try database!.connection.prepare(sql)
+        statements[sql] = prepared
+        return prepared
+    }
+
+    private func selected(_ runID: String) -> Bool { selectedRuns?.contains(runID) ?? true }
+
+    // MARK: Tables
+
+    private func readWorkflow(_ database: MonitoringDatabase) throws -> Int {
+        guard database.schema.tables["workflow"] != nil else { return 0 }
+        let schema = database.schema
+        func column(_ name: String) -> String { schema.has("workflow", name) ? quoteIdentifier(name) : "NULL" }
+        let s = try statement(
+            "SELECT run_id, \(column("workflow_name")), \(column("host")), \(column("user")), "
+                + "\(column("time_began")), \(column("time_completed")), rowid FROM workflow")
+        defer { s.reset() }
+        var count = 0
+        let seen = marks["workflow"] ?? 0
+        while try s.step() {
+            // Re-read whole (completion updates rows in place); only rows past the mark count as read.
+            if s.int64(6) > seen {
+                count += 1
+                marks["workflow"] = max(marks["workflow"] ?? 0, s.int64(6))
+            }
+            guard let runID = s.string(0), selected(runID) else { continue }
+            aggregator.add(
+                MetricRow.Run(
+                    runID: runID, workflowName: s.string(1), host: s.string(2), user: s.string(3),
+                    began: time(s, 4), completed: time(s, 5)))
+        }
+        status.rowsRead["workflow", default: 0] += count
+        return count
+    }
+
+    private func read(_ table: String, _ database: MonitoringDatabase, after: Int64, upTo mark: Int64) throws -> Int {
+        let schema = database.schema
+        func column(_ name: String, _ prefix: String = "", in source: String? = nil) -> String {
+            schema.has(source ?? table, name) ? prefix + quoteIdentifier(name) : "NULL"
+        }
+        let select: String
+        switch table {
+        case "task":
+            select = "SELECT rowid, run_id, task_id, \(column("task_func_name")) FROM task"
+        case "status":
+            select =
+                "SELECT rowid, run_id, task_id, task_status_name, \(column("timestamp")), \(column("try_id")) FROM status"
+        case "block":
+            select =
+                "SELECT rowid, run_id, \(column("executor_label")), \(column("block_id")), \(column("status")), "
+                + "\(column("timestamp")) FROM block"
+        case "node":
+            let time = schema.has("node", "timestamp") ? "timestamp" : "reg_time"
+            select =
+                "SELECT rowid, run_id, \(column("uid")), \(column("hostname")), \(column("block_id")), "
+                + "\(column("cpu_count")), \(column("total_memory")), \(column("active")), \(column("worker_count")), "
+                + "\(column("last_heartbeat")), \(column(time)) FROM node"
+        default:  // resource: the host comes from the try the sample belongs to
+            let joinable = schema.has("resource", "try_id") && schema.has("try", "hostname")
+            select =
+                "SELECT r.rowid, r.run_id, " + (joinable ? "t.hostname" : "NULL") + ", "
+                + "\(column("psutil_process_pid", "r.")), \(column("timestamp", "r.")), "
+                + "\(column("psutil_process_memory_resident", "r.")), "
+                + "\(column("psutil_process_time_user", "r.")) + \(column("psutil_process_time_system", "r.")) "
+                + "FROM resource AS r"
+                + (joinable
+                    ? " LEFT JOIN try AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND t.run_id = r.run_id" : "")
+        }
+        let rowid = table == "resource" ? "r.rowid" : "rowid"
+        let s = try statement(select + " WHERE \(rowid) > ?1 AND \(rowid) <= ?2 ORDER BY \(rowid) LIMIT ?3")
+        var after = after
+        var total = 0
+        while true {
+            s.reset()
+            s.bind(1, after)
+            s.bind(2, mark)
+            s.bind(3, Int64(configuration.batchSize))
+            var rows = 0
+            // One SELECT, one short implicit read transaction; the lock is dropped at reset.
+            while try s.step() {
+                rows += 1
+                after = s.int64(0)
+                guard let runID = s.string(1), selected(runID) else { continue }
+                ingest(table, s, runID: runID)
+            }
+            s.reset()
+            total += rows
+            // Advance per batch: if a later batch fails, the next poll resumes here without counting rows twice.
+            marks[table] = after
+            if rows < configuration.batchSize { break }
+        }
+        status.rowsRead[table, default: 0] += total
+        return total
+    }
+
+    private func ingest(_ table: String, _ s: SQLiteStatement, runID: String) {
+        switch table {
+        case "task":
+            aggregator.add(MetricRow.Task(runID: runID, taskID: s.int64(2), app: s.string(3)))
+        case "status":
+            guard let state = s.string(3) else { return aggregator.skip("status") }
+            aggregator.add(
+                MetricRow.Status(
+                    runID: runID, taskID: s.int64(2), tryID: s.isNull(5) ? nil : s.int64(5), state: state,
+                    time: time(s, 4)))
+        case "block":
+            aggregator.add(
+                MetricRow.Block(
+                    runID: runID, executor: s.string(2) ?? "", block: s.string(3) ?? "", status: s.string(4) ?? "",
+                    time: time(s, 5)))
+        case "node":
+            let host = s.string(3) ?? ""
+            let block = s.string(4) ?? ""
+            aggregator.add(
+                MetricRow.Node(
+                    runID: runID, manager: s.string(2) ?? (host + "\u{0}" + block), host: host, block: block,
+                    cpus: integer(s, 5), memoryBytes: integer(s, 6), active: boolean(s, 7), workers: integer(s, 8),
+                    lastHeartbeat: time(s, 9)))
+        default:
+            aggregator.add(
+                MetricRow.Resource(
+                    runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
+                    residentBytes: s.isNull(5) ? nil : s.double(5), cpuSeconds: s.isNull(6) ? nil : s.double(6)))
+        }
+    }
+
+    // MARK: Values
+
+    private func integer(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
+        switch s.storageClass(i) {
+        case .integer: s.int64(i)
+        case .float: Int64(exactly: s.double(i).rounded())
+        case .text: s.string(i).flatMap { Int64($0) }
+        default: nil
+        }
+    }
+
+    private func boolean(_ s: SQLiteStatement, _ i: Int32) -> Bool? {
+        switch s.storageClass(i) {
+        case .integer, .float: s.double(i) != 0
+        case .text:
+            switch s.string(i)?.lowercased() {
+            case "1", "true", "t": true
+            case "0", "false", "f": false
+            default: nil
+            }
+        default: nil
+        }
+    }
+
+    /// UTC microseconds of a Parsl timestamp: its own offset when it has one, else `--timezone`, else taken as UTC.
+    private func time(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
+        guard s.storageClass(i) == .text else { return nil }
+        guard let parsed = s.withText(i, { Timestamp.parse($0) }) else { return nil }
+        if let offset = parsed.offsetSeconds { return parsed.wallClockMicros - Int64(offset) * 1_000_000 }
+        if let zone { return zone.utcMicros(fromWallClock: parsed.wallClockMicros) }
+        return parsed.wallClockMicros
+    }
+}

@@ -1,0 +1,61 @@
+import ExpositionFormat
+
+/// Writes the metrics to one file for node_exporter's textfile collector: text format 0.0.4 (or OpenMetrics when
+/// asked), no timestamps, written under a temporary name in the same directory and renamed into place, so the
+/// collector never reads half a file.
+///
+/// It reads the database itself, through ``MetricsCollector`` (the same incremental reader `serve` uses), when the
+/// export finishes; it asks the pipeline for no tables.
+public final class PrometheusSink: ExportSink {
+    public let demand = SinkDemand()
+    private let path: String
+    private let options: PrometheusOptions
+    private let format: ExpositionFormat
+    private var configuration: MetricsCollector.Configuration?
+
+    /// Without a `configuration`, the database and the runs are the export's (from its context); that is how
+    /// `all` uses it.
+    public init(
+        path: String, options: PrometheusOptions, format: ExpositionFormat = .prometheusText,
+        configuration: MetricsCollector.Configuration? = nil
+    ) {
+        self.path = path
+        self.options = options
+        self.format = format
+        self.configuration = configuration
+    }
+
+    public func consume(_ event: ExportEvent) throws {
+        guard case .start(let context) = event, configuration == nil else { return }
+        var configuration = MetricsCollector.Configuration(path: context.databasePath)
+        configuration.runIDs = Set(context.runs.map(\.runID))
+        configuration.timeZone = context.timeZone
+        self.configuration = configuration
+    }
+
+    public func finish() throws -> [String] {
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let configuration else { throw ExportError(.usage, "\(path): the export never started") }
+        let collector = try MetricsCollector(configuration: configuration, options: options)
+        try collector.poll(final: true)
+        var status = collector.status
+        let elapsed = clock.now - started
+        status.scrapeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let bytes: [UInt8]
+        do {
+            bytes = try collector.aggregator.render(format, status: status)
+        } catch let error as ExpositionError {
+            throw ExportError(.dataError, "\(path): \(error.message)")
+        }
+        let file = try AtomicFile(path: path)
+        do {
+            try file.write(bytes)
+            try file.commit()
+        } catch {
+            file.discard()
+            throw error
+        }
+        return [path]
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import ParslExport
+import ParslExportServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve live Prometheus metrics of a database over HTTP (/metrics).",
+        discussion: """
+            Follows the database while Parsl writes it: each scrape first reads the rows committed since the last \
+            read (rowid high-water marks, short read transactions on a thread of their own), so it shows every row \
+            committed before it, and Parsl's writer is never held up for more than a few milliseconds. If the file \
+            is locked, missing or replaced, /metrics keeps the last good values with parsl_export_database_up 0 \
+            and recovers by itself; a replaced file is read from the start. Until the first full read has \
+            finished, parsl_export_initial_read_done is 0.
+
+            GET /metrics answers Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header asks for \
+            application/openmetrics-text (Prometheus does). GET / is a landing page. Other paths get 404, other \
+            methods 405; scrapes beyond --max-scrapes at once get 503. SIGINT/SIGTERM finish the requests in \
+            progress and exit 0.
+
+            The default port, \(MetricsServer.defaultPort), is outside Prometheus's default port allocation \
+            list (9090-9999, allocated to public exporters; the exporter guide asks other exporters to stay \
+            out of it). It binds 127.0.0.1 unless --listen says otherwise.
+
+            \(PrometheusMetricOptions.familiesHelp)
+
+            EXAMPLES
+              parsl-export serve runinfo/monitoring.db
+              parsl-export serve runinfo/monitoring.db --listen 0.0.0.0:\(MetricsServer.defaultPort) --labels app,run_id
+              curl -s http://127.0.0.1:\(MetricsServer.defaultPort)/metrics
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Address and port to listen on (HOST:PORT, [IPv6]:PORT, or PORT for 127.0.0.1).")
+    var listen = "127.0.0.1:\(MetricsServer.defaultPort)"
+    @OptionGroup var metrics: PrometheusMetricOptions
+    @Option(help: "Seconds between reads when nobody scrapes.")
+    var interval: Double = 5
+    @Option(help: "Seconds a scrape waits for its read before taking the latest values.")
+    var scrapeTimeout: Double = 5
+    @Option(help: "Scrapes answered at once; more get 503.")
+    var maxScrapes = 16
+
+    func validate() throws {
+        _ = try Self.parseListen(listen)
+        guard interval > 0, scrapeTimeout > 0 else { throw ValidationError("--interval and --scrape-timeout must be positive") }
+        guard maxScrapes > 0 else { throw ValidationError("--max-scrapes must be at least 1") }
+    }
+
+    func run() async throws {
+        let options = try metrics.resolved()
+        let (host, port) = try Self.parseListen(listen)
+        var collector = MetricsCollector.Configuration(path: database.database)
+        collector.immutable = database.immutable
+        collector.runPrefixes = database.runs
+        collector.latestRun = database.latest
+        collector.timeZone = database.timezone
+        collector.batchSize = database.batchSize
+        collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
+        let quiet = database.quiet
+        let live: LiveMetrics
+        do {
+            live = try LiveMetrics(
+                configuration: collector, options: options, interval: .milliseconds(Int64(interval * 1000)),
+                log: { line in if !quiet { Console.error("parsl-export: \(line)") } })
+        } catch let error as ExportError {
+            Console.error("parsl-export: \(error.message)")
+            throw ExitCode(error.code.rawValue)
+        }
+        var server = MetricsServer.Configuration()
+        server.host = host
+        server.port = port
+        server.maxConcurrentScrapes = maxScrapes
+        server.scrapeTimeout = .milliseconds(Int64(scrapeTimeout * 1000))
+        server.databasePath = database.database
+        Interrupts.standDown()
+        do {
+            try await MetricsServer(configuration: server, metrics: live).run { bound in
+                if !quiet { Console.error("parsl-export: serving \(database.database) on http://\(host):\(bound)/metrics") }
+            }
+        } catch {
+            Console.error("parsl-export: cannot serve on \(listen): \(error)")
+            throw ExitCode(ExportError.Code.outputFailed.rawValue)
+        }
+    }
+
+    static func parseListen(_ text: String) throws -> (String, Int) {
+        var host = "127.0.0.1"
+        var portText = text
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            portText = String(text[text.index(after: close)...].dropFirst())
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+        }
+        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else {
+            throw ValidationError("--listen: expected HOST:PORT, [IPv6]:PORT or PORT, got '\(text)'")
+        }
+        return (host, port)
+    }
+}

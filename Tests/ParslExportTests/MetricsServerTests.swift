@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Testing
+
+@testable import ParslExport
+@testable import ParslExportServer
+
+/// The HTTP routes, over a real socket on 127.0.0.1 (port chosen by the system).
+@Suite(.serialized)
+struct MetricsServerTests {
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// A minimal HTTP/1.1 client: one request, `Connection: close`, read to the end.
+    static func request(_ port: Int, _ method: String, _ path: String, accept: String? = nil) throws -> Reply {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw ClientError() }
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if let accept { text += "Accept: \(accept)\r\n" }
+        text += "\r\n"
+        _ = text.withCString { send(fd, $0, strlen($0), 0) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        let response = String(decoding: bytes, as: UTF8.self)
+        guard let split = response.firstRange(of: "\r\n\r\n") else { throw ClientError() }
+        let head = response[..<split.lowerBound].split(separator: "\r\n")
+        let status = Int(head.first?.split(separator: " ")[1] ?? "") ?? 0
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingPrefix(" ").description
+            }
+        }
+        return Reply(status: status, headers: headers, body: String(response[split.upperBound...]))
+    }
+
+    struct ClientError: Error {}
+
+    /// Runs a server on the fixture database for `body`, then shuts it down by cancellation.
+    static func withServer(_ body: (Int) throws -> Void) async throws {
+        let live = try LiveMetrics(configuration: .init(path: Fixtures.htex2026), options: PrometheusOptions())
+        var configuration = MetricsServer.Configuration()
+        configuration.port = 0
+        configuration.databasePath = "<db & path>"
+        let server = MetricsServer(configuration: configuration, metrics: live)
+        let port = Mutex(0)
+        let task = Task { try await server.run { bound in port.withLock { $0 = bound } } }
+        for _ in 0..<500 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let bound = port.withLock { $0 }
+        try #require(bound != 0)
+        // Wait for the initial read.
+        for _ in 0..<500 {
+            if try request(bound, "GET", "/metrics").body.contains("\nparsl_export_initial_read_done 1\n") { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try body(bound)
+        task.cancel()
+        _ = await task.result
+    }
+
+    @Test func routesAnswerWithTheRightStatusAndContentType() async throws {
+        try await Self.withServer { port in
+            let text = try Self.request(port, "GET", "/metrics")
+            #expect(text.status == 200)
+            #expect(text.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+            #expect(text.body.contains("\nparsl_tasks{app=\"sleep_task\",state=\"exec_done\"} "))
+            #expect(text.body.contains("# TYPE parsl_tries_total counter") && !text.body.contains("# EOF"))
+            #expect(text.body.contains("parsl_export_initial_read_done 1\n"))
+
+            let om = try Self.request(port, "GET", "/metrics", accept: "application/openmetrics-text;version=1.0.0;q=0.9,*/*;q=0.1")
+            #expect(om.status == 200)
+            #expect(om.headers["content-type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8")
+            #expect(om.body.hasSuffix("# EOF\n") && om.body.contains("# TYPE parsl_tries counter"))
+
+            let landing = try Self.request(port, "GET", "/")
+            #expect(landing.status == 200 && landing.headers["content-type"] == "text/html; charset=utf-8")
+            #expect(landing.body.contains("href=\"/metrics\"") && landing.body.contains("&lt;db &amp; path&gt;"))
+
+            #expect(try Self.request(port, "GET", "/nothing").status == 404)
+            #expect(try Self.request(port, "GET", "/metrics/../../etc/passwd").status == 404)
+            let post = try Self.request(port, "POST", "/metrics")
+            #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
+            #expect(try Self.request(port, "DELETE", "/").status == 405)
+            let head = try Self.request(port, "HEAD", "/metrics")
+            #expect(head.status == 200 && head.body.isEmpty)
+        }
+    }
+
+    @Test func scrapesWaitForAReadThatStartedAfterThem() async throws {
+        let live = try LiveMetrics(
+            configuration: .init(path: Fixtures.htex2026), options: PrometheusOptions(), interval: .seconds(3600))
+        live.start()
+        defer { live.stop() }
+        // Before the first read ends a scrape answers at once; then each scrape triggers a read of its own.
+        for _ in 0..<500 where !live.current.initialReadDone { try await Task.sleep(for: .milliseconds(10)) }
+        let first = live.current.read
+        let snapshot = await live.snapshot(timeout: .seconds(10))
+        #expect(snapshot.read > first)
+        #expect(snapshot.databaseUp)
+        let next = await live.snapshot(timeout: .seconds(10))
+        #expect(next.read > snapshot.read)
+    }
+}

@@ -1,0 +1,94 @@
+"""What the metrics must say about a database, computed straight from SQLite with Python (an implementation
+independent of the Swift one): same definitions, written as SQL and dicts."""
+import sqlite3
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+
+TERMINAL = {"exec_done", "memo_done", "failed", "dep_fail", "done"}
+TRY_END = TERMINAL | {"fail_retryable"}
+
+
+def connect(path):
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def columns(db, table):
+    return {row[1] for row in db.execute(f'PRAGMA table_info("{table}")')}
+
+
+def micros(text):
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(str(text).replace("T", " "))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return int(t.timestamp()) * 1_000_000 + t.microsecond
+
+
+def expected(path):
+    db = connect(path)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    out = {"rows": {t: (db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] if t in tables else 0)
+                    for t in ["workflow", "task", "status", "block", "node", "resource"]}}
+    apps = {}
+    if "task" in tables:
+        for run, task, app in db.execute("SELECT run_id, task_id, task_func_name FROM task"):
+            apps[(run, task)] = app or ""
+    has_try = "status" in tables and "try_id" in columns(db, "status")
+    # Current state of each task: a terminal state first, then the highest try, then the latest time, then rowid.
+    current = {}
+    tries = Counter()
+    queue, run_time = defaultdict(list), defaultdict(list)
+    first = defaultdict(dict)  # (run, task, try) -> {launched|running|end: micros}, first row by rowid
+    if "status" in tables:
+        query = "SELECT rowid, run_id, task_id, task_status_name, timestamp, " + (
+            "try_id" if has_try else "NULL") + " FROM status ORDER BY rowid"
+        for rowid, run, task, state, ts, attempt in db.execute(query):
+            t = micros(ts)
+            key = (1 if state in TERMINAL else 0, attempt if attempt is not None else -1,
+                   t if t is not None else -(2**63), rowid)
+            if (run, task) not in current or key >= current[(run, task)][0]:
+                current[(run, task)] = (key, state)
+            app = apps.get((run, task), "")
+            if state in TRY_END:
+                tries[(app, state)] += 1
+            # Without try ids (parsl-visualize schema) tries cannot be told apart: no durations.
+            if t is None or attempt is None or not (state in ("launched", "running") or state in TRY_END):
+                continue
+            slot = "end" if state in TRY_END else state
+            first[(run, task, attempt if attempt is not None else -1)].setdefault(slot, t)
+        for (run, task, _), times in first.items():
+            app = apps.get((run, task), "")
+            if "launched" in times and "running" in times:
+                queue[app].append(max(0, times["running"] - times["launched"]) / 1e6)
+            if "running" in times and "end" in times:
+                run_time[app].append(max(0, times["end"] - times["running"]) / 1e6)
+    out["tasks"] = Counter((apps.get(k, ""), v[1]) for k, v in current.items())
+    out["tries"] = tries
+    out["queue"] = {a: (len(v), sum(v)) for a, v in queue.items()}
+    out["run_time"] = {a: (len(v), sum(v)) for a, v in run_time.items()}
+    out["runs"] = db.execute("SELECT count(*), count(time_completed) FROM workflow").fetchone() if "workflow" in tables else (0, 0)
+    blocks = {}
+    if "block" in tables:
+        for rowid, run, ex, block, status, ts in db.execute(
+                "SELECT rowid, run_id, executor_label, block_id, status, timestamp FROM block ORDER BY rowid"):
+            t = micros(ts) or -(2**63)
+            k = (run, ex, block)
+            if k not in blocks or t >= blocks[k][0]:
+                blocks[k] = (t, status)
+    out["blocks"] = Counter((ex, s) for (run, ex, b), (t, s) in blocks.items())
+    managers = {}
+    if "node" in tables:
+        node_cols = columns(db, "node")
+        block = "block_id" if "block_id" in node_cols else "''"
+        uid = "uid" if "uid" in node_cols else f"hostname || '/' || {block}"
+        workers = "worker_count" if "worker_count" in node_cols else "0"
+        for run, manager, workers in db.execute(
+                f"SELECT run_id, {uid}, {workers} FROM node ORDER BY rowid"):
+            managers[(run, manager)] = workers or 0
+    out["managers"] = len(managers)
+    out["workers"] = sum(managers.values())
+    return out
