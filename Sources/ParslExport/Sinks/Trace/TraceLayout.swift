@@ -9,6 +9,8 @@ struct TraceLayout {
 
     struct Process {
         enum Kind: Comparable {
+            /// The run itself: its start and end as instants across the whole trace.
+            case workflow
             /// Block lifecycles, one thread per block.
             case blocks
             /// One executor block: tries on worker lanes, resource and node counters.
@@ -28,8 +30,9 @@ struct TraceLayout {
 
         var name: String {
             switch kind {
+            case .workflow: "workflow " + executor
             case .blocks: "blocks"
-            case .block: "\(executor) block \(block)" + (host.map { " @ \($0)" } ?? "")
+            case .block: (executor.isEmpty ? "" : executor + " ") + "block \(block)" + (host.map { " @ \($0)" } ?? "")
             case .executor: "\(executor) (no blocks)"
             case .notRun: "not run (memoized, dependency failed, waiting)"
             }
@@ -41,8 +44,8 @@ struct TraceLayout {
     private(set) var blockProcess: [BlockKey: Int] = [:]
     /// The lifecycle thread of each block on the "blocks" process.
     private(set) var blockLifecycleThread: [BlockKey: Int] = [:]
-    /// Try index by (task, try).
-    private(set) var tryIndex: [TryKey: Int] = [:]
+    /// Try indexes sorted by (task, try): a lookup table without a dictionary's memory.
+    private(set) var byKey: [Int32] = []
     /// Block process of each block id alone, for node rows, which do not name their executor.
     private(set) var processForBlockID: [Int32: Int] = [:]
     private(set) var notRunProcess: Int?
@@ -56,20 +59,23 @@ struct TraceLayout {
     init(_ data: TraceRunData) {
         let lastSeen = data.lastSeen
         let runOpen = data.run.isUnfinished
-        for index in data.tries.indices {
-            tryIndex[TryKey(task: data.tries[index].taskID, attempt: data.tries[index].tryID)] = index
+        byKey = data.tries.indices.map { Int32($0) }
+        byKey.sort {
+            (data.tries[Int($0)].taskID, data.tries[Int($0)].tryID) < (
+                data.tries[Int($1)].taskID, data.tries[Int($1)].tryID
+            )
         }
 
         // Never-ran tries have no launched→returned span of their own: use their status rows too.
         var statusRange: [Int: (Int64, Int64)] = [:]
         for status in data.statuses {
-            guard let index = tryIndex[TryKey(task: status.taskID, attempt: status.tryID)], !data.tries[index].ran
+            guard let index = find(data, task: status.taskID, attempt: Int32(status.tryID)), !data.tries[index].ran
             else { continue }
             let range = statusRange[index] ?? (status.time, status.time)
             statusRange[index] = (min(range.0, status.time), max(range.1, status.time))
         }
 
-        var placeable: [Int] = []
+        var placeable: [Int32] = []
         for index in data.tries.indices {
             var entry = data.tries[index]
             var times: [Int64] = [entry.launched, entry.running, entry.returned].filter { $0 != traceMissing }
@@ -88,10 +94,11 @@ struct TraceLayout {
                 entry.open = entry.unfinishedState && entry.returned == traceMissing
             }
             data.tries[index] = entry
-            placeable.append(index)
+            placeable.append(Int32(index))
         }
 
         // Processes.
+        processes.append(Process(kind: .workflow, executor: data.run.workflowName ?? data.run.runID, block: ""))
         if !data.blocks.isEmpty {
             processes.append(Process(kind: .blocks, executor: "", block: ""))
         }
@@ -101,7 +108,7 @@ struct TraceLayout {
             processes.append(
                 Process(
                     kind: .block,
-                    executor: data.strings[key.executor] ?? "?",
+                    executor: data.strings[key.executor] ?? "",
                     block: data.strings[key.block] ?? "?"
                 )
             )
@@ -109,7 +116,7 @@ struct TraceLayout {
             if processForBlockID[key.block] == nil { processForBlockID[key.block] = processes.count - 1 }
             return processes.count - 1
         }
-        for index in placeable {
+        for index in placeable.lazy.map({ Int($0) }) {
             let entry = data.tries[index]
             let process: Int
             if !entry.ran {
@@ -133,22 +140,20 @@ struct TraceLayout {
         for row in data.blocks {
             _ = blockProcessIndex(BlockKey(executor: row.executor, block: row.block))
         }
-        for row in data.nodes where processForBlockID[row.block] == nil {
-            // A block seen only in node rows: its executor is unknown.
-            let process = blockProcessIndex(BlockKey(executor: -1, block: row.block))
-            processes[process].host = data.strings[row.host]
+        for (block, host) in data.nodeHosts.sorted(by: { $0.key < $1.key }) {
+            // A block seen only in node rows (which do not name the executor), or none at all (old node rows).
+            let process = processForBlockID[block] ?? blockProcessIndex(BlockKey(executor: -1, block: block))
+            if processes[process].host == nil { processes[process].host = data.strings[host] }
         }
-        for row in data.nodes {
-            if let process = processForBlockID[row.block], processes[process].host == nil {
-                processes[process].host = data.strings[row.host]
-            }
+        for row in data.nodes where processForBlockID[row.block] == nil {
+            _ = blockProcessIndex(BlockKey(executor: -1, block: row.block))
         }
 
         // Lanes: each worker pid has a lane of its own, which a try takes when it is free at the try's start;
         // tries whose pid is unknown, or whose worker lane is taken (HTEX launches tries long before a worker runs
         // them, so launched→returned spans of one worker overlap), are packed into the fewest shared lanes.
-        var members: [Int: [Int]] = [:]
-        for index in placeable { members[Int(data.tries[index].process), default: []].append(index) }
+        var members: [Int: [Int32]] = [:]
+        for index in placeable { members[Int(data.tries[Int(index)].process), default: []].append(index) }
         for (process, indexes) in members {
             let usesWorkers = processes[process].kind == .block
             let (workers, shared) = Self.pack(indexes, in: &data.tries, byWorker: usesWorkers)
@@ -159,7 +164,7 @@ struct TraceLayout {
                 processes[process].threads.append(Thread(tid: workers.count + Int(lane) + 1, name: "lane \(lane + 1)"))
             }
             // pack() left worker lanes as -(rank + 1) and shared lanes as their index.
-            for index in indexes {
+            for index in indexes.lazy.map({ Int($0) }) {
                 let lane = data.tries[index].tid
                 data.tries[index].tid = lane < 0 ? -lane : Int32(workers.count) + lane + 1
             }
@@ -187,24 +192,49 @@ struct TraceLayout {
         for (position, index) in order.enumerated() { processes[index].pid = position + 1 }
     }
 
+    /// The try `attempt` of `task`, by binary search.
+    func find(_ data: TraceRunData, task: Int32, attempt: Int32) -> Int? {
+        let range = attempts(data, of: task)
+        for position in range where data.tries[Int(byKey[position])].tryID == attempt { return Int(byKey[position]) }
+        return nil
+    }
+
+    /// The positions in `byKey` of the tries of `task`, in try order.
+    func attempts(_ data: TraceRunData, of task: Int32) -> Range<Int> {
+        var low = 0
+        var high = byKey.count
+        while low < high {
+            let middle = (low + high) / 2
+            if data.tries[Int(byKey[middle])].taskID < task { low = middle + 1 } else { high = middle }
+        }
+        var end = low
+        while end < byKey.count && data.tries[Int(byKey[end])].taskID == task { end += 1 }
+        return low..<end
+    }
+
     /// Assigns lanes in start order. With `byWorker`, a try with a known worker pid takes that worker's lane when
     /// the lane is free before the try starts. Everything else takes the lowest-numbered free shared lane (greedy
     /// interval partitioning: optimal in the number of lanes). "Free" is strict, so that an instant at the end of
     /// one try never lands inside the next. Marks worker lanes as -(rank of the pid + 1) and shared lanes by index
     /// in `tid`; returns the worker pids in lane order and the number of shared lanes.
-    private static func pack(_ members: [Int], in tries: inout [TraceTry], byWorker: Bool) -> ([Int64], Int32) {
-        let sorted = members.sorted {
+    private static func pack(
+        _ members: [Int32],
+        in tries: inout ChunkedArray<TraceTry>,
+        byWorker: Bool
+    ) -> ([Int32], Int32) {
+        let sorted = members.lazy.map { Int($0) }.sorted {
             (tries[$0].start, tries[$1].end, tries[$0].taskID, tries[$0].tryID)
                 < (tries[$1].start, tries[$0].end, tries[$1].taskID, tries[$1].tryID)
         }
-        var workerBusyUntil: [Int64: Int64] = [:]
-        var onWorker: [(index: Int, pid: Int64)] = []
+        var workerBusyUntil: [Int32: Int64] = [:]
+        var onWorker: [(index: Int, pid: Int32)] = []
         var sharedCount: Int32 = 0
-        var busy = MinHeap<(end: Int64, lane: Int32)>(by: { $0.end < $1.end || ($0.end == $1.end && $0.lane < $1.lane) })
+        var busy = MinHeap<(end: Int64, lane: Int32)>(by: { $0.end < $1.end || ($0.end == $1.end && $0.lane < $1.lane) }
+        )
         var free = MinHeap<Int32>(by: <)
         for index in sorted {
             let entry = tries[index]
-            if byWorker, entry.workerPID != traceMissing {
+            if byWorker, entry.workerPID != compactMissing {
                 if let until = workerBusyUntil[entry.workerPID], until >= entry.start {
                     // Taken: fall through to the shared lanes.
                 } else {
@@ -228,7 +258,7 @@ struct TraceLayout {
             tries[index].tid = lane
         }
         let pids = workerBusyUntil.keys.sorted()
-        var rank: [Int64: Int32] = [:]
+        var rank: [Int32: Int32] = [:]
         for (offset, pid) in pids.enumerated() { rank[pid] = Int32(offset) }
         for (index, pid) in onWorker { tries[index].tid = -(rank[pid]! + 1) }
         return (pids, sharedCount)

@@ -21,53 +21,54 @@ struct StringTable {
     subscript(index: Int32) -> String? { index >= 0 ? strings[Int(index)] : nil }
 }
 
-struct TryKey: Hashable {
-    var task: Int64
-    var attempt: Int64
-}
-
+/// Field order and widths keep the records small: they are held for every row of the run until it is written.
 struct TraceTry {
-    var taskID: Int64
-    var tryID: Int64
-    var app: Int32
-    var executor: Int32
-    var block: Int32
-    var host: Int32
-    var finalState: Int32
-    var workerPID: Int64
     var launched: Int64
     var running: Int64
     var returned: Int64
     var peakRSS: Int64
     var cpuSeconds: Double
-    var failReason: String?
+    var taskID: Int32
+    var tryID: Int32
+    var workerPID: Int32
+    var app: Int32
+    var executor: Int32
+    var block: Int32
+    var host: Int32
+    var finalState: Int32
+    /// Index into `TraceRunData.failReasons`, or -1.
+    var failReason: Int32
+    /// The task's dependencies: `TraceRunData.dependencyIDs[dependencyStart..<dependencyStart + dependencyCount]`.
+    var dependencyStart: Int32
+    var dependencyCount: Int32
     var unfinishedState: Bool
 
     // Set by the layout.
-    var start: Int64 = 0
-    var end: Int64 = 0
     var open = false
     var process: Int32 = -1
     var tid: Int32 = 0
+    var start: Int64 = 0
+    var end: Int64 = 0
 
     var ran: Bool { running != traceMissing }
 }
 
 struct TraceStatus {
-    var taskID: Int64
-    var tryID: Int64
-    var state: Int32
     var time: Int64
+    var taskID: Int32
+    /// Narrower still: statuses are the most numerous rows. Retries and distinct strings stay far below 2^15.
+    var tryID: Int16
+    var state: Int16
 }
 
 struct TraceResource {
-    var taskID: Int64
-    var tryID: Int64
     var time: Int64
-    var pid: Int64
     var residentBytes: Double
     /// User plus system seconds, cumulative for the worker process; NaN when either is missing.
     var cpuSeconds: Double
+    var taskID: Int32
+    var tryID: Int32
+    var pid: Int32
 }
 
 struct TraceBlockRow {
@@ -79,25 +80,42 @@ struct TraceBlockRow {
 }
 
 struct TraceNodeRow {
+    var time: Int64
     var block: Int32
     var uid: Int32
-    var host: Int32
+    var workers: Int32
     var active: Bool
-    var workers: Int64
-    var time: Int64
+}
+
+/// Narrows an id to the compact field, keeping "missing" (and values out of range) recognisable.
+@inline(__always)
+func compact(_ value: Int64?) -> Int32 {
+    guard let value, value > Int64(Int32.min), value <= Int64(Int32.max) else { return Int32.min }
+    return Int32(value)
+}
+
+let compactMissing = Int32.min
+
+/// Narrows to 16 bits, -1 (missing) for anything that does not fit.
+@inline(__always)
+func compact16(_ value: Int64?) -> Int16 {
+    guard let value, value >= 0, value <= Int64(Int16.max) else { return -1 }
+    return Int16(value)
 }
 
 /// Everything buffered for one run.
 final class TraceRunData {
     let run: WorkflowRun
     var strings = StringTable()
-    var tries: [TraceTry] = []
-    var statuses: [TraceStatus] = []
-    var resources: [TraceResource] = []
+    var tries = ChunkedArray<TraceTry>()
+    var statuses = ChunkedArray<TraceStatus>()
+    var resources = ChunkedArray<TraceResource>()
     var blocks: [TraceBlockRow] = []
-    var nodes: [TraceNodeRow] = []
-    /// Dependencies per task, from the first try seen (all tries of a task carry the same list).
-    var dependencies: [Int64: [Int64]] = [:]
+    var nodes = ChunkedArray<TraceNodeRow>()
+    var failReasons: [String] = []
+    var dependencyIDs: [Int64] = []
+    /// The first host each block id's node rows name, for blocks that have no tries.
+    var nodeHosts: [Int32: Int32] = [:]
     /// The earliest and latest timestamps of the run in any table: the time origin and the end of open spans.
     private(set) var firstSeen = Int64.max
     private(set) var lastSeen = Int64.min
@@ -121,27 +139,39 @@ final class TraceRunData {
         see(span.launched)
         see(span.running)
         see(span.returned)
-        if !span.dependsOn.isEmpty, dependencies[span.taskID] == nil { dependencies[span.taskID] = span.dependsOn }
-        let reason = span.failReason.flatMap { $0.isEmpty ? nil : $0 }
+        var reason: Int32 = -1
+        if let text = span.failReason, !text.isEmpty {
+            reason = Int32(failReasons.count)
+            failReasons.append(text)
+        }
+        let dependencyStart = Int32(dependencyIDs.count)
+        dependencyIDs += span.dependsOn
         tries.append(
             TraceTry(
-                taskID: span.taskID,
-                tryID: span.tryID,
-                app: strings.intern(span.app),
-                executor: strings.intern(span.executor),
-                block: strings.intern(span.blockID),
-                host: strings.intern(span.hostname),
-                finalState: strings.intern(span.finalState),
-                workerPID: span.workerPID ?? traceMissing,
                 launched: span.launched ?? traceMissing,
                 running: span.running ?? traceMissing,
                 returned: span.returned ?? traceMissing,
                 peakRSS: span.peakRSSBytes ?? traceMissing,
                 cpuSeconds: span.cpuSeconds ?? .nan,
+                taskID: compact(span.taskID),
+                tryID: compact(span.tryID),
+                workerPID: compact(span.workerPID),
+                app: strings.intern(span.app),
+                executor: strings.intern(span.executor),
+                block: strings.intern(span.blockID),
+                host: strings.intern(span.hostname),
+                finalState: strings.intern(span.finalState),
                 failReason: reason,
+                dependencyStart: dependencyStart,
+                dependencyCount: Int32(span.dependsOn.count),
                 unfinishedState: span.isUnfinished
             )
         )
+    }
+
+    func dependencies(of entry: TraceTry) -> ArraySlice<Int64> {
+        let start = Int(entry.dependencyStart)
+        return dependencyIDs[start..<start + Int(entry.dependencyCount)]
     }
 
     func add(_ change: StatusChange) {
@@ -149,10 +179,10 @@ final class TraceRunData {
         see(time)
         statuses.append(
             TraceStatus(
-                taskID: change.taskID,
-                tryID: change.tryID ?? traceMissing,
-                state: strings.intern(change.state),
-                time: time
+                time: time,
+                taskID: compact(change.taskID),
+                tryID: compact16(change.tryID),
+                state: compact16(Int64(strings.intern(change.state)))
             )
         )
     }
@@ -164,12 +194,12 @@ final class TraceRunData {
         if let user = sample.cpuUserSeconds, let system = sample.cpuSystemSeconds { cpu = user + system }
         resources.append(
             TraceResource(
-                taskID: sample.taskID,
-                tryID: sample.tryID ?? traceMissing,
                 time: time,
-                pid: sample.pid ?? traceMissing,
                 residentBytes: sample.residentBytes ?? .nan,
-                cpuSeconds: cpu
+                cpuSeconds: cpu,
+                taskID: compact(sample.taskID),
+                tryID: compact(sample.tryID),
+                pid: compact(sample.pid)
             )
         )
     }
@@ -191,14 +221,15 @@ final class TraceRunData {
     func add(_ snapshot: NodeSnapshot) {
         guard let time = snapshot.time else { return }
         see(time)
+        let block = strings.intern(snapshot.blockID)
+        if nodeHosts[block] == nil, let host = snapshot.hostname { nodeHosts[block] = strings.intern(host) }
         nodes.append(
             TraceNodeRow(
-                block: strings.intern(snapshot.blockID),
+                time: time,
+                block: block,
                 uid: strings.intern(snapshot.uid),
-                host: strings.intern(snapshot.hostname),
-                active: snapshot.active ?? true,
-                workers: snapshot.workerCount ?? 0,
-                time: time
+                workers: compact(snapshot.workerCount ?? 0),
+                active: snapshot.active ?? true
             )
         )
     }

@@ -52,6 +52,7 @@ struct TraceRunWriter {
 
     mutating func write() throws {
         try writeMetadata()
+        try writeRunMarkers()
         try writeBlockLifecycles()
         try writeTries()
         try writeStatuses()
@@ -74,12 +75,44 @@ struct TraceRunWriter {
         }
     }
 
+    /// The run's start and end (or, for a run that never completed, the last moment seen) across the whole trace.
+    private mutating func writeRunMarkers() throws {
+        guard let process = layout.processes.first(where: { $0.kind == .workflow }) else { return }
+        let run = data.run
+        var markers: [(String, Int64)] = []
+        if let began = run.began { markers.append(("workflow began", began)) }
+        if let completed = run.completed {
+            markers.append(("workflow completed", completed))
+        } else if data.hasTime {
+            markers.append(("workflow unfinished: last timestamp in the database", data.lastSeen))
+        }
+        for (name, time) in markers where inside(time) {
+            args.removeAll()
+            args.append("run", .string(run.runID))
+            args.append("workflow_name", .string(run.workflowName))
+            args.append("host", .string(run.host))
+            args.append("user", .string(run.user))
+            args.append("rundir", .string(run.rundir))
+            try writer.instant(
+                name: name,
+                category: "workflow",
+                timestamp: time - origin,
+                pid: process.pid,
+                tid: nil,
+                scope: .global,
+                args: args
+            )
+        }
+    }
+
     // MARK: - Blocks
 
     private mutating func writeBlockLifecycles() throws {
         guard let blocksProcess = layout.processes.first(where: { $0.kind == .blocks }) else { return }
         var rows: [TraceLayout.BlockKey: [TraceBlockRow]] = [:]
-        for row in data.blocks { rows[TraceLayout.BlockKey(executor: row.executor, block: row.block), default: []].append(row) }
+        for row in data.blocks {
+            rows[TraceLayout.BlockKey(executor: row.executor, block: row.block), default: []].append(row)
+        }
         for (key, unsorted) in rows {
             guard let tid = layout.blockLifecycleThread[key] else { continue }
             let sorted = unsorted.sorted { $0.time < $1.time }
@@ -131,16 +164,20 @@ struct TraceRunWriter {
             let state = data.strings[entry.finalState]
             args.removeAll()
             args.append("run", .string(data.run.runID))
-            args.append("task", .int(entry.taskID))
-            args.append("try", .int(entry.tryID))
+            args.append("task", .int(Int64(entry.taskID)))
+            args.append("try", .int(Int64(entry.tryID)))
             args.append("app", .string(app))
             args.append("executor", .string(data.strings[entry.executor]))
             args.append("block", .string(data.strings[entry.block]))
             args.append("host", .string(data.strings[entry.host]))
-            args.append("worker_pid", entry.workerPID == traceMissing ? .null : .int(entry.workerPID))
+            args.append("worker_pid", entry.workerPID == compactMissing ? .null : .int(Int64(entry.workerPID)))
             args.append("final_state", entry.open ? "unfinished" : .string(state))
-            args.append("fail_reason", .string(entry.failReason))
-            args.append("depends", .string(data.dependencies[entry.taskID].map { $0.map(String.init).joined(separator: ",") }))
+            args.append("fail_reason", entry.failReason >= 0 ? .string(data.failReasons[Int(entry.failReason)]) : .null)
+            let dependencies = data.dependencies(of: entry)
+            args.append(
+                "depends",
+                dependencies.isEmpty ? .null : .string(dependencies.map(String.init).joined(separator: ","))
+            )
             if entry.peakRSS != traceMissing { args.append("peak_rss_bytes", .int(entry.peakRSS)) }
             if !entry.cpuSeconds.isNaN { args.append("cpu_seconds", .double(entry.cpuSeconds)) }
             if entry.open { args.append("unfinished", true) }
@@ -201,9 +238,9 @@ struct TraceRunWriter {
     private mutating func writeStatuses() throws {
         let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
         for (offset, status) in data.statuses.enumerated() where inside(status.time) {
-            let name = data.strings[status.state] ?? "?"
-            var target = layout.tryIndex[TryKey(task: status.taskID, attempt: status.tryID)]
-            if target == nil && status.tryID == traceMissing {
+            let name = data.strings[Int32(status.state)] ?? "?"
+            var target = layout.find(data, task: status.taskID, attempt: Int32(status.tryID))
+            if target == nil && status.tryID < 0 {
                 // Schemas without status.try_id: the task's try whose span holds the change, else its first.
                 target = tryOfTask(status.taskID, at: status.time)
             }
@@ -223,8 +260,8 @@ struct TraceRunWriter {
                 // Outside the try's span (pending before launch): on the process, where it cannot be mistaken for
                 // a change of whichever try holds the lane then.
                 args.removeAll()
-                args.append("task", .int(status.taskID))
-                args.append("try", status.tryID == traceMissing ? .null : .int(status.tryID))
+                args.append("task", .int(Int64(status.taskID)))
+                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
                 try writer.instant(
                     name: name,
                     category: "status",
@@ -237,8 +274,8 @@ struct TraceRunWriter {
             } else {
                 // A change of a try the try table does not have (a crashed run): on the never-ran process.
                 args.removeAll()
-                args.append("task", .int(status.taskID))
-                args.append("try", status.tryID == traceMissing ? .null : .int(status.tryID))
+                args.append("task", .int(Int64(status.taskID)))
+                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
                 try writer.instant(
                     name: name,
                     category: "status",
@@ -251,86 +288,98 @@ struct TraceRunWriter {
             }
             if offset & 1023 == 0 { try guardLimit() }
         }
+        data.statuses.removeAll()
         try guardLimit()
     }
 
-    private func tryOfTask(_ task: Int64, at time: Int64) -> Int? {
-        var first: Int?
-        var attempt: Int64 = 0
-        while let index = layout.tryIndex[TryKey(task: task, attempt: attempt)] {
-            if first == nil { first = index }
+    private func tryOfTask(_ task: Int32, at time: Int64) -> Int? {
+        let range = layout.attempts(data, of: task)
+        for position in range {
+            let index = Int(layout.byKey[position])
             if time >= data.tries[index].start && time <= data.tries[index].end { return index }
-            attempt += 1
         }
-        return first
+        return range.isEmpty ? nil : Int(layout.byKey[range.lowerBound])
     }
 
     // MARK: - Counters
-
-    private struct WorkerKey: Hashable {
-        var process: Int32
-        var pid: Int64
-    }
 
     /// Resident memory and CPU rate per worker process, on its block's process. The CPU rate is the change of the
     /// worker's cumulative user+system seconds over the change of time since its previous sample; a counter that
     /// goes backwards (a new process reusing the pid) gives no rate.
     private mutating func writeResourceCounters() throws {
-        var byWorker: [WorkerKey: [Int]] = [:]
-        for (offset, sample) in data.resources.enumerated() where sample.pid != traceMissing {
-            guard let index = layout.tryIndex[TryKey(task: sample.taskID, attempt: sample.tryID)] else { continue }
+        // The block process of each sample, then the samples in (process, pid, time) order.
+        var processOf = [Int32](repeating: -1, count: data.resources.count)
+        var order: [Int32] = []
+        for offset in data.resources.indices {
+            let sample = data.resources[offset]
+            guard sample.pid != compactMissing,
+                let index = layout.find(data, task: sample.taskID, attempt: sample.tryID)
+            else { continue }
             let process = data.tries[index].process
             guard process >= 0, layout.processes[Int(process)].kind == .block else { continue }
-            byWorker[WorkerKey(process: process, pid: sample.pid), default: []].append(offset)
+            processOf[offset] = process
+            order.append(Int32(offset))
         }
-        for (key, offsets) in byWorker {
-            let pid = layout.processes[Int(key.process)].pid
-            let memoryName = "RSS worker \(key.pid)"
-            let cpuName = "CPU worker \(key.pid)"
-            let sorted = offsets.sorted { data.resources[$0].time < data.resources[$1].time }
-            var previous: TraceResource?
-            for offset in sorted {
-                let sample = data.resources[offset]
-                if inside(sample.time) && !sample.residentBytes.isNaN {
-                    try writer.counter(
-                        name: memoryName,
-                        category: "resource",
-                        timestamp: sample.time - origin,
-                        pid: pid,
-                        series: "bytes",
-                        value: sample.residentBytes
-                    )
-                }
-                guard !sample.cpuSeconds.isNaN else { continue }
-                if let last = previous, sample.time > last.time, sample.cpuSeconds >= last.cpuSeconds,
-                    inside(sample.time)
-                {
-                    let rate = (sample.cpuSeconds - last.cpuSeconds) / (Double(sample.time - last.time) / 1_000_000)
-                    try writer.counter(
-                        name: cpuName,
-                        category: "resource",
-                        timestamp: sample.time - origin,
-                        pid: pid,
-                        series: "cores",
-                        value: rate
-                    )
-                }
-                previous = sample
+        order.sort {
+            let a = data.resources[Int($0)]
+            let b = data.resources[Int($1)]
+            return (processOf[Int($0)], a.pid, a.time, $0) < (processOf[Int($1)], b.pid, b.time, $1)
+        }
+        var previousCPU: (time: Int64, seconds: Double)?
+        var memoryName = ""
+        var cpuName = ""
+        for (position, offset) in order.enumerated() {
+            let sample = data.resources[Int(offset)]
+            let process = processOf[Int(offset)]
+            let newWorker =
+                position == 0 || processOf[Int(order[position - 1])] != process
+                || data.resources[Int(order[position - 1])].pid != sample.pid
+            if newWorker {
+                previousCPU = nil
+                memoryName = "RSS worker \(sample.pid)"
+                cpuName = "CPU worker \(sample.pid)"
             }
-            try guardLimit()
+            let pid = layout.processes[Int(process)].pid
+            if inside(sample.time) && !sample.residentBytes.isNaN {
+                try writer.counter(
+                    name: memoryName,
+                    category: "resource",
+                    timestamp: sample.time - origin,
+                    pid: pid,
+                    series: "bytes",
+                    value: sample.residentBytes
+                )
+            }
+            guard !sample.cpuSeconds.isNaN else { continue }
+            if let last = previousCPU, sample.time > last.time, sample.cpuSeconds >= last.seconds, inside(sample.time) {
+                let rate = (sample.cpuSeconds - last.seconds) / (Double(sample.time - last.time) / 1_000_000)
+                try writer.counter(
+                    name: cpuName,
+                    category: "resource",
+                    timestamp: sample.time - origin,
+                    pid: pid,
+                    series: "cores",
+                    value: rate
+                )
+            }
+            previousCPU = (sample.time, sample.cpuSeconds)
+            if position & 1023 == 0 { try guardLimit() }
         }
+        data.resources.removeAll()
+        try guardLimit()
     }
 
     /// Connected managers and their workers per block, from the interchange's snapshots of each manager.
     private mutating func writeNodeCounters() throws {
         guard !data.nodes.isEmpty else { return }
-        let sorted = data.nodes.indices.sorted { data.nodes[$0].time < data.nodes[$1].time }
+        var sorted = data.nodes.indices.map { Int32($0) }
+        sorted.sort { (data.nodes[Int($0)].time, $0) < (data.nodes[Int($1)].time, $1) }
         var managers: [Int32: [Int32: Int64]] = [:]  // block → manager uid → workers, while active
         for index in sorted {
-            let row = data.nodes[index]
+            let row = data.nodes[Int(index)]
             guard let process = layout.processForBlockID[row.block] else { continue }
             if row.active {
-                managers[row.block, default: [:]][row.uid] = row.workers
+                managers[row.block, default: [:]][row.uid] = Int64(row.workers)
             } else {
                 managers[row.block, default: [:]][row.uid] = nil
             }
@@ -363,28 +412,18 @@ struct TraceRunWriter {
     /// first try. The ends sit 1 µs inside the slices (when they are long enough), so that they bind to these slices
     /// and not to a neighbour that ends or starts at the same microsecond.
     private mutating func writeFlows() throws {
-        var lastTry: [Int64: Int] = [:]
-        var firstTry: [Int64: Int] = [:]
-        for index in data.tries.indices where data.tries[index].process >= 0 {
-            let entry = data.tries[index]
-            if let known = lastTry[entry.taskID] {
-                if data.tries[known].tryID < entry.tryID { lastTry[entry.taskID] = index }
-            } else {
-                lastTry[entry.taskID] = index
-            }
-            if let known = firstTry[entry.taskID] {
-                if data.tries[known].tryID > entry.tryID { firstTry[entry.taskID] = index }
-            } else {
-                firstTry[entry.taskID] = index
-            }
-        }
         var id: UInt64 = 0
-        for task in data.dependencies.keys.sorted() {
-            guard let targetIndex = firstTry[task] else { continue }
+        // byKey holds each task's tries together, in try order: arrows end at the first, start from the last.
+        var position = 0
+        while position < layout.byKey.count {
+            let task = data.tries[Int(layout.byKey[position])].taskID
+            let range = layout.attempts(data, of: task)
+            position = range.upperBound
+            guard let targetIndex = placed(range).first else { continue }
             let target = data.tries[targetIndex]
             guard overlaps(target.start, target.end) else { continue }
-            for dependency in data.dependencies[task]! {
-                guard let sourceIndex = lastTry[dependency] else { continue }
+            for dependency in data.dependencies(of: target) {
+                guard let sourceIndex = placed(layout.attempts(data, of: compact(dependency))).last else { continue }
                 let source = data.tries[sourceIndex]
                 guard overlaps(source.start, source.end) else { continue }
                 id += 1
@@ -417,5 +456,10 @@ struct TraceRunWriter {
             try guardLimit()
         }
         flowCount = Int(id)
+    }
+
+    /// The tries at these positions of `byKey` that are in the trace.
+    private func placed(_ range: Range<Int>) -> [Int] {
+        range.map { Int(layout.byKey[$0]) }.filter { data.tries[$0].process >= 0 }
     }
 }

@@ -1,0 +1,236 @@
+import CParslSQLite
+import Foundation
+import Testing
+
+@testable import ParslExport
+
+/// The trace of a small real database: its structure against a golden file, and the rules Perfetto needs checked
+/// event by event. Regenerate the golden file with PARSL_EXPORT_UPDATE_GOLDEN=1 after an intended change.
+@Suite("Trace sink")
+struct TraceSinkTests {
+    static let golden: String = {
+        var path = #filePath
+        for _ in 0..<2 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path + "/Fixtures/golden/trace-parsl-2026.10.26-htex.txt"
+    }()
+
+    private func trace(_ database: String, _ configure: (inout TraceSink.Options) -> Void = { _ in }) throws -> (
+        text: String, events: [[String: Any]], other: [String: Any]
+    ) {
+        let path = temporaryDirectory() + "/trace.json"
+        var options = TraceSink.Options(output: path, outputIsDirectory: false)
+        configure(&options)
+        let request = ExportRequest(databasePath: database, latestRun: true, tables: [])
+        _ = try ExportPipeline(request: request).run(into: TraceSink(options: options))
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return (
+            String(decoding: data, as: UTF8.self),
+            try #require(root["traceEvents"] as? [[String: Any]]),
+            try #require(root["otherData"] as? [String: Any])
+        )
+    }
+
+    /// A text summary of the trace's structure: processes and threads by name, event counts by kind per process,
+    /// the trace-level keys, and one try event verbatim (exact bytes of the format).
+    private func structure(_ text: String, _ events: [[String: Any]], _ other: [String: Any]) -> String {
+        var lines: [String] = []
+        var processNames: [Int: String] = [:]
+        var threads: [Int: [(Int, String)]] = [:]
+        var counts: [Int: [String: Int]] = [:]
+        for event in events {
+            let pid = event["pid"] as? Int ?? -1
+            let args = event["args"] as? [String: Any] ?? [:]
+            switch (event["ph"] as? String, event["name"] as? String) {
+            case ("M", "process_name"): processNames[pid] = args["name"] as? String
+            case ("M", "thread_name"):
+                threads[pid, default: []].append((event["tid"] as? Int ?? -1, args["name"] as? String ?? ""))
+            case ("M", _): break
+            case (let phase?, let name?):
+                let category = event["cat"] as? String ?? ""
+                // Try slices are named after apps; statuses after states; counters after workers: keep those.
+                let key = "\(phase) \(category) \(category == "dependency" ? "" : name)"
+                counts[pid, default: [:]][key, default: 0] += 1
+            default: lines.append("malformed event \(event)")
+            }
+        }
+        for pid in processNames.keys.sorted() {
+            lines.append("process \(pid) \(processNames[pid]!)")
+            for (tid, name) in threads[pid, default: []] { lines.append("  thread \(tid) \(name)") }
+            for (key, count) in (counts[pid] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(key): \(count)")
+            }
+        }
+        for key in other.keys.sorted() where key != "exporter" {
+            lines.append("otherData \(key) = \(other[key]!)")
+        }
+        let sample = text.split(separator: "\n").first {
+            $0.contains(#""ph":"X""#) && $0.contains(#""task":0,"try":0,"#)
+        }
+        lines.append("try 0.0: " + String(sample ?? "missing"))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    @Test func structureMatchesTheGoldenFile() throws {
+        let (text, events, other) = try trace(Fixtures.htex2026)
+        let actual = structure(text, events, other)
+        if ProcessInfo.processInfo.environment["PARSL_EXPORT_UPDATE_GOLDEN"] != nil {
+            try actual.write(toFile: Self.golden, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOfFile: Self.golden, encoding: .utf8)
+        #expect(
+            actual == expected,
+            "differs from \(Self.golden); regenerate with PARSL_EXPORT_UPDATE_GOLDEN=1 if intended"
+        )
+    }
+
+    @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
+    func metadataComesOnceBeforeFirstUseAndTidIsNeverZero(database: String) throws {
+        let (_, events, _) = try trace(database)
+        var processes = Set<Int>()
+        var threads = Set<[Int]>()
+        for event in events {
+            let pid = try #require(event["pid"] as? Int)
+            let tid = event["tid"] as? Int
+            #expect(tid != 0)
+            if event["ph"] as? String == "M" {
+                if event["name"] as? String == "process_name" { #expect(processes.insert(pid).inserted) }
+                if event["name"] as? String == "thread_name" { #expect(threads.insert([pid, tid ?? -1]).inserted) }
+                continue
+            }
+            #expect(processes.contains(pid), "process \(pid) used before it is named")
+            if let tid, event["s"] as? String ?? "t" == "t" {
+                #expect(threads.contains([pid, tid]), "thread \(pid)/\(tid) used before it is named")
+            }
+        }
+    }
+
+    @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
+    func slicesNestAndNeverPartiallyOverlapOnAThread(database: String) throws {
+        let (_, events, _) = try trace(database)
+        var byThread: [[Int]: [(start: Int, end: Int)]] = [:]
+        for event in events where event["ph"] as? String == "X" {
+            let start = try #require(event["ts"] as? Int)
+            let duration = try #require(event["dur"] as? Int)
+            #expect(duration >= 0)
+            byThread[[event["pid"] as? Int ?? 0, event["tid"] as? Int ?? 0], default: []].append(
+                (start, start + duration)
+            )
+        }
+        for (thread, slices) in byThread {
+            var open: [Int] = []  // ends of the enclosing slices
+            for slice in slices.sorted(by: { ($0.start, -$0.end) < ($1.start, -$1.end) }) {
+                while let end = open.last, end <= slice.start { open.removeLast() }
+                if let end = open.last { #expect(slice.end <= end, "partial overlap on \(thread) at \(slice.start)") }
+                open.append(slice.end)
+            }
+        }
+    }
+
+    @Test func countsAgreeWithSQLite() throws {
+        let (_, events, other) = try trace(Fixtures.htex2026)
+        func count(_ phase: String, _ category: String) -> Int64 {
+            Int64(events.filter { $0["ph"] as? String == phase && $0["cat"] as? String == category }.count)
+        }
+        let db = Fixtures.htex2026
+        #expect(
+            count("X", "try") == Oracle.scalar(db, "SELECT count(*) FROM try WHERE task_try_time_running IS NOT NULL")
+        )
+        #expect(
+            count("X", "try.not_run")
+                == Oracle.scalar(db, "SELECT count(*) FROM try WHERE task_try_time_running IS NULL")
+        )
+        #expect(count("i", "status") == Oracle.scalar(db, "SELECT count(*) FROM status"))
+        #expect(count("C", "node") == 2 * Oracle.scalar(db, "SELECT count(*) FROM node"))
+        #expect(count("C", "resource") > Oracle.scalar(db, "SELECT count(*) FROM resource"))  // memory + CPU rate
+        #expect(count("s", "dependency") == count("f", "dependency"))
+        #expect(other["run_id"] as? String == "1e437788-0aa0-4ea1-b699-5597f67ef52f")
+    }
+
+    @Test func timesAreRelativeByDefaultAndEpochWithAbsolute() throws {
+        let relative = try trace(Fixtures.htex2026)
+        let absolute = try trace(Fixtures.htex2026) { $0.absoluteTime = true }
+        let origin = try #require(relative.other["time_origin_us"] as? Int)
+        let relativeStamps = relative.events.compactMap { $0["ts"] as? Int }
+        let absoluteStamps = absolute.events.compactMap { $0["ts"] as? Int }
+        #expect(relativeStamps.min() == 0)
+        #expect(absoluteStamps.min() == origin)
+        #expect(relativeStamps.count == absoluteStamps.count)
+    }
+
+    @Test func windowKeepsOnlyOverlappingSlicesAndInsideInstants() throws {
+        let (_, events, other) = try trace(Fixtures.htex2026) {
+            $0.since = .offset(10_000_000)
+            $0.until = .offset(20_000_000)
+        }
+        #expect(other["window_since"] != nil)
+        let tries = events.filter { ($0["cat"] as? String)?.hasPrefix("try") == true }
+        #expect(!tries.isEmpty)
+        for event in tries {
+            let start = event["ts"] as? Int ?? 0
+            #expect(start <= 20_000_000 && start + (event["dur"] as? Int ?? 0) >= 10_000_000)
+        }
+        for event in events where ["i", "C"].contains(event["ph"] as? String) {
+            #expect((10_000_000...20_000_000).contains(event["ts"] as? Int ?? -1))
+        }
+    }
+
+    @Test func maxEventsStopsWithTheLimitErrorAndLeavesNoFile() throws {
+        let directory = temporaryDirectory()
+        let options = TraceSink.Options(output: directory + "/t.json", outputIsDirectory: false, maxEvents: 50)
+        let request = ExportRequest(databasePath: Fixtures.htex2026, tables: [])
+        #expect {
+            _ = try ExportPipeline(request: request).run(into: TraceSink(options: options))
+        } throws: { error in
+            (error as? ExportError)?.code == .limitExceeded && "\(error)".contains("--max-events")
+        }
+        #expect(try listDirectory(directory).isEmpty)
+    }
+
+    @Test func aCrashedRunShowsItsRunningTriesOpenUntilTheLastTimestamp() throws {
+        // The fixture cut at the middle of its run: the state a crashed workflow leaves behind.
+        let path = temporaryDirectory() + "/crashed.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        let cut = "2026-11-24 23:31:00"
+        for sql in [
+            "UPDATE workflow SET time_completed = NULL",
+            "DELETE FROM status WHERE timestamp > '\(cut)'",
+            "DELETE FROM resource WHERE timestamp > '\(cut)'",
+            "DELETE FROM node WHERE timestamp > '\(cut)'",
+            "DELETE FROM block WHERE timestamp > '\(cut)'",
+            "DELETE FROM try WHERE task_try_time_launched > '\(cut)'",
+            "UPDATE try SET task_try_time_running = NULL WHERE task_try_time_running > '\(cut)'",
+            "UPDATE try SET task_try_time_returned = NULL WHERE task_try_time_returned > '\(cut)'",
+        ] {
+            #expect(Oracle.execute(path, sql))
+        }
+        let openInDatabase = Oracle.scalar(
+            path,
+            "SELECT count(*) FROM try WHERE task_try_time_running IS NOT NULL AND task_try_time_returned IS NULL"
+        )
+        #expect(openInDatabase > 0)
+        let (_, events, other) = try trace(path)
+        #expect(other["unfinished_run"] as? Bool == true)
+        let open = events.filter {
+            ($0["args"] as? [String: Any])?["unfinished"] as? Bool == true && $0["cat"] as? String == "try"
+        }
+        #expect(Int64(open.count) == openInDatabase)
+        let lastStamp = events.filter { $0["ph"] as? String != "M" }.map {
+            ($0["ts"] as? Int ?? 0) + ($0["dur"] as? Int ?? 0)
+        }.max()
+        for event in open {
+            #expect((event["ts"] as? Int ?? 0) + (event["dur"] as? Int ?? 0) == lastStamp)
+            #expect((event["args"] as? [String: Any])?["final_state"] as? String == "unfinished")
+        }
+    }
+}
+
+extension Oracle {
+    /// Runs one statement on a writable database; true on success.
+    static func execute(_ path: String, _ sql: String) -> Bool {
+        var db: OpaquePointer?
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else { return false }
+        defer { sqlite3_close_v2(db) }
+        return sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK
+    }
+}

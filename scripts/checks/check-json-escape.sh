@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The trace writer's JSON string escaper against Python's json module: a Swift test writes at least 100k random
+# strings (all of Unicode, controls, quotes, backslashes, and raw bytes that are not UTF-8) with their escaped
+# literals; scripts/checks/json_escape_roundtrip.py parses every literal back and compares.
+#
+# Environment (scripts/test sets it): PYTHON, any Python 3 (default: .venv/bin/python, else python3).
+# Runs `swift test` for one test; after scripts/test's own `swift test` that builds nothing new.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+CORPUS="$(mktemp "${TMPDIR:-/tmp}/parsl-export-json-escape.XXXXXX")"
+trap 'rm -f "$CORPUS"' EXIT
+
+cd "$ROOT"
+TRACE_JSON_ROUNDTRIP_FILE="$CORPUS" TRACE_JSON_ROUNDTRIP_COUNT=100000 \
+    swift test --filter 'TraceEventEscapeTests/writeRoundTripCorpus' > "$CORPUS.log" 2>&1 || {
+    tail -n 20 "$CORPUS.log" >&2
+    rm -f "$CORPUS.log"
+    echo "check-json-escape: the Swift corpus writer failed" >&2
+    exit 1
+}
+rm -f "$CORPUS.log"
+[ -s "$CORPUS" ] || { echo "check-json-escape: the Swift test wrote no corpus (was it skipped?)" >&2; exit 1; }
+"$PYTHON" "$ROOT/scripts/checks/json_escape_roundtrip.py" "$CORPUS" 100000
