@@ -196,9 +196,9 @@ public final class MonitoringDatabase {
         return try guarded {
             if table == "try_summary" {
                 return try TableReader(
-                    connection: connection, schema: outputSchema, plans: plans,
-                    from: "\"try\" AS t LEFT JOIN task AS k ON k.task_id = t.task_id AND k.run_id = t.run_id",
-                    rowidExpression: "t.rowid", runColumn: "t.run_id", options: options, warnings: warnings)
+                    connection: connection, schema: outputSchema, plans: plans, from: trySummarySource,
+                    rowidExpression: "t.rowid", runColumn: "t.run_id", groupBy: "t.rowid", options: options,
+                    warnings: warnings)
             }
             let hasRun = schema.has(table, "run_id")
             return try TableReader(

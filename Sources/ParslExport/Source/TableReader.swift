@@ -65,6 +65,7 @@ final class TableReader {
         from: String,
         rowidExpression: String,
         runColumn: String?,
+        groupBy: String? = nil,
         options: ReadOptions,
         warnings: ValueWarnings
     ) throws {
@@ -91,6 +92,7 @@ final class TableReader {
         if let runColumn, let runs = options.runIDs {
             sql += " AND \(runColumn) IN (\(sqlList(runs)))"
         }
+        if let groupBy { sql += " GROUP BY \(groupBy)" }
         sql += " ORDER BY \(rowidExpression) LIMIT ?3"
         statement = try connection.prepare(sql)
     }

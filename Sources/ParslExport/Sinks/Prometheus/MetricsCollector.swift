@@ -22,6 +22,8 @@ public final class MetricsCollector {
         public var timeZone: String? = nil
         public var batchSize = 8192
         public var busyTimeoutMilliseconds: Int32 = 1_000
+        /// Where values that cannot be read are counted (the export's, so they are reported like every sink's).
+        public var warnings: ValueWarnings? = nil
 
         public init(path: String) { self.path = path }
     }
@@ -37,6 +39,8 @@ public final class MetricsCollector {
     private var selectedRuns: Set<String>?
     private var statements: [String: SQLiteStatement] = [:]
     private let zone: TimeZoneConversion?
+    /// The table being read, for warnings.
+    private var currentTable = ""
 
     public init(configuration: Configuration, options: PrometheusOptions) throws {
         self.configuration = configuration
@@ -133,6 +137,7 @@ public final class MetricsCollector {
 
     private func readWorkflow(_ database: MonitoringDatabase) throws -> Int {
         guard database.schema.tables["workflow"] != nil else { return 0 }
+        currentTable = "workflow"
         let schema = database.schema
         func column(_ name: String) -> String { schema.has("workflow", name) ? quoteIdentifier(name) : "NULL" }
         let s = try statement(
@@ -191,6 +196,7 @@ public final class MetricsCollector {
                     ? " LEFT JOIN try AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND t.run_id = r.run_id" : "")
         }
         let rowid = table == "resource" ? "r.rowid" : "rowid"
+        currentTable = table
         let s = try statement(select + " WHERE \(rowid) > ?1 AND \(rowid) <= ?2 ORDER BY \(rowid) LIMIT ?3")
         var after = after
         var total = 0
@@ -252,11 +258,20 @@ public final class MetricsCollector {
 
     private func integer(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
         switch s.storageClass(i) {
-        case .integer: s.int64(i)
-        case .float: Int64(exactly: s.double(i).rounded())
-        case .text: s.string(i).flatMap { Int64($0) }
-        default: nil
+        case .integer: return s.int64(i)
+        case .float: return Int64(exactly: s.double(i).rounded())
+        case .null: return nil
+        default:
+            if let value = s.string(i).flatMap({ Int64($0) }) { return value }
+            warn(s, i, "values that are not integers")
+            return nil
         }
+    }
+
+    /// Counts a value that is dropped, as the pipeline's reader does for the other sinks.
+    private func warn(_ s: SQLiteStatement, _ i: Int32, _ problem: String) {
+        configuration.warnings?.record(
+            table: currentTable, column: s.columnName(i), problem: problem, example: s.string(i) ?? "")
     }
 
     private func boolean(_ s: SQLiteStatement, _ i: Int32) -> Bool? {
@@ -266,7 +281,8 @@ public final class MetricsCollector {
             switch s.string(i)?.lowercased() {
             case "1", "true", "t": true
             case "0", "false", "f": false
-            default: nil
+            default:
+                { warn(s, i, "values that are not booleans"); return nil }()
             }
         default: nil
         }
@@ -274,8 +290,17 @@ public final class MetricsCollector {
 
     /// UTC microseconds of a Parsl timestamp: its own offset when it has one, else `--timezone`, else taken as UTC.
     private func time(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
-        guard s.storageClass(i) == .text else { return nil }
-        guard let parsed = s.withText(i, { Timestamp.parse($0) }) else { return nil }
+        switch s.storageClass(i) {
+        case .null: return nil
+        case .text: break
+        default:
+            warn(s, i, "timestamps that do not parse")
+            return nil
+        }
+        guard let parsed = s.withText(i, { Timestamp.parse($0) }) else {
+            warn(s, i, "timestamps that do not parse")
+            return nil
+        }
         if let offset = parsed.offsetSeconds { return parsed.wallClockMicros - Int64(offset) * 1_000_000 }
         if let zone { return zone.utcMicros(fromWallClock: parsed.wallClockMicros) }
         return parsed.wallClockMicros

@@ -26,10 +26,13 @@ public final class PrometheusSink: ExportSink {
     }
 
     public func consume(_ event: ExportEvent) throws {
-        guard case .start(let context) = event, configuration == nil else { return }
-        var configuration = MetricsCollector.Configuration(path: context.databasePath)
-        configuration.runIDs = Set(context.runs.map(\.runID))
-        configuration.timeZone = context.timeZone
+        guard case .start(let context) = event else { return }
+        var configuration = self.configuration ?? MetricsCollector.Configuration(path: context.databasePath)
+        if self.configuration == nil {
+            configuration.runIDs = Set(context.runs.map(\.runID))
+            configuration.timeZone = context.timeZone
+        }
+        configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
     }
 
