@@ -36,11 +36,7 @@ struct AllCommand: AsyncParsableCommand {
                 ParquetSink(options: parquet.sinkOptions(directory: output + "/parquet"), tables: tables),
             ]
             for factory in Self.extraSinks { sinks.append(try factory.make(output)) }
-            let progress = Progress(quiet: database.quiet)
-            let summary = try ExportPipeline(request: database.request(tables: tables))
-                .run(into: MultiplexSink(sinks), progress: progress.update)
-            progress.done()
-            report(summary, quiet: database.quiet)
+            try database.export(into: MultiplexSink(sinks), tables: tables)
         }
     }
 

@@ -75,10 +75,7 @@ struct CSVCommand: AsyncParsableCommand {
         try runReportingErrors(quiet: database.quiet) {
             let tables = try selection.resolved()
             let sink = CSVSink(options: csv.sinkOptions(directory: output), tables: tables)
-            let progress = Progress(quiet: database.quiet)
-            let summary = try ExportPipeline(request: database.request(tables: tables)).run(into: sink, progress: progress.update)
-            progress.done()
-            report(summary, quiet: database.quiet)
+            try database.export(into: sink, tables: tables)
         }
     }
 }

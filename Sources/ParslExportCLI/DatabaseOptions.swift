@@ -61,6 +61,16 @@ func runReportingErrors(quiet: Bool, _ body: () throws -> Void) throws {
     }
 }
 
+extension DatabaseOptions {
+    /// Runs the pipeline into `sink`, with progress on stderr when it is a terminal, then reports what it wrote.
+    func export(into sink: any ExportSink, tables: Set<String>? = nil) throws {
+        let progress = Progress(quiet: quiet)
+        let summary = try ExportPipeline(request: request(tables: tables)).run(into: sink, progress: progress.update)
+        progress.done()
+        report(summary, quiet: quiet)
+    }
+}
+
 /// Prints the summary of an export on stderr.
 func report(_ summary: ExportSummary, quiet: Bool) {
     guard !quiet else { return }

@@ -88,8 +88,7 @@ struct PrometheusCommand: AsyncParsableCommand {
             let sink = PrometheusSink(
                 path: output, options: options, format: openmetrics ? .openMetrics : .prometheusText,
                 configuration: configuration)
-            let summary = try ExportPipeline(request: database.request(tables: [])).run(into: sink)
-            report(summary, quiet: database.quiet)
+            try database.export(into: sink, tables: [])
         }
     }
 }

@@ -87,13 +87,7 @@ struct TraceCommand: AsyncParsableCommand {
                 maxEvents: maxEvents
             )
             let sink = TraceSink(options: options)
-            let progress = Progress(quiet: database.quiet)
-            let summary = try ExportPipeline(request: database.request(tables: [])).run(
-                into: sink,
-                progress: progress.update
-            )
-            progress.done()
-            report(summary, quiet: database.quiet)
+            try database.export(into: sink, tables: [])
         }
     }
 }
