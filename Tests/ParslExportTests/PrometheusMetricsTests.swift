@@ -1,6 +1,10 @@
 import ExpositionFormat
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import ParslExport
 
 /// The aggregator on the real fixture databases: every value is checked against a query run by SQLite itself.
@@ -149,6 +153,8 @@ struct PrometheusMetricsTests {
         let directory = temporaryDirectory()
         let path = directory + "/parsl.prom"
         let sink = PrometheusSink(path: path, options: PrometheusOptions(), configuration: .init(path: Fixtures.htex2026))
+        try sink.prepare()
+        #expect(try listDirectory(directory) == [".parsl.prom.\(getpid()).tmp"])  // written, not yet in place
         #expect(try sink.finish() == [path])
         #expect(try listDirectory(directory) == ["parsl.prom"])  // no temporary file left
         let text = String(decoding: try readFile(path), as: UTF8.self)

@@ -123,6 +123,7 @@ public struct ExportPipeline {
                     try replay.consume(.tableEnd(schema))
                 }
             }
+            try sink.prepare()
             let files = try sink.finish()
             return ExportSummary(files: files, rowsRead: rowsRead, warnings: warnings, context: context)
         } catch {

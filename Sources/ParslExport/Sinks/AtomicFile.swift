@@ -134,16 +134,20 @@ struct PendingFiles {
 
     mutating func append(_ file: AtomicFile) { files.append(file) }
 
-    /// Writes out every file before renaming any, so a full disk or a failed write leaves none of them behind;
-    /// if a rename fails, the files already renamed are removed too.
-    mutating func commitAll() throws -> [String] {
-        defer { files = [] }
+    /// Writes out every file (flush, sync, close) before any is renamed, so a full disk or a failed write leaves
+    /// none of them behind.
+    mutating func prepareAll() throws {
         do {
             for file in files { try file.prepare() }
         } catch {
-            for file in files { file.discard() }
+            discardAll()
             throw error
         }
+    }
+
+    /// Renames the prepared files into place; if one fails, the ones already renamed are removed too.
+    mutating func moveAllIntoPlace() throws -> [String] {
+        defer { files = [] }
         var renamed: [String] = []
         for file in files {
             do {

@@ -94,7 +94,9 @@ public final class CSVSink: ExportSink {
         }
     }
 
-    public func finish() throws -> [String] { try completed.commitAll() }
+    public func prepare() throws { try completed.prepareAll() }
+
+    public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     public func abort() {
         current?.file.discard()

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What an export is about; handed to every sink first.
 public struct ExportContext: Sendable {
     public var databasePath: String
@@ -41,7 +47,10 @@ public struct SinkDemand: Sendable, Equatable {
 public protocol ExportSink: AnyObject {
     var demand: SinkDemand { get }
     func consume(_ event: ExportEvent) throws
-    /// Completes the outputs (e.g. renames temporary files into place) and returns their paths.
+    /// Writes every output out under its temporary name. After this, `finish` only renames, which needs no disk
+    /// space: the pipeline prepares every sink before finishing any, so a full disk leaves no output at all.
+    func prepare() throws
+    /// Moves the prepared outputs into place and returns their paths.
     func finish() throws -> [String]
     func abort()
     /// Sinks that asked, during the table that just ended, to receive it again from its start. The Parquet sink
@@ -50,6 +59,7 @@ public protocol ExportSink: AnyObject {
 }
 
 extension ExportSink {
+    public func prepare() throws {}
     public func abort() {}
     public func replayTargets() -> [any ExportSink] { [] }
 }
@@ -77,6 +87,10 @@ public final class MultiplexSink: ExportSink {
         }
     }
 
+    public func prepare() throws {
+        for sink in sinks { try sink.prepare() }
+    }
+
     public func finish() throws -> [String] {
         var paths: [String] = []
         for (index, sink) in sinks.enumerated() {
@@ -84,6 +98,7 @@ public final class MultiplexSink: ExportSink {
                 paths += try sink.finish()
             } catch {
                 for later in sinks[(index + 1)...] { later.abort() }
+                for path in paths { unlink(path) }
                 throw error
             }
         }

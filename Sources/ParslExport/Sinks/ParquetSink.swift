@@ -166,7 +166,9 @@ public final class ParquetSink: ExportSink {
         return .int64List(values: values, listOffsets: offsets, isNull: isNull.contains(true) ? isNull : nil)
     }
 
-    public func finish() throws -> [String] { try completed.commitAll() }
+    public func prepare() throws { try completed.prepareAll() }
+
+    public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     public func replayTargets() -> [any ExportSink] {
         guard wantsReplay else { return [] }

@@ -120,15 +120,18 @@ public final class TraceSink: ExportSink {
         return directory + "/trace-\(runID).json" + (options.gzipInDirectory ? ".gz" : "")
     }
 
-    public func finish() throws -> [String] {
-        guard let context else { return [] }
+    /// Lays out and writes each run's trace; the files are renamed into place by `finish`.
+    public func prepare() throws {
+        guard let context else { return }
         lastRun = nil
         for runID in runOrder {
             guard let data = runs.removeValue(forKey: runID) else { continue }
             try write(data, context: context)
         }
-        return try completed.commitAll()
+        try completed.prepareAll()
     }
+
+    public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     private func write(_ data: TraceRunData, context: ExportContext) throws {
         let path = Self.path(for: data.run.runID, options: options)

@@ -12,6 +12,7 @@ public final class PrometheusSink: ExportSink {
     private let options: PrometheusOptions
     private let format: ExpositionFormat
     private var configuration: MetricsCollector.Configuration?
+    private var pending = PendingFiles()
 
     /// Without a `configuration`, the database and the runs are the export's (from its context); that is how
     /// `all` uses it.
@@ -36,7 +37,8 @@ public final class PrometheusSink: ExportSink {
         self.configuration = configuration
     }
 
-    public func finish() throws -> [String] {
+    /// Reads the metrics and writes the file under its temporary name; `finish` renames it into place.
+    public func prepare() throws {
         let clock = ContinuousClock()
         let started = clock.now
         guard let configuration else { throw ExportError(.usage, "\(path): the export never started") }
@@ -54,11 +56,15 @@ public final class PrometheusSink: ExportSink {
         let file = try AtomicFile(path: path)
         do {
             try file.write(bytes)
-            try file.commit()
         } catch {
             file.discard()
             throw error
         }
-        return [path]
+        pending.append(file)
+        try pending.prepareAll()
     }
+
+    public func finish() throws -> [String] { try pending.moveAllIntoPlace() }
+
+    public func abort() { pending.discardAll() }
 }
