@@ -43,7 +43,10 @@ struct AllCommand: AsyncParsableCommand {
     /// Trace and Prometheus outputs, with their default options.
     static var extraSinks: [AllSinkFactory] {
         [
-            AllSinkFactory { TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true)) },
+            // `all` asked for everything: no event cap on the traces (the trace command keeps its guard).
+            AllSinkFactory {
+                TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true, maxEvents: 0))
+            },
             AllSinkFactory { directory in PrometheusSink(path: directory + "/parsl.prom", options: PrometheusOptions()) },
         ]
     }

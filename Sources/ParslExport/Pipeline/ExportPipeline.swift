@@ -95,25 +95,50 @@ public struct ExportPipeline {
 
             try sink.consume(.start(context))
             var rowsRead: [String: Int] = [:]
-            for table in order {
-                let schema = database.outputSchema(for: table)
-                let wantsTable = tableDemand.contains(table)
-                let kinds = demand.events.filter { $0.table == table }
-                if wantsTable { try sink.consume(.tableStart(schema)) }
-                var rows = 0
-                let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
-                try database.read(table: table, snapshot: snapshot, options: options, warnings: warnings) { batch in
-                    rows += batch.rowCount
-                    if wantsTable { try sink.consume(.batch(batch)) }
-                    if !kinds.isEmpty, let domain = DomainBatch.derive(from: batch) { try sink.consume(.domain(domain)) }
-                    progress?(table, rows)
+            let schemas = Dictionary(uniqueKeysWithValues: order.map { ($0, database.outputSchema(for: $0)) })
+            let deriveDomain = Set(order.filter { table in demand.events.contains { $0.table == table } })
+            let reader = ReadAhead(
+                database: database,
+                plan: ReadAhead.Plan(
+                    tables: order, snapshots: snapshots, deriveDomain: deriveDomain, options: options, warnings: warnings)
+            )
+            reader.start()
+            var replayNeeded: [(table: String, targets: [any ExportSink])] = []
+            do {
+                reading: while true {
+                    switch reader.next() {
+                    case .tableStart(let table):
+                        if tableDemand.contains(table) { try sink.consume(.tableStart(schemas[table]!)) }
+                    case .batch(let batch, let domain):
+                        let table = batch.schema.name
+                        if tableDemand.contains(table) { try sink.consume(.batch(batch)) }
+                        if let domain { try sink.consume(.domain(domain)) }
+                        rowsRead[table, default: 0] += batch.rowCount
+                        progress?(table, rowsRead[table] ?? 0)
+                    case .tableEnd(let table, let rows):
+                        rowsRead[table] = rows
+                        if tableDemand.contains(table) { try sink.consume(.tableEnd(schemas[table]!)) }
+                        let targets = sink.replayTargets()
+                        if !targets.isEmpty { replayNeeded.append((table, targets)) }
+                    case .failed(let error):
+                        throw error
+                    case .done:
+                        break reading
+                    }
                 }
-                rowsRead[table] = rows
-                if wantsTable { try sink.consume(.tableEnd(schema)) }
-                // A replay re-reads the same snapshot for the sinks that asked; each ask relaxes a column, so a
-                // table is replayed at most once per column.
+            } catch {
+                reader.stop()
+                throw error
+            }
+            reader.stop()
+            // Replays re-read a table's snapshot for the sinks that asked, once reading is over; each ask relaxes a
+            // column, so a table is replayed at most once per column.
+            for (table, firstTargets) in replayNeeded {
+                let schema = schemas[table]!
+                let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                var targets = firstTargets
                 var replays = 0
-                while case let targets = sink.replayTargets(), !targets.isEmpty, replays <= schema.columns.count {
+                while !targets.isEmpty, replays <= schema.columns.count {
                     replays += 1
                     let replay = MultiplexSink(targets)
                     try replay.consume(.tableStart(schema))
@@ -121,6 +146,7 @@ public struct ExportPipeline {
                         try replay.consume(.batch($0))
                     }
                     try replay.consume(.tableEnd(schema))
+                    targets = replay.replayTargets()
                 }
             }
             try sink.prepare()

@@ -111,6 +111,8 @@ public final class ParquetSink: ExportSink {
             createdBy: "parsl-export version \(context?.exporterVersion ?? ExportPipeline.exporterVersion)",
             compression: options.compression,
             maxRowGroupRows: options.rowGroupRows,
+            // One row group per file is buffered at a time; 16 MiB keeps every export within its memory budget.
+            maxRowGroupBytes: 16 << 20,
             keyValueMetadata: metadata
         )
     }

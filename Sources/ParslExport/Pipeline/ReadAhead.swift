@@ -1,0 +1,96 @@
+import Dispatch
+import Synchronization
+
+/// Reads the tables on a thread of its own, a few batches ahead of the sinks, so SQLite reading and value
+/// conversion run on one core while the sinks format and compress on the others. Memory stays bounded: at most
+/// `capacity` batches wait in the queue.
+final class ReadAhead: @unchecked Sendable {
+    // @unchecked: `database` and `warnings`' users are confined: the reading thread is the only one that touches
+    // the database until `waitUntilStopped()` returns; the queue itself is guarded by a mutex and semaphores.
+
+    enum Item: Sendable {
+        case tableStart(String)
+        case batch(RecordBatch, DomainBatch?)
+        case tableEnd(String, rows: Int)
+        case failed(any Error)
+        case done
+    }
+
+    struct Plan: @unchecked Sendable {
+        var tables: [String]
+        var snapshots: [String: MonitoringDatabase.TableSnapshot]
+        var deriveDomain: Set<String>
+        var options: ReadOptions
+        var warnings: ValueWarnings
+    }
+
+    private let database: MonitoringDatabase
+    private let plan: Plan
+    private let items = Mutex<[Item]>([])
+    private let available = DispatchSemaphore(value: 0)
+    private let slots: DispatchSemaphore
+    private let stopped = DispatchSemaphore(value: 0)
+    private let cancelled = Atomic<Bool>(false)
+    private let capacity: Int
+
+    init(database: MonitoringDatabase, plan: Plan, capacity: Int = 2) {
+        self.database = database
+        self.plan = plan
+        self.capacity = capacity
+        slots = DispatchSemaphore(value: capacity)
+    }
+
+    func start() {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            produce()
+            stopped.signal()
+        }
+    }
+
+    private func produce() {
+        do {
+            for table in plan.tables {
+                guard push(.tableStart(table)) else { return }
+                var rows = 0
+                let snapshot = plan.snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                let derive = plan.deriveDomain.contains(table)
+                try database.read(table: table, snapshot: snapshot, options: plan.options, warnings: plan.warnings) {
+                    rows += $0.rowCount
+                    guard push(.batch($0, derive ? DomainBatch.derive(from: $0) : nil)) else { throw Cancelled() }
+                }
+                guard push(.tableEnd(table, rows: rows)) else { return }
+            }
+            _ = push(.done)
+        } catch is Cancelled {
+            return
+        } catch {
+            _ = push(.failed(error))
+        }
+    }
+
+    private struct Cancelled: Error {}
+
+    /// Waits for a free slot; false once the consumer has given up.
+    private func push(_ item: Item) -> Bool {
+        slots.wait()
+        if cancelled.load(ordering: .acquiring) { return false }
+        items.withLock { $0.append(item) }
+        available.signal()
+        return true
+    }
+
+    /// The next item, waiting for it.
+    func next() -> Item {
+        available.wait()
+        let item = items.withLock { $0.removeFirst() }
+        slots.signal()
+        return item
+    }
+
+    /// Stops the reading thread (if it still runs) and waits for it, so the database is free again.
+    func stop() {
+        cancelled.store(true, ordering: .releasing)
+        for _ in 0...capacity { slots.signal() }
+        stopped.wait()
+    }
+}
