@@ -49,6 +49,7 @@ class Case:
         self.group, self.tool, self.command, self.output = group, tool, command, output
         self.ours, self.floor = ours, floor
         self.samples = []  # (wall, cpu, rss_kib, bytes)
+        self.failed = None
 
     def run(self, work):
         if self.output != os.devnull:
@@ -61,7 +62,10 @@ class Case:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         if proc.returncode != 0:
-            sys.exit(f"bench: failed ({proc.returncode}): {self.command}\n{proc.stderr[-2000:]}")
+            # Keep going: one failing case should not cost the others' figures.
+            print(f"bench: failed ({proc.returncode}): {self.command}\n{proc.stderr[-2000:]}", file=sys.stderr)
+            self.failed = proc.returncode
+            return
         text = open(timing).read()
 
         def field(name):
@@ -121,7 +125,7 @@ def cases_for(db, args, work, has, peers=True):
         cases = [c for c in cases if c.ours or c.floor]
     if has("trace"):
         cases.append(Case("trace", "parsl-export trace",
-                          f"{px} trace {q(db)} -o {q(out('px-trace.json'))} --quiet", out("px-trace.json"), ours=True))
+                          f"{px} trace {q(db)} -o {q(out('px-trace.json'))} --max-events 0 --quiet", out("px-trace.json"), ours=True))
     if has("prometheus"):
         cases.append(Case("prometheus", "parsl-export prometheus",
                           f"{px} prometheus {q(db)} -o {q(out('px.prom'))} --quiet", out("px.prom"), ours=True))
@@ -189,18 +193,20 @@ def targets(results):
     by = {(c.group, c.ours, c.tool.split()[0]): c for c in cases}
     get = lambda group, tool, ours=False: by.get((group, ours, tool))
     px_parquet, duck_parquet = get("parquet", "parsl-export", True), get("parquet", "DuckDB")
+    px_csv, sq_csv = get("csv.gz", "parsl-export", True), get("csv.gz", "sqlite3")
+    all_case, floor = get("all", "parsl-export", True), get("floor", "sqlite3")
+    if not all((px_parquet, duck_parquet, px_csv, sq_csv, all_case, floor)):
+        return ["- NOT MEASURED: a case failed (see below)"]
     speed = duck_parquet.median(0) / px_parquet.median(0)
     check(speed >= 2, f"Parquet ≥ 2× faster than DuckDB: {speed:.2f}× "
                       f"({px_parquet.median(0):.2f} s vs {duck_parquet.median(0):.2f} s)")
     check(px_parquet.median(3) <= duck_parquet.median(3),
           f"Parquet size ≤ DuckDB's: {px_parquet.median(3) / 1e6:.1f} MB vs {duck_parquet.median(3) / 1e6:.1f} MB")
-    px_csv, sq_csv = get("csv.gz", "parsl-export", True), get("csv.gz", "sqlite3")
     speed = sq_csv.median(0) / px_csv.median(0)
     check(speed >= 2, f"csv.gz ≥ 2× faster than sqlite3 | gzip -6: {speed:.2f}× "
                       f"({px_csv.median(0):.2f} s vs {sq_csv.median(0):.2f} s)")
     diff = px_csv.median(3) / sq_csv.median(3) - 1
     check(abs(diff) <= 0.05, f"csv.gz size within 5 % of sqlite3 | gzip -6: {diff * 100:+.1f} %")
-    all_case, floor = get("all", "parsl-export", True), get("floor", "sqlite3")
     factor = all_case.median(0) / floor.median(0)
     check(factor <= 1.5, f"`all` ≤ 1.5× the sqlite3 read floor: {factor:.2f}× "
                          f"({all_case.median(0):.2f} s vs {floor.median(0):.2f} s)")
@@ -271,6 +277,7 @@ def main():
     machine = machine_info(args)
     machine["load_before"] = load()
     results = []
+    failures = []
     for db in args.databases:
         work = os.path.join(args.work, os.path.basename(db).removesuffix(".db"))
         os.makedirs(work, exist_ok=True)
@@ -290,7 +297,9 @@ def main():
         for c in cases:
             if c.output != os.devnull:
                 clear(c.output, work)
-        results.append((db, cases))
+            if c.failed is not None:
+                failures.append(f"{os.path.basename(db)}: `{c.tool}` exited {c.failed} in at least one run")
+        results.append((db, [c for c in cases if c.samples and c.failed is None]))
     machine["load_after"] = load()
     if args.only:
         for db, cases in results:
@@ -299,6 +308,8 @@ def main():
                       f"RSS {c.median(2) / 1024:.0f} MB, {c.median(3) / 1e6:.1f} MB")
         return
     text = report(results, machine, args)
+    if failures:
+        text += "\nFailed (left out above):\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
     print(text)
     with open(args.out, "w") as f:
         f.write("<!-- Written by scripts/bench; rerun it to refresh. -->\n")
