@@ -92,40 +92,37 @@ public enum Timestamp {
         return copy.withUTF8 { parse($0) }
     }
 
-    /// Formats microseconds as `YYYY-MM-DD HH:MM:SS.ffffff` (26 bytes), appending to `out`.
+    /// Formats microseconds as `YYYY-MM-DD HH:MM:SS.ffffff` (26 bytes), appending to `out`. Years outside
+    /// 0…9999 keep their last four digits: Parsl never writes them, and the width stays fixed.
     public static func format(_ micros: Int64, into out: inout [UInt8]) {
-        let (seconds, fraction) = micros.quotientAndRemainder(dividingBy: 1_000_000)
-        var secs = seconds
-        var frac = fraction
-        if frac < 0 {
-            frac += 1_000_000
-            secs -= 1
-        }
-        let (days, secondOfDay) = floorDivide(secs, 86_400)
+        let (seconds, fraction) = floorDivide(micros, 1_000_000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
         let (year, month, day) = civilFromDays(days)
-        func put(_ value: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var v = value
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
-                v %= divisor
-                divisor /= 10
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { text in
+            @inline(__always) func put(_ value: Int64, at position: Int, width: Int) {
+                var v = value < 0 ? -value : value
+                var index = position + width - 1
+                while index >= position {
+                    text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                    index -= 1
+                }
             }
+            put(year, at: 0, width: 4)
+            text[4] = UInt8(ascii: "-")
+            put(month, at: 5, width: 2)
+            text[7] = UInt8(ascii: "-")
+            put(day, at: 8, width: 2)
+            text[10] = UInt8(ascii: " ")
+            put(secondOfDay / 3600, at: 11, width: 2)
+            text[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, at: 14, width: 2)
+            text[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, at: 17, width: 2)
+            text[19] = UInt8(ascii: ".")
+            put(fraction, at: 20, width: 6)
+            out.append(contentsOf: UnsafeBufferPointer(text))
         }
-        put(year, 4)
-        out.append(UInt8(ascii: "-"))
-        put(month, 2)
-        out.append(UInt8(ascii: "-"))
-        put(day, 2)
-        out.append(UInt8(ascii: " "))
-        put(secondOfDay / 3600, 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondOfDay / 60 % 60, 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondOfDay % 60, 2)
-        out.append(UInt8(ascii: "."))
-        put(frac, 6)
     }
 
     public static func format(_ micros: Int64) -> String {
