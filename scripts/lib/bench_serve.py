@@ -1,5 +1,6 @@
 """Measures serve: first answer, initial read, warm scrape latency and memory across many scrapes."""
 import argparse
+import glob
 import os
 import socket
 import statistics
@@ -39,7 +40,9 @@ def main():
     args = parser.parse_args()
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "parsl-export", "bench")
     os.makedirs(cache, exist_ok=True)
-    db = os.path.join(cache, f"serve-{args.tasks}.db")
+    # Reuse scripts/bench's database of the same size when there is one.
+    made = sorted(glob.glob(os.path.join(cache, f"tasks-{args.tasks}-s1-*.db")))
+    db = made[-1] if made else os.path.join(cache, f"serve-{args.tasks}.db")
     if not os.path.exists(db):
         subprocess.run([os.path.join(ROOT, "scripts", "synth-db"), "-o", db, "--tasks", str(args.tasks)], check=True)
     port = free_port()
