@@ -5,8 +5,8 @@ import Synchronization
 /// conversion run on one core while the sinks format and compress on the others. Memory stays bounded: at most
 /// `capacity` batches wait in the queue.
 final class ReadAhead: @unchecked Sendable {
-    // @unchecked: `database` and `warnings`' users are confined: the reading thread is the only one that touches
-    // the database until `waitUntilStopped()` returns; the queue itself is guarded by a mutex and semaphores.
+    // @unchecked: the reading thread is the only one that touches the database until `stop()` returns; the ring's
+    // slots and indexes are handed between the two threads by the semaphores.
 
     enum Item: Sendable {
         case tableStart(String)
@@ -26,7 +26,12 @@ final class ReadAhead: @unchecked Sendable {
 
     private let database: MonitoringDatabase
     private let plan: Plan
-    private let items = Mutex<[Item]>([])
+    /// A ring of `capacity` slots: the semaphores hand each slot from the reading thread to the consumer and
+    /// back, so each slot (and each index) is touched by one thread at a time, with a happens-before edge that
+    /// sanitizers see too.
+    private let ring: UnsafeMutablePointer<Item?>
+    private var writeIndex = 0
+    private var readIndex = 0
     private let available = DispatchSemaphore(value: 0)
     private let slots: DispatchSemaphore
     private let stopped = DispatchSemaphore(value: 0)
@@ -38,6 +43,13 @@ final class ReadAhead: @unchecked Sendable {
         self.plan = plan
         self.capacity = capacity
         slots = DispatchSemaphore(value: capacity)
+        ring = .allocate(capacity: capacity)
+        ring.initialize(repeating: nil, count: capacity)
+    }
+
+    deinit {
+        ring.deinitialize(count: capacity)
+        ring.deallocate()
     }
 
     func start() {
@@ -74,7 +86,8 @@ final class ReadAhead: @unchecked Sendable {
     private func push(_ item: Item) -> Bool {
         slots.wait()
         if cancelled.load(ordering: .acquiring) { return false }
-        items.withLock { $0.append(item) }
+        ring[writeIndex] = item
+        writeIndex = (writeIndex + 1) % capacity
         available.signal()
         return true
     }
@@ -82,7 +95,8 @@ final class ReadAhead: @unchecked Sendable {
     /// The next item, waiting for it.
     func next() -> Item {
         available.wait()
-        let item = items.withLock { $0.removeFirst() }
+        let item = ring[readIndex].take()!
+        readIndex = (readIndex + 1) % capacity
         slots.signal()
         return item
     }
