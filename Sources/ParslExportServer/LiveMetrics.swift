@@ -6,7 +6,6 @@ import Darwin
 import Dispatch
 import ExpositionFormat
 import ParslExport
-import Synchronization
 
 /// Follows a database that Parsl may still be writing, on a dispatch queue of its own: the SQLite reads and the
 /// rendering never run on the HTTP event loops. Each read publishes both formats under a mutex; a scrape takes a
@@ -34,7 +33,7 @@ public final class LiveMetrics: Sendable {
         var lastError: String?
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     private let queue = DispatchQueue(label: "parsl-export.reader")
@@ -62,7 +61,7 @@ public final class LiveMetrics: Sendable {
             text: (try? empty.render(.prometheusText, status: status)) ?? [],
             openMetrics: (try? empty.render(.openMetrics, status: status)) ?? [],
             read: 0, databaseUp: false, initialReadDone: false)
-        state = Mutex(State(snapshot: snapshot))
+        state = Locked(State(snapshot: snapshot))
     }
 
     public func start() {

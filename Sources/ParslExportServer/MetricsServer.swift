@@ -4,7 +4,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import ParslExport
-import Synchronization
 
 /// The `serve` endpoint: `GET /metrics` (text 0.0.4, or OpenMetrics 1.0 when `Accept` asks for it), `GET /` a
 /// landing page, 404 for other paths, 405 for other methods on these two.
@@ -31,7 +30,7 @@ public final class MetricsServer: Sendable {
 
     public let configuration: Configuration
     public let metrics: LiveMetrics
-    private let inFlight = Mutex(0)
+    private let inFlight = Locked(0)
 
     public init(configuration: Configuration, metrics: LiveMetrics) {
         self.configuration = configuration

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// An output file written under a temporary name in its final directory and renamed into place on `commit`, so
 /// readers never see a partial file. Temporary files still open when the process is interrupted are removed by
@@ -117,7 +116,7 @@ public final class AtomicFile {
 /// Temporary output files in flight, so an interrupt can remove them before the process exits.
 public final class TemporaryFiles: Sendable {
     public static let shared = TemporaryFiles()
-    private let paths = Mutex<Set<String>>([])
+    private let paths = Locked<Set<String>>([])
 
     func register(_ path: String) { paths.withLock { _ = $0.insert(path) } }
     func unregister(_ path: String) { paths.withLock { _ = $0.remove(path) } }

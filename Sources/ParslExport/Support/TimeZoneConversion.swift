@@ -3,13 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// Turns naive wall-clock microseconds into UTC for a named IANA zone (`--timezone`), with the C library's tz
 /// database. Offsets are cached per hour, so a million timestamps cost a few hundred `mktime` calls.
 public final class TimeZoneConversion: Sendable {
     public let identifier: String
-    private let cache = Mutex<[Int64: Int64]>([:])
+    private let cache = Locked<[Int64: Int64]>([:])
 
     /// Fails when the zone is unknown to the system's tz database.
     public init(identifier: String) throws {

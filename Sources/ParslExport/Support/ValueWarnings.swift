@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Values that could not be read as their mapped type: counted per table and column, with the first example.
 /// Such values become NULL and the export goes on.
@@ -11,7 +10,7 @@ public final class ValueWarnings: Sendable {
         public var firstExample: String
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Locked<[String: Entry]>([:])
 
     public init() {}
 
