@@ -244,9 +244,15 @@ struct TraceRunWriter {
                 // Schemas without status.try_id: the task's try whose span holds the change, else its first.
                 target = tryOfTask(status.taskID, at: status.time)
             }
+            // Where a change that is not on its try's lane goes: outside the try's span (pending before launch), on
+            // the process, where it cannot be mistaken for a change of whichever try holds the lane then; a change of
+            // a try the try table does not have (a crashed run), on the never-ran process.
+            let pid: Int
+            let scope: TraceInstantScope
             if let index = target, data.tries[index].process >= 0 {
                 let entry = data.tries[index]
-                let pid = layout.processes[Int(entry.process)].pid
+                pid = layout.processes[Int(entry.process)].pid
+                scope = .process
                 if status.time >= entry.start && status.time <= entry.end {
                     try writer.instant(
                         name: name,
@@ -257,35 +263,22 @@ struct TraceRunWriter {
                     )
                     continue
                 }
-                // Outside the try's span (pending before launch): on the process, where it cannot be mistaken for
-                // a change of whichever try holds the lane then.
-                args.removeAll()
-                args.append("task", .int(Int64(status.taskID)))
-                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
-                try writer.instant(
-                    name: name,
-                    category: "status",
-                    timestamp: status.time - origin,
-                    pid: pid,
-                    tid: nil,
-                    scope: .process,
-                    args: args
-                )
             } else {
-                // A change of a try the try table does not have (a crashed run): on the never-ran process.
-                args.removeAll()
-                args.append("task", .int(Int64(status.taskID)))
-                args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
-                try writer.instant(
-                    name: name,
-                    category: "status",
-                    timestamp: status.time - origin,
-                    pid: notRunPID ?? 1,
-                    tid: nil,
-                    scope: notRunPID == nil ? .global : .process,
-                    args: args
-                )
+                pid = notRunPID ?? 1
+                scope = notRunPID == nil ? .global : .process
             }
+            args.removeAll()
+            args.append("task", .int(Int64(status.taskID)))
+            args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
+            try writer.instant(
+                name: name,
+                category: "status",
+                timestamp: status.time - origin,
+                pid: pid,
+                tid: nil,
+                scope: scope,
+                args: args
+            )
             if offset & 1023 == 0 { try guardLimit() }
         }
         data.statuses.removeAll()
