@@ -20,9 +20,10 @@ let package = Package(
         // C libraries from the system, under prefixed module names.
         .systemLibrary(name: "CParslSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CParslZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CParslDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
 
         // Format writers: they know nothing of Parsl.
-        .target(name: "GzipStream", dependencies: ["CParslZlib"]),
+        .target(name: "GzipStream", dependencies: ["CParslZlib", "CParslDeflate"]),
         .target(name: "CSVFormat"),
         .target(name: "ParquetFormat", dependencies: ["CParslZlib"]),
         .target(name: "TraceEventFormat"),

@@ -50,7 +50,7 @@ struct GzipConsumerTests {
         #expect(error?.code == ENOSPC)
     }
 
-    @Test func level6SizeIsWithinOnePercentOfGzip() throws {
+    @Test func level6IsNoLargerThanGzip() throws {
         let directory = try ScratchFiles.makeDirectory("gzip-size")
         defer { ScratchFiles.remove(directory) }
         let input = GzipTestInput.csvLike.bytes(count: 8_000_000, seed: 3)
@@ -59,6 +59,7 @@ struct GzipConsumerTests {
         let reference = try ScratchFiles.read("\(directory)/data.csv.gz").count
         let ours = try gzipWithWriter(input, threads: 2).count
         let ratio = Double(ours) / Double(reference)
-        #expect(ratio < 1.01, "ours \(ours) bytes vs gzip -6 \(reference) bytes")
+        // Independent blocks lose the matches across block edges; libdeflate's parsing must win that back.
+        #expect(ratio <= 1.0, "ours \(ours) bytes vs gzip -6 \(reference) bytes")
     }
 }

@@ -27,6 +27,18 @@ struct GzipWriterTests {
         #expect(multi == single)
     }
 
+    @Test func roundTripsBlocksThatHoldSeveralDeflateBlocks() throws {
+        // Alternating incompressible and text runs make the compressor end deflate blocks inside each of our
+        // blocks (stored ones among them), so the BFINAL cleared is not the first deflate block's.
+        var input: [UInt8] = []
+        for part in 0..<24 {
+            let kind: GzipTestInput = part.isMultiple(of: 2) ? .random : .csvLike
+            input += kind.bytes(count: 90_000 + part * 1_111, seed: UInt64(part))
+        }
+        let out = try gzipWithWriter(input, threads: 2, blockSize: 1 << 20)
+        #expect(try gunzipOneMember(out) == input)
+    }
+
     @Test(arguments: 0...9)
     func everyLevelRoundTrips(level: Int) throws {
         let input = GzipTestInput.csvLike.bytes(count: 300_000)

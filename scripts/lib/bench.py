@@ -206,7 +206,8 @@ def targets(results):
     check(speed >= 2, f"csv.gz ≥ 2× faster than sqlite3 | gzip -6: {speed:.2f}× "
                       f"({px_csv.median(0):.2f} s vs {sq_csv.median(0):.2f} s)")
     diff = px_csv.median(3) / sq_csv.median(3) - 1
-    check(abs(diff) <= 0.05, f"csv.gz size within 5 % of sqlite3 | gzip -6: {diff * 100:+.1f} %")
+    # Smaller is welcome; the target guards against trading size for speed.
+    check(diff <= 0.05, f"csv.gz size at most 5 % above sqlite3 | gzip -6: {diff * 100:+.1f} %")
     factor = all_case.median(0) / floor.median(0)
     check(factor <= 1.5, f"`all` ≤ 1.5× the sqlite3 read floor: {factor:.2f}× "
                          f"({all_case.median(0):.2f} s vs {floor.median(0):.2f} s)")

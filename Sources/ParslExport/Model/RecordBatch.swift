@@ -143,3 +143,55 @@ public struct RecordBatch: Sendable, Equatable {
 
     public func column(_ name: String) -> ColumnVector? { schema.index(of: name).map { columns[$0] } }
 }
+
+/// A column's values lent as raw buffers: reading cells through them costs no reference counting, which a loop
+/// over every cell of a batch would otherwise pay several times per cell.
+public enum BorrowedValues {
+    case int64(UnsafeBufferPointer<Int64>)
+    case float64(UnsafeBufferPointer<Double>)
+    case bool(UnsafeBufferPointer<Bool>)
+    case text(bytes: UnsafeBufferPointer<UInt8>, offsets: UnsafeBufferPointer<Int32>)
+    case timestamp(UnsafeBufferPointer<Int64>)
+}
+
+public struct BorrowedColumn {
+    public let values: BorrowedValues
+    public let isNull: UnsafeBufferPointer<Bool>
+}
+
+extension RecordBatch {
+    /// Calls `body` with every column lent as raw buffers, in column order; they are valid only inside `body`.
+    public func withBorrowedColumns<Result>(_ body: ([BorrowedColumn]) throws -> Result) rethrows -> Result {
+        var borrowed: [BorrowedColumn] = []
+        borrowed.reserveCapacity(columns.count)
+        return try Self.borrow(columns[...], into: &borrowed, body)
+    }
+
+    /// Pins one column's arrays, then recurses for the rest, so every buffer stays valid while `body` runs.
+    private static func borrow<Result>(
+        _ columns: ArraySlice<ColumnVector>,
+        into borrowed: inout [BorrowedColumn],
+        _ body: ([BorrowedColumn]) throws -> Result
+    ) rethrows -> Result {
+        guard let column = columns.first else { return try body(borrowed) }
+        let rest = columns.dropFirst()
+        return try column.isNull.withUnsafeBufferPointer { isNull in
+            func lend(_ values: BorrowedValues) throws -> Result {
+                borrowed.append(BorrowedColumn(values: values, isNull: isNull))
+                return try borrow(rest, into: &borrowed, body)
+            }
+            switch column.values {
+            case .int64(let values): return try values.withUnsafeBufferPointer { try lend(.int64($0)) }
+            case .float64(let values): return try values.withUnsafeBufferPointer { try lend(.float64($0)) }
+            case .bool(let values): return try values.withUnsafeBufferPointer { try lend(.bool($0)) }
+            case .timestamp(let values): return try values.withUnsafeBufferPointer { try lend(.timestamp($0)) }
+            case .text(let text):
+                return try text.bytes.withUnsafeBufferPointer { bytes in
+                    try text.offsets.withUnsafeBufferPointer { offsets in
+                        try lend(.text(bytes: bytes, offsets: offsets))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -72,25 +72,28 @@ public final class CSVSink: ExportSink {
     }
 
     private func write(_ batch: RecordBatch, into csv: inout CSVWriter, stream: any ByteStreamWriter) throws {
-        for row in 0..<batch.rowCount {
-            for column in batch.columns {
-                if column.isNull[row] {
-                    csv.appendNull()
-                    continue
+        try batch.withBorrowedColumns { columns in
+            for row in 0..<batch.rowCount {
+                for column in columns {
+                    if column.isNull[row] {
+                        csv.appendNull()
+                        continue
+                    }
+                    switch column.values {
+                    case .int64(let values): csv.appendInteger(values[row])
+                    case .float64(let values): csv.appendDouble(values[row])
+                    case .bool(let values): csv.appendBool(values[row])
+                    case .text(let bytes, let offsets):
+                        csv.appendText(UnsafeBufferPointer(rebasing: bytes[Int(offsets[row])..<Int(offsets[row + 1])]))
+                    case .timestamp(let values):
+                        scratch.removeAll(keepingCapacity: true)
+                        Timestamp.format(values[row], into: &scratch)
+                        scratch.withUnsafeBufferPointer { csv.appendText($0) }
+                    }
                 }
-                switch column.values {
-                case .int64(let values): csv.appendInteger(values[row])
-                case .float64(let values): csv.appendDouble(values[row])
-                case .bool(let values): csv.appendBool(values[row])
-                case .text(let text): text.withValue(at: row) { csv.appendText($0) }
-                case .timestamp(let values):
-                    scratch.removeAll(keepingCapacity: true)
-                    Timestamp.format(values[row], into: &scratch)
-                    scratch.withUnsafeBufferPointer { csv.appendText($0) }
-                }
+                csv.endRow()
+                if csv.count >= 1 << 18 { try csv.drain { try stream.write($0) } }
             }
-            csv.endRow()
-            if csv.count >= 1 << 18 { try csv.drain { try stream.write($0) } }
         }
     }
 

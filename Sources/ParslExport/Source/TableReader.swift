@@ -54,6 +54,10 @@ final class TableReader {
     private let statement: SQLiteStatement
     /// Maps select-list position to output column, for columns with an expression.
     private let selectPositions: [Int32?]
+    /// `plans[i].type` and whether `plans[i].normalise` is set, kept apart because the per-cell loop would
+    /// otherwise copy (and reference-count) each plan's strings.
+    private let types: [LogicalType]
+    private let normalised: [Bool]
 
     /// - Parameters:
     ///   - from: the FROM clause; its rowid (as `rowidExpression`) orders and pages the read.
@@ -72,6 +76,8 @@ final class TableReader {
         precondition(schema.columns.count == plans.count)
         self.schema = schema
         self.plans = plans
+        self.types = plans.map(\.type)
+        self.normalised = plans.map { $0.normalise != nil }
         self.connection = connection
         self.warnings = warnings
         self.options = options
@@ -111,17 +117,19 @@ final class TableReader {
             // A single SELECT is its own transaction: the shared lock ends at reset, before sinks run. The batch
             // also ends early once it has held the lock for `maximumLockMicros`, so Parsl's writer never waits long.
             let started = monotonicMicros()
-            while try statement.step() {
-                after = statement.int64(0)
-                for index in builders.indices {
-                    if let position = selectPositions[index] {
-                        append(position: position, column: index, to: &builders[index])
-                    } else {
-                        builders[index].appendNull()
+            try builders.withUnsafeMutableBufferPointer { builders in
+                while try statement.step() {
+                    after = statement.int64(0)
+                    for index in builders.indices {
+                        if let position = selectPositions[index] {
+                            append(position: position, column: index, to: &builders[index])
+                        } else {
+                            builders[index].appendNull()
+                        }
                     }
+                    rows += 1
+                    if rows & 127 == 0, monotonicMicros() - started > options.maximumLockMicros { break }
                 }
-                rows += 1
-                if rows & 127 == 0, monotonicMicros() - started > options.maximumLockMicros { break }
             }
             let full = rows == options.batchSize
             let stoppedEarly = rows > 0 && !full && monotonicMicros() - started > options.maximumLockMicros
@@ -138,8 +146,7 @@ final class TableReader {
             builder.appendNull()
             return
         }
-        let plan = plans[column]
-        switch plan.type {
+        switch types[column] {
         case .text, .idList:
             statement.withText(position) { bytes in
                 if isValidUTF8(bytes) {
@@ -165,7 +172,7 @@ final class TableReader {
             default:
                 let parsed = statement.withText(position) { parseInteger($0) }
                 if let parsed {
-                    if plan.normalise == nil {
+                    if !normalised[column] {
                         // Parsl stores it as an integer; text that merely looks like one is still suspicious.
                         warn(column, "integers stored as text (read as numbers)", statement.string(position) ?? "")
                     }
