@@ -64,37 +64,46 @@ struct ColumnChunkWriter {
 
     private static func supportsDictionary(_ kind: ParquetColumnSpec.Kind) -> Bool {
         switch kind {
-        case .string, .binary, .int64, .timestampMicros: true
-        case .double, .boolean, .int64List: false
+        case .string, .binary, .int64, .timestampMicros, .double: true
+        case .boolean, .int64List: false
         }
     }
 
+    /// Doubles share the integer dictionary, keyed by their bit pattern (whose PLAIN bytes are the double's).
+    private var usesIntDictionary: Bool { physicalType == .int64 || physicalType == .double }
+
     private var dictionaryCount: Int {
-        physicalType == .int64 ? intDictionary.count : dictionary.count
+        usesIntDictionary ? intDictionary.count : dictionary.count
     }
 
     private var dictionaryBytes: [UInt8] {
-        physicalType == .int64 ? intDictionary.plainBytes : dictionary.plainBytes
+        usesIntDictionary ? intDictionary.plainBytes : dictionary.plainBytes
     }
 
     /// Once this many values went through a chunk's dictionary, holding more entries than half of
     /// them marks near-unique data, for which PLAIN is both smaller and faster.
     private static let cardinalityCheckMinimumValues = 4096
+    /// After this many values the bar rises to a quarter: an index per value plus the dictionary then costs
+    /// more than PLAIN values do once compressed (ids that each appear a few times, say).
+    private static let strictCardinalityCheckMinimumValues = 65536
 
     /// True when the dictionary passed a size bound or looks too high-cardinality to pay off.
     @inline(__always)
     private func dictionaryShouldFallBack(_ context: PageContext) -> Bool {
         let count = dictionaryCount
         return count > context.maxDictionaryEntries
-            || dictionaryBytes.count > context.maxDictionaryBytes
+            || (usesIntDictionary ? intDictionary.plainByteCount : dictionary.plainBytes.count)
+                > context.maxDictionaryBytes
             || (dictionaryValueCount >= ColumnChunkWriter.cardinalityCheckMinimumValues
                 && count * 2 > dictionaryValueCount)
+            || (dictionaryValueCount >= ColumnChunkWriter.strictCardinalityCheckMinimumValues
+                && count * 4 > dictionaryValueCount)
     }
 
     /// Bytes this column holds for the open row group, for the row-group memory bound.
     var bufferedBytes: Int {
         pages.count + values.count + indices.count * 4 + definitionLevels.count + repetitionLevels.count
-            + dictionary.plainBytes.count + intDictionary.plainBytes.count
+            + dictionary.plainBytes.count + intDictionary.plainByteCount
     }
 
     private var estimatedPageBytes: Int {
@@ -112,9 +121,13 @@ struct ColumnChunkWriter {
     mutating func append(_ data: ParquetColumnData, rows range: Range<Int>, context: PageContext) throws {
         switch data {
         case .int64(let v, let isNull) where dictionaryActive:
-            try appendInt64Dictionary(v, isNull: isNull, rows: range, context: context)
+            try appendDictionary(v, isNull: isNull, rows: range, context: context, key: { $0 }) { $0.update($1) }
         case .int64(let v, let isNull):
             try appendFixedWidth(v, isNull: isNull, rows: range, context: context) { $0.update($1) }
+        case .double(let v, let isNull) where dictionaryActive:
+            try appendDictionary(v, isNull: isNull, rows: range, context: context, key: { Int64(bitPattern: $0.bitPattern) }) {
+                $0.update($1)
+            }
         case .double(let v, let isNull):
             try appendFixedWidth(v, isNull: isNull, rows: range, context: context) { $0.update($1) }
         case .boolean(let v, let isNull):
@@ -294,9 +307,17 @@ struct ColumnChunkWriter {
 
     /// How many indices fill a page at the current index width.
     private func dictionaryIndexLimit(_ context: PageContext) -> Int {
-        let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(dictionaryCount)))
-        return max(1, context.pageSizeBytes * 8 / width)
+        Self.dictionaryIndexLimit(entries: dictionaryCount, context)
     }
+
+    private static func dictionaryIndexLimit(entries: Int, _ context: PageContext) -> Int {
+        let width = max(1, HybridEncoder.bitWidth(forMaximum: UInt32(entries)))
+        return max(1, min(context.pageSizeBytes * 8 / width, maximumIndicesPerPage))
+    }
+
+    /// Indices wait as 4-byte integers until their page closes; narrow ones would otherwise fill a whole row
+    /// group's worth per column before the page reached its encoded size.
+    private static let maximumIndicesPerPage = 32768
 
     /// Closes the page when it is full, or ends dictionary encoding for the chunk when the
     /// dictionary should no longer grow (the open page keeps its indices).
@@ -310,33 +331,34 @@ struct ColumnChunkWriter {
         }
     }
 
-    private mutating func appendInt64Dictionary(
-        _ source: [Int64],
+    /// Dictionary-encodes fixed-width values by their 64-bit `key`; falls back to PLAIN for the rest of the range
+    /// when the dictionary stops paying off. Statistics come from the dictionary's entries when the chunk ends.
+    private mutating func appendDictionary<T: BitwiseCopyable>(
+        _ source: [T],
         isNull: [Bool]?,
         rows range: Range<Int>,
-        context: PageContext
+        context: PageContext,
+        key: (T) -> Int64,
+        updateStatistics: (inout ColumnStatistics, T) -> Void
     ) throws {
         let flags = maxDefinitionLevel > 0 ? isNull : nil
         var row = range.lowerBound
         try source.withUnsafeBufferPointer { src in
             try withOptionalBuffer(flags) { nulls in
                 while row < range.upperBound && dictionaryActive {
-                    var indexLimit = dictionaryIndexLimit(context)
-                    var end = row
-                    while end < range.upperBound {
-                        let i = end
-                        end += 1
-                        if let nulls, nulls[i] { continue }
-                        let (index, inserted) = intDictionary.index(of: src[i])
-                        indices.append(index)
-                        dictionaryValueCount += 1
-                        if inserted {
-                            statistics.update(src[i])
-                            if dictionaryShouldFallBack(context) { break }
-                            indexLimit = dictionaryIndexLimit(context)
-                        }
-                        if indices.count >= indexLimit { break }
-                    }
+                    let before = indices.count
+                    let end = Self.encodeDictionaryRun(
+                        src,
+                        nulls,
+                        rows: row..<range.upperBound,
+                        key: key,
+                        dictionary: &intDictionary,
+                        indices: &indices,
+                        // From the stored count, not a method on self: inside this closure, calling a method of the
+                        // captured struct would copy all of it.
+                        indexLimit: Self.dictionaryIndexLimit(entries: intDictionary.count, context)
+                    )
+                    dictionaryValueCount += indices.count - before
                     if maxDefinitionLevel > 0 {
                         if let nulls {
                             statistics.nullCount += Int64(appendDefinitionLevels(nulls, rows: row..<end))
@@ -352,10 +374,40 @@ struct ColumnChunkWriter {
         }
         // After a fallback the rest of the range goes PLAIN.
         if row < range.upperBound {
-            try appendFixedWidth(source, isNull: isNull, rows: row..<range.upperBound, context: context) {
-                $0.update($1)
-            }
+            try appendFixedWidth(
+                source,
+                isNull: isNull,
+                rows: row..<range.upperBound,
+                context: context,
+                updateStatistics: updateStatistics
+            )
         }
+    }
+
+    /// Encodes rows until the page holds `indexLimit` indices, or a batch of new entries calls for the bounds to be
+    /// checked again; returns the next row. Static, over plain buffers, so nothing is copied or reference-counted
+    /// per value.
+    @inline(__always)
+    private static func encodeDictionaryRun<T: BitwiseCopyable>(
+        _ src: UnsafeBufferPointer<T>,
+        _ nulls: UnsafeBufferPointer<Bool>?,
+        rows: Range<Int>,
+        key: (T) -> Int64,
+        dictionary: inout Int64Dictionary,
+        indices: inout [UInt32],
+        indexLimit: Int
+    ) -> Int {
+        // Bounds and the index width change only as entries are added; re-check them every so many.
+        let entryCheckpoint = dictionary.count + 256
+        var row = rows.lowerBound
+        while row < rows.upperBound {
+            let i = row
+            row += 1
+            if let nulls, nulls[i] { continue }
+            indices.append(dictionary.index(of: key(src[i])).index)
+            if indices.count >= indexLimit || dictionary.count >= entryCheckpoint { break }
+        }
+        return row
     }
 
     /// PLAIN-encodes rows until the page is full; returns the next row.
@@ -508,6 +560,16 @@ struct ColumnChunkWriter {
         write: ([UInt8]) throws -> Void
     ) throws -> ColumnMetaData {
         try finishPage(context)
+        if usesIntDictionary {
+            // Every value dictionary-encoded in this chunk is one of its entries.
+            for key in intDictionary.keys {
+                if physicalType == .double {
+                    statistics.update(Double(bitPattern: UInt64(bitPattern: key)))
+                } else {
+                    statistics.update(key)
+                }
+            }
+        }
         dictionaryPage.removeAll(keepingCapacity: true)
         if dictionaryDataPages > 0 {
             let sizes = try context.emitPage(

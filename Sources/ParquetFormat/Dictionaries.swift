@@ -158,15 +158,19 @@ func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> I
 /// The distinct INT64 values of one column chunk, kept in dictionary-page layout (8 bytes LE each)
 /// with an open-addressing table of entry indices.
 struct Int64Dictionary {
-    private(set) var plainBytes: [UInt8] = []
-    private var keys: [Int64] = []
+    /// Entries in insertion order; on a little-endian host their bytes are the PLAIN dictionary page.
+    private(set) var keys: [Int64] = []
     /// Entry index + 1 per slot, 0 = empty; the capacity is a power of two.
     private var slots: [Int32] = [Int32](repeating: 0, count: 1024)
 
     var count: Int { keys.count }
 
+    var plainByteCount: Int { keys.count * MemoryLayout<Int64>.size }
+
+    /// The entries PLAIN-encoded, for the dictionary page (built once per chunk).
+    var plainBytes: [UInt8] { keys.withUnsafeBytes { Array($0) } }
+
     mutating func removeAll() {
-        plainBytes.removeAll(keepingCapacity: true)
         keys.removeAll(keepingCapacity: true)
         if slots.count > 1 << 16 {
             slots = [Int32](repeating: 0, count: 1024)
@@ -194,7 +198,6 @@ struct Int64Dictionary {
         }
         let e = keys.count
         keys.append(value)
-        plainBytes.appendLittleEndian(value)
         slots[slot] = Int32(e + 1)
         if (e + 1) * 2 > slots.count { grow() }
         return (UInt32(e), true)

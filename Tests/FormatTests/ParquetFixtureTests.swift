@@ -237,6 +237,10 @@ struct Fixture {
         let high = (0..<n).map { $0 % 50 == 0 ? nil : "uuid-\($0 * 7919 % 1_000_003)" }
         let repeated = (0..<n).map { Int64($0 % 500) * 1_000_000_007 }
         let timestamps = (0..<n).map { 1_700_000_000_000_000 + Int64($0 % 100) * 60_000_000 }
+        // Doubles are keyed by bit pattern: 0.0 and -0.0 stay distinct entries, a NaN equals only itself.
+        let specials: [Double] = [0.0, -0.0, .nan, .infinity, -.infinity, 1.5, .leastNonzeroMagnitude]
+        let repeatedDoubles = (0..<n).map { specials[$0 % specials.count] + ($0 % 3 == 0 ? 0 : Double($0 % 40)) }
+        let uniqueDoubles = (0..<n).map { Double($0) * 0.37 }
         return Fixture(
             name: "dictionary_overflow",
             columns: [
@@ -245,6 +249,8 @@ struct Fixture {
                 ParquetColumnSpec(name: "unique_ids", kind: .int64, required: true, dictionary: true),
                 ParquetColumnSpec(name: "repeated_ids", kind: .int64, dictionary: true),
                 ParquetColumnSpec(name: "ts_dict", kind: .timestampMicros(utcAdjusted: true), dictionary: true),
+                ParquetColumnSpec(name: "repeated_doubles", kind: .double, dictionary: true),
+                ParquetColumnSpec(name: "unique_doubles", kind: .double, required: true, dictionary: true),
             ],
             options: o,
             batches: [
@@ -253,13 +259,14 @@ struct Fixture {
                     columns: [
                         byteArrayColumn(low), byteArrayColumn(high), .int64((0..<n).map { Int64($0) }, isNull: nil),
                         .int64(repeated, isNull: (0..<n).map { $0 % 33 == 0 }), .int64(timestamps, isNull: nil),
+                        .double(repeatedDoubles, isNull: (0..<n).map { $0 % 29 == 0 }), .double(uniqueDoubles, isNull: nil),
                     ]
                 )
             ],
             expectedRowGroups: 3,
             expectedEncodings: [
                 "low": "dictionary", "high": "fallback", "unique_ids": "fallback", "repeated_ids": "dictionary",
-                "ts_dict": "dictionary",
+                "ts_dict": "dictionary", "repeated_doubles": "dictionary", "unique_doubles": "fallback",
             ]
         )
     }

@@ -111,8 +111,12 @@ public final class ParquetSink: ExportSink {
             createdBy: "parsl-export version \(context?.exporterVersion ?? ExportPipeline.exporterVersion)",
             compression: options.compression,
             maxRowGroupRows: options.rowGroupRows,
-            // One row group per file is buffered at a time; 16 MiB keeps every export within its memory budget.
-            maxRowGroupBytes: 16 << 20,
+            // One row group per file is buffered at a time, in arrays that may hold up to twice their bytes;
+            // 12 MiB keeps every export within its memory budget.
+            maxRowGroupBytes: 12 << 20,
+            // Each column keeps an open page's buffer; with Parsl's wide tables (18 columns for resource) 1 MiB
+            // pages would cost 18 MiB of buffers for a negligible gain in size.
+            pageSizeBytes: 256 << 10,
             keyValueMetadata: metadata
         )
     }
@@ -124,11 +128,17 @@ public final class ParquetSink: ExportSink {
         for column in schema.columns {
             let required = !column.nullable && !relaxed.contains(column.name)
             switch column.type {
-            case .int64: specs.append(ParquetColumnSpec(name: column.name, kind: .int64, required: required))
-            case .float64: specs.append(ParquetColumnSpec(name: column.name, kind: .double, required: required))
+            // Dictionaries for numbers too: Parsl repeats ids, counts and sampled values a lot; near-unique columns
+            // fall back to PLAIN early.
+            case .int64:
+                specs.append(ParquetColumnSpec(name: column.name, kind: .int64, required: required, dictionary: true))
+            case .float64:
+                specs.append(ParquetColumnSpec(name: column.name, kind: .double, required: required, dictionary: true))
             case .bool: specs.append(ParquetColumnSpec(name: column.name, kind: .boolean, required: required))
             case .timestamp:
-                specs.append(ParquetColumnSpec(name: column.name, kind: .timestampMicros(utcAdjusted: utc), required: required))
+                specs.append(
+                    ParquetColumnSpec(
+                        name: column.name, kind: .timestampMicros(utcAdjusted: utc), required: required, dictionary: true))
             case .text:
                 specs.append(ParquetColumnSpec(name: column.name, kind: .string, required: required, dictionary: true))
             case .idList:
