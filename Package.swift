@@ -15,6 +15,7 @@ let package = Package(
         // Already in Hummingbird's graph; named here because the server uses their types directly.
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
     ],
     targets: [
         // C libraries from the system, under prefixed module names.
@@ -43,6 +44,7 @@ let package = Package(
             dependencies: [
                 "ParslExport", "ExpositionFormat", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
         .target(

@@ -6,7 +6,8 @@ import NIOCore
 import ParslExport
 
 /// The `serve` endpoint: `GET /metrics` (text 0.0.4, or OpenMetrics 1.0 when `Accept` asks for it), `GET /` a
-/// landing page, 404 for other paths, 405 for other methods on these two.
+/// landing page, 404 for other paths. Other methods (405) and requests with a body (413) are answered by
+/// `ScrapeRequestGate`, which closes the connection after them.
 public final class MetricsServer: Sendable {
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
@@ -46,7 +47,9 @@ public final class MetricsServer: Sendable {
         let app = Application(
             responder: CallbackResponder { (request: Request, _: BasicRequestContext) in await self.respond(to: request) },
             server: .http1(
-                configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
+                configuration: .init(
+                    additionalChannelHandlers: [ScrapeRequestGate()],
+                    idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "parsl-export",
@@ -61,16 +64,11 @@ public final class MetricsServer: Sendable {
         try await app.runService()
     }
 
-    /// The whole routing: two paths, GET and HEAD.
+    /// The whole routing: two paths. Only GET and HEAD without a body get here (`ScrapeRequestGate`).
     public func respond(to request: Request) async -> Response {
         let path = request.uri.path
         guard path == "/" || path == "/metrics" else {
             return Self.text(.notFound, "404 not found: this exporter serves / and /metrics\n")
-        }
-        guard request.method == .get || request.method == .head else {
-            var response = Self.text(.methodNotAllowed, "405 method not allowed: use GET\n")
-            response.headers[.allow] = "GET, HEAD"
-            return response
         }
         if path == "/" {
             var response = Response(

@@ -18,6 +18,17 @@ struct MetricsServerTests {
 
     /// A minimal HTTP/1.1 client: one request, `Connection: close`, read to the end.
     static func request(_ port: Int, _ method: String, _ path: String, accept: String? = nil) throws -> Reply {
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if let accept { text += "Accept: \(accept)\r\n" }
+        text += "\r\n"
+        let (response, closed) = try exchange(port, text)
+        guard closed else { throw ClientError() }
+        return try parse(response)
+    }
+
+    /// Sends `text` as it is and reads until the server closes the connection (closed), or until nothing has come
+    /// for `wait` seconds (not closed).
+    static func exchange(_ port: Int, _ text: String, wait: Int = 10) throws -> (response: String, closed: Bool) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -28,18 +39,23 @@ struct MetricsServerTests {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw ClientError() }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        if let accept { text += "Accept: \(accept)\r\n" }
-        text += "\r\n"
+        var timeout = timeval(tv_sec: wait, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = text.withCString { send(fd, $0, strlen($0), 0) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var closed = true
         while true {
             let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { closed = false }
             if n <= 0 { break }
             bytes += chunk[0..<n]
         }
-        let response = String(decoding: bytes, as: UTF8.self)
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// The first response in `response` (status, headers, and the rest as its body).
+    static func parse(_ response: String) throws -> Reply {
         guard let split = response.firstRange(of: "\r\n\r\n") else { throw ClientError() }
         let head = response[..<split.lowerBound].split(separator: "\r\n")
         let status = Int(head.first?.split(separator: " ")[1] ?? "") ?? 0
@@ -101,6 +117,47 @@ struct MetricsServerTests {
             #expect(try Self.request(port, "DELETE", "/").status == 405)
             let head = try Self.request(port, "HEAD", "/metrics")
             #expect(head.status == 200 && head.body.isEmpty)
+        }
+    }
+
+    /// Only bodiless GET and HEAD reach the routes; anything else is answered and its connection closed at once, so
+    /// a client trickling a body cannot hold a connection and a response to CONNECT (sent without a length) ends.
+    @Test func requestsThatAreNotScrapesAreAnsweredThenClosed() async throws {
+        try await Self.withServer { port in
+            let connect = try Self.exchange(port, "CONNECT /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let connectReply = try Self.parse(connect.response)
+            #expect(connect.closed && connectReply.status == 405 && connectReply.headers["allow"] == "GET, HEAD")
+            #expect(connectReply.headers["connection"] == "close")
+
+            // The body's first byte only: the server must not wait for the rest (the idle timeout is 30 s).
+            let post = try Self.exchange(
+                port, "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\na", wait: 5)
+            #expect(post.closed && post.response.hasPrefix("HTTP/1.1 405 "))
+            #expect(try Self.parse(post.response).body == "405 method not allowed: use GET\n")
+
+            let get = try Self.exchange(
+                port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\na", wait: 5)
+            #expect(get.closed && get.response.hasPrefix("HTTP/1.1 413 "))
+
+            // Pipelined: the scrapes before the refused request are answered first, in order.
+            let pipelined = try Self.exchange(
+                port,
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                    + "DELETE / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", wait: 5)
+            let text = pipelined.response
+            let statuses = text.ranges(of: "HTTP/1.1 ").map { text[$0.upperBound...].prefix(3) }
+            #expect(pipelined.closed && statuses == ["200", "404", "405"])
+
+            // After an upgrade request NIO parses nothing more: it is answered, with Connection: close, then closed.
+            let upgrade = try Self.exchange(
+                port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                wait: 5)
+            let upgradeReply = try Self.parse(upgrade.response)
+            #expect(upgrade.closed && upgradeReply.status == 200 && upgradeReply.headers["connection"] == "close")
+
+            // A scrape keeps its connection.
+            let keptAlive = try Self.exchange(port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", wait: 1)
+            #expect(!keptAlive.closed && keptAlive.response.hasPrefix("HTTP/1.1 200 "))
         }
     }
 

@@ -1,5 +1,6 @@
-"""Hostile clients against `parsl-export serve`: malformed requests, oversized headers, slowloris, 1000 concurrent
-scrapes, path traversal, non-GET methods, file descriptors and memory over 10 000 scrapes, the default bind address.
+"""Hostile clients against `parsl-export serve`: malformed requests, oversized headers, slowloris, slow request
+bodies, 1000 concurrent scrapes, path traversal, non-GET methods, CONNECT and Upgrade requests followed by a stream,
+file descriptors and memory over 10 000 scrapes, the default bind address.
 Prints the figures; exits 1 if any check failed.
 
 Usage: python http_check.py BINARY DB"""
@@ -31,6 +32,9 @@ RSS_GROWTH_KB = 10 * 1024
 # Peak RSS growth allowed while 20 clients send 1 MiB headers at once (20 MiB): a server that buffers them grows
 # by more; one that stops at its header limit (80 KiB a connection in SwiftNIO) by under 2 MiB.
 OVERSIZE_PEAK_KB = 16 * 1024
+# Sent after a CONNECT or Upgrade request, which end HTTP on the connection: a server that keeps reading buffers it.
+STREAM_AFTER = 64 << 20
+STREAM_GROWTH_KB = 16 * 1024
 TEXT_TYPE = "text/plain; version=0.0.4"
 OM_ACCEPT = "application/openmetrics-text; version=1.0.0"
 
@@ -180,6 +184,31 @@ def raw(port, data, method="GET", timeout=5.0, half_close=False):
             return Reply(f"{r.status} head ({framing}), body unfinished after {timeout:.0f} s ({type(e).__name__})",
                          r.status, headers)
         return Reply("response", r.status, headers, body)
+    finally:
+        s.close()
+
+
+def stream_after(port, head, total):
+    """Sends head, waits for the answer's head (as a tunnelling client would), then sends up to total bytes as fast
+    as the server takes them. (bytes sent, whether the server ended the connection: reset or broken pipe, as
+    opposed to taking everything or stalling)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sent, chunk = 0, b"a" * 65536
+    try:
+        s.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+        while sent < total:
+            sent += s.send(chunk)
+        return sent, False
+    except (BrokenPipeError, ConnectionResetError):
+        return sent, True
+    except socket.timeout:
+        return sent, False
     finally:
         s.close()
 
@@ -489,7 +518,67 @@ def phase_methods(srv):
     r = raw(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     check(r.outcome == "response" and r.status == 200 and r.headers.get("content-type", "").startswith(TEXT_TYPE),
           "GET /metrics -> 200 text 0.0.4", str(r))
+    # After CONNECT or a request with Upgrade, SwiftNIO's decoder parses nothing more and buffers what arrives: the
+    # server must answer and end the connection, not read on. Peak RSS, as a buffer freed at the close would not
+    # show in RSS afterwards.
+    peak0 = status_kb(srv.pid, "VmHWM")
+    for name, head in [("CONNECT", f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+                       ("GET with Upgrade", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                                            "Upgrade: websocket\r\n\r\n")]:
+        sent, ended = stream_after(port, head.encode(), STREAM_AFTER)
+        figure(f"{name} then a stream: {'connection ended' if ended else 'connection kept'} after "
+               f"{sent / (1 << 20):.1f} MiB")
+        check(ended, f"{name} then {STREAM_AFTER >> 20} MiB -> connection ended", f"{sent >> 20} MiB taken")
+    peak1 = status_kb(srv.pid, "VmHWM")
+    figure(f"peak RSS {peak0 / 1024:.1f} -> {peak1 / 1024:.1f} MB")
+    check(peak1 - peak0 < STREAM_GROWTH_KB, f"peak RSS growth < {STREAM_GROWTH_KB // 1024} MB",
+          f"{(peak1 - peak0) / 1024:.1f} MB")
     still_serving(srv, "methods")
+
+
+def phase_slow_bodies(srv):
+    """More clients than the connection limit, each starting a request body: each must be answered
+    and closed at once, not held while the body trickles in, or they take every connection."""
+    n = MAX_CONNECTIONS + 44
+    print(f"{n} clients starting a 1 MB request body (more than the {MAX_CONNECTIONS} connections allowed)", flush=True)
+    # Not the first phase's baseline: connections an earlier phase's clients left open are still waiting for them.
+    fd0 = fd_count(srv.pid)
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(f"{'POST' if i % 2 else 'GET'} /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Content-Length: 1000000\r\n\r\na".encode())
+        socks.append(s)
+    deadline = time.monotonic() + 10
+    outcomes = {}
+    try:
+        for s in socks:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                r = http.client.HTTPResponse(s)
+                r.begin()
+                r.read()
+                key = f"{r.status} then {'closed' if s.recv(1) == b'' else 'open'}"
+            except socket.timeout:
+                key = "still open after 10 s"
+            except (ConnectionResetError, http.client.RemoteDisconnected):
+                key = "closed without an answer"
+            outcomes[key] = outcomes.get(key, 0) + 1
+        # The clients keep their sockets open: only the server's close frees the connections.
+        try:
+            status, _, _, seconds = scrape(srv.port, timeout=5)
+        except Exception as e:  # noqa: BLE001
+            status, seconds = repr(e), float("nan")
+    finally:
+        for s in socks:
+            s.close()
+    figure(f"{n} slow bodies: {outcomes}; a scrape meanwhile: {status} in {seconds * 1000:.0f} ms")
+    check(set(outcomes) <= {"405 then closed", "413 then closed"}, "every slow body -> 405/413, then closed",
+          str(outcomes))
+    check(status == 200 and seconds < 1.0, "a scrape while they hold their sockets -> 200 in < 1 s",
+          f"{status} in {seconds:.2f} s")
+    fd1 = settle_fds(srv.pid, fd0)
+    check(abs(fd1 - fd0) <= 2, "server fds back to the baseline after slow bodies (+-2)", f"{fd0} -> {fd1}")
 
 
 class SlowClients:
@@ -654,6 +743,7 @@ def main():
         phase_oversized(srv)
         phase_traversal(srv, db)
         phase_methods(srv)
+        phase_slow_bodies(srv)
         # Binding runs while the slow connections wait for their timeout.
         worst = phase_slow(srv, fd0, lambda: phase_bind(binary, db))
         figures = {"503": counts.get(503, 0), "200": counts.get(200, 0), "worst": worst}

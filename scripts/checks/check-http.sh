@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `serve` against hostile clients (scripts/lib/http_check.py): malformed requests, oversized headers, slowloris,
-# 1000 concurrent scrapes, path traversal, non-GET methods, fds and RSS over 10 000 scrapes, loopback-only default
-# bind. Prints the figures; exits 1 on any failure. Not part of scripts/test yet: two known serve bugs (a trickled
-# request body holds a connection open; a CONNECT response is unframed) make it fail. About 2 minutes, mostly waiting for the 30 s idle timeout.
-# Needs PARSL_EXPORT and PYTHON (a python with prometheus_client; see scripts/test).
+# 300 slow request bodies, 1000 concurrent scrapes, path traversal, non-GET methods, CONNECT and Upgrade requests
+# followed by a stream, fds and RSS over 10 000 scrapes, loopback-only default bind. Prints the figures; exits 1 on
+# any failure. About a minute, mostly waiting for the 30 s idle timeout.
+#
+# Environment (set by scripts/test): PARSL_EXPORT = the built binary, PYTHON = a python with prometheus_client.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 : "${PARSL_EXPORT:?set PARSL_EXPORT to the parsl-export binary}"
 : "${PYTHON:?set PYTHON to a python that has prometheus_client}"
 # 1000 concurrent clients plus the server's own sockets.

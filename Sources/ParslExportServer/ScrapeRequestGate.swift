@@ -1,0 +1,140 @@
+import Hummingbird
+import NIOCore
+import NIOHTTPTypes
+
+/// Lets through only what a scrape is: GET or HEAD without a body. Anything else is answered here, with
+/// `Connection: close`, and the connection is closed once the answer is written; Hummingbird never sees it.
+///
+/// Sits between the HTTP/1 codec and Hummingbird's connection handling (`additionalChannelHandlers`), because
+/// the answer must end the connection, which a route cannot do:
+/// - A request body would keep the connection: Hummingbird drains it after the response and restarts its idle
+///   timer on every part, so a body sent a byte a second holds the connection for ever.
+/// - NIO's HTTP/1 encoder sends every response to CONNECT without a body or Content-Length (it frames them all as
+///   a switch to a tunnel), so only the close can tell the client where the response ends.
+/// - After CONNECT or a request with `Upgrade`, NIO's decoder stops parsing and buffers whatever else arrives,
+///   so such a connection can carry nothing more; an upgrade GET is answered, then closed, and nothing further
+///   is read meanwhile.
+/// Everything stays on the channel's event loop; one instance per connection.
+final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum Reading {
+        /// Requests pass.
+        case open
+        /// Passing the rest of the request that ends the connection.
+        case lastRequest
+        /// That request is complete: nothing more is read or passed.
+        case ended
+        /// A request was refused: nothing more is read or passed, and parse errors for it are dropped (answered).
+        case refused
+    }
+
+    private var reading = Reading.open
+    /// Requests passed on whose response has not ended yet (a client may send several before reading any).
+    private var responsesOwed = 0
+    /// The answer to the refused request, held until the responses owed before it have been written.
+    private var refusal: HTTPResponse?
+    private var refusalBody: ByteBuffer?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (reading, unwrapInboundIn(data)) {
+        case (.ended, _), (.refused, _):
+            return
+        case (.open, .head(let request)):
+            if let (head, body) = Self.refusal(of: request) {
+                reading = .refused
+                refusal = head
+                refusalBody = body
+                if responsesOwed == 0 { writeRefusal(context: context) }
+                return
+            }
+            responsesOwed += 1
+            if request.headerFields[.upgrade] != nil { reading = .lastRequest }
+        case (.lastRequest, .end):
+            reading = .ended
+        default:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let closing = reading != .open
+        switch unwrapOutboundIn(data) {
+        case .head(var response) where closing && refusal == nil && responsesOwed == 1:
+            response.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(response)), promise: promise)
+        case .end where responsesOwed > 0:
+            responsesOwed -= 1
+            guard closing, responsesOwed == 0 else {
+                context.write(data, promise: promise)
+                return
+            }
+            if refusal != nil {
+                context.write(data, promise: promise)
+                writeRefusal(context: context)
+            } else {
+                let written = context.eventLoop.makePromise(of: Void.self)
+                written.futureResult.cascade(to: promise)
+                context.writeAndFlush(data, promise: written)
+                closeWhenDone(written.futureResult, context: context)
+            }
+        default:
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// Once the connection is ending nothing more is read: what is sent after CONNECT or an upgrade request would
+    /// only pile up in the decoder, and a refused body is not wanted.
+    func read(context: ChannelHandlerContext) {
+        if reading == .open || reading == .lastRequest { context.read() }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The request is answered already; Hummingbird would write a second response (a 400) after it.
+        if reading == .refused { return }
+        context.fireErrorCaught(error)
+    }
+
+    private func writeRefusal(context: ChannelHandlerContext) {
+        guard let head = refusal else { return }
+        refusal = nil
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body = refusalBody { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        closeWhenDone(written.futureResult, context: context)
+    }
+
+    private func closeWhenDone(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// The answer to a request that is not a scrape (and whether it has a body), or nil for a scrape.
+    static func refusal(of request: HTTPRequest) -> (HTTPResponse, ByteBuffer?)? {
+        let status: HTTPResponse.Status
+        let message: String
+        var fields: HTTPFields = [.connection: "close"]
+        if request.method != .get && request.method != .head {
+            status = .methodNotAllowed
+            message = "405 method not allowed: use GET\n"
+            fields[.allow] = "GET, HEAD"
+        } else if request.headerFields[.transferEncoding] != nil
+            || request.headerFields[.contentLength].map({ Int($0) != 0 }) == true
+        {
+            status = .contentTooLarge
+            message = "413 a scrape has no request body\n"
+        } else {
+            return nil
+        }
+        fields[.contentType] = "text/plain; charset=utf-8"
+        fields[.contentLength] = String(message.utf8.count)
+        // A response to HEAD has no body but says how long it would be; NIO drops the body and the length of a
+        // response to CONNECT (see above).
+        let body = request.method == .head || request.method == .connect ? nil : ByteBuffer(string: message)
+        return (HTTPResponse(status: status, headerFields: fields), body)
+    }
+}
