@@ -1,17 +1,20 @@
+import Dispatch
 import ExpositionFormat
 
 /// Writes the metrics to one file for node_exporter's textfile collector: text format 0.0.4 (or OpenMetrics when
 /// asked), no timestamps, written under a temporary name in the same directory and renamed into place, so the
 /// collector never reads half a file.
 ///
-/// It reads the database itself, through ``MetricsCollector`` (the same incremental reader `serve` uses), when the
-/// export finishes; it asks the pipeline for no tables.
+/// It reads the database itself, through ``MetricsCollector`` (the same incremental reader `serve` uses), on its
+/// own connection and thread from the start of the export, so in `all` that read overlaps the pipeline's; it asks
+/// the pipeline for no tables.
 public final class PrometheusSink: ExportSink {
     public let demand = SinkDemand()
     private let path: String
     private let options: PrometheusOptions
     private let format: ExpositionFormat
     private var configuration: MetricsCollector.Configuration?
+    private var collection: BackgroundCollection?
     private var pending = PendingFiles()
 
     /// Without a `configuration`, the database and the runs are the export's (from its context); that is how
@@ -35,18 +38,16 @@ public final class PrometheusSink: ExportSink {
         }
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
+        collection = BackgroundCollection(configuration: configuration, options: options)
     }
 
-    /// Reads the metrics and writes the file under its temporary name; `finish` renames it into place.
+    /// Waits for the metrics and writes the file under its temporary name; `finish` renames it into place.
     public func prepare() throws {
-        let clock = ContinuousClock()
-        let started = clock.now
-        guard let configuration else { throw ExportError(.usage, "\(path): the export never started") }
-        let collector = try MetricsCollector(configuration: configuration, options: options)
-        try collector.poll(final: true)
-        var status = collector.status
-        let elapsed = clock.now - started
-        status.scrapeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // Without a start event, a sink given its configuration still reads (now).
+        guard let collection = collection ?? configuration.map({ BackgroundCollection(configuration: $0, options: options) })
+        else { throw ExportError(.usage, "\(path): the export never started") }
+        self.collection = collection
+        let (collector, status) = try collection.wait()
         let bytes: [UInt8]
         do {
             bytes = try collector.aggregator.render(format, status: status)
@@ -66,5 +67,44 @@ public final class PrometheusSink: ExportSink {
 
     public func finish() throws -> [String] { try pending.moveAllIntoPlace() }
 
-    public func abort() { pending.discardAll() }
+    public func abort() {
+        _ = try? collection?.wait()  // no read outlives the export
+        pending.discardAll()
+    }
+}
+
+/// One final poll of a ``MetricsCollector`` on a background thread.
+///
+/// `@unchecked Sendable`: `outcome` is written by the background job only, and read by `wait()` only after the
+/// semaphore says the job is over; `waited` belongs to the waiting thread.
+private final class BackgroundCollection: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome: Result<(MetricsCollector, ExporterStatus), any Error>?
+    private var waited = false
+
+    init(configuration: MetricsCollector.Configuration, options: PrometheusOptions) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            outcome = Result {
+                let clock = ContinuousClock()
+                let started = clock.now
+                let collector = try MetricsCollector(configuration: configuration, options: options)
+                try collector.poll(final: true)
+                var status = collector.status
+                let elapsed = clock.now - started
+                status.scrapeSeconds =
+                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                return (collector, status)
+            }
+            done.signal()
+        }
+    }
+
+    /// The collector and its status once the poll is over; rethrows its error. Callable more than once.
+    func wait() throws -> (MetricsCollector, ExporterStatus) {
+        if !waited {
+            done.wait()
+            waited = true
+        }
+        return try outcome!.get()
+    }
 }
