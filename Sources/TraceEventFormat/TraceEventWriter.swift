@@ -25,11 +25,30 @@ public final class TraceEventWriter {
     /// Bytes handed to `output` so far.
     public private(set) var bytesFlushed = 0
 
+    /// Events continue a list opened elsewhere (see `fragment`): no header, no trailer, a separator before each.
+    private let continuesList: Bool
+
     public init(flushThreshold: Int = 1 << 20, output: @escaping Output) {
         self.flushThreshold = max(flushThreshold, 1024)
         self.output = output
+        continuesList = false
         buffer = ByteBuffer(capacity: self.flushThreshold + 4096)
         buffer.append("{\"traceEvents\":[\n")
+    }
+
+    private init(fragmentWithFlushThreshold flushThreshold: Int, output: @escaping Output) {
+        self.flushThreshold = max(flushThreshold, 1024)
+        self.output = output
+        continuesList = true
+        buffer = ByteBuffer(capacity: self.flushThreshold + 4096)
+    }
+
+    /// A writer of more events for the list of another writer, e.g. on another thread: each chunk it hands to
+    /// `output` is whole events, each preceded by a separator, so chunks of both writers may interleave in any
+    /// order as long as they all come after the other writer's first flushed event and before its `finish`.
+    /// End it with `flush()`.
+    public static func fragment(flushThreshold: Int = 1 << 20, output: @escaping Output) -> TraceEventWriter {
+        TraceEventWriter(fragmentWithFlushThreshold: flushThreshold, output: output)
     }
 
     deinit {
@@ -364,6 +383,7 @@ public final class TraceEventWriter {
     /// by chrome://tracing under "Metadata"; Perfetto ignores it.
     public func finish(displayTimeUnit: StaticString = "ms", otherData: TraceArgs = TraceArgs()) throws {
         precondition(!finished, "finish() called twice")
+        precondition(!continuesList, "a fragment ends with flush(), not finish()")
         finished = true
         buffer.append("\n],\"displayTimeUnit\":\"")
         buffer.append(displayTimeUnit)
@@ -386,7 +406,7 @@ public final class TraceEventWriter {
     @inline(__always)
     private func event(_ body: (inout ByteBuffer) -> Void) throws {
         precondition(!finished, "event written after finish()")
-        if eventCount > 0 { buffer.append(",\n") }
+        if eventCount > 0 || continuesList { buffer.append(",\n") }
         body(&buffer)
         buffer.append(UInt8(ascii: "}"))
         eventCount += 1

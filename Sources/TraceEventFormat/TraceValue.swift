@@ -127,7 +127,7 @@ public struct TraceArgsWriter {
     init(buffer: ByteBuffer) { self.buffer = buffer }
 
     @inline(__always)
-    private mutating func key(_ key: StaticString) {
+    mutating func key(_ key: StaticString) {
         if count > 0 { buffer.append(UInt8(ascii: ",")) }
         count += 1
         buffer.append(UInt8(ascii: "\""))
@@ -164,5 +164,13 @@ public struct TraceArgsWriter {
     public mutating func null(_ key: StaticString) {
         self.key(key)
         buffer.append("null")
+    }
+}
+
+extension TraceArgsWriter {
+    /// A string from raw bytes (e.g. a database column), any ill-formed UTF-8 replaced by U+FFFD.
+    public mutating func string(_ key: StaticString, utf8: UnsafeBufferPointer<UInt8>) {
+        self.key(key)
+        JSONStringEscaper.appendQuoted(validating: UnsafeRawBufferPointer(utf8), to: &buffer)
     }
 }

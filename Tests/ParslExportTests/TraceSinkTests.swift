@@ -158,6 +158,30 @@ struct TraceSinkTests {
         #expect(relativeStamps.count == absoluteStamps.count)
     }
 
+    /// The origin is the run's first timestamp in any table, even when that is not the run's start (the writer
+    /// first assumes it is, and writes the run again when a pass meets an earlier time).
+    @Test func theOriginIsTheEarliestTimestampInAnyTable() throws {
+        let path = temporaryDirectory() + "/early-block.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        #expect(Oracle.execute(path, "UPDATE block SET timestamp = '2026-11-24 23:30:30.000001' WHERE rowid = 1"))
+        let (_, events, other) = try trace(path)
+        #expect(other["time_origin"] as? String == "2026-11-24 23:30:30.000001")
+        #expect(events.compactMap { $0["ts"] as? Int }.min() == 0)
+        let began = try #require(
+            events.first { $0["name"] as? String == "workflow began" }?["ts"] as? Int)
+        #expect(began == 3_700_965)
+    }
+
+    /// Per-try slots that do not fit in memory go to a temporary file and come back unchanged.
+    @Test func slotsPagedToDiskGiveTheSameTrace() throws {
+        let inMemory = try trace(Fixtures.htex2026)
+        let paged = try trace(Fixtures.htex2026) {
+            $0.slotCachePages = 2
+            $0.slotsPerPage = 16
+        }
+        #expect(paged.text == inMemory.text)
+    }
+
     @Test func windowKeepsOnlyOverlappingSlicesAndInsideInstants() throws {
         let (_, events, other) = try trace(Fixtures.htex2026) {
             $0.since = .offset(10_000_000)
@@ -218,6 +242,7 @@ struct TraceSinkTests {
         let lastStamp = events.filter { $0["ph"] as? String != "M" }.map {
             ($0["ts"] as? Int ?? 0) + ($0["dur"] as? Int ?? 0)
         }.max()
+        #expect(events.compactMap { $0["ts"] as? Int }.min() == 0)
         for event in open {
             #expect((event["ts"] as? Int ?? 0) + (event["dur"] as? Int ?? 0) == lastStamp)
             #expect((event["args"] as? [String: Any])?["final_state"] as? String == "unfinished")
@@ -272,5 +297,45 @@ extension Oracle {
         guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else { return false }
         defer { sqlite3_close_v2(db) }
         return sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK
+    }
+}
+
+@Suite("Trace try slots")
+struct TrySlotsTests {
+    @Test func slotsSurviveEvictionToTheTemporaryFile() throws {
+        let directory = temporaryDirectory()
+        let slots = TrySlots(
+            firstTask: 5, lastTask: 100_004, lastTry: 2, count: 300_000, cachedPages: 3, slotsPerPage: 64,
+            spillDirectory: directory)
+        for task in stride(from: Int64(5), through: 100_004, by: 7) {
+            let index = try #require(slots.index(task: task, try: task % 3))
+            try slots.update(index) {
+                $0.start = task
+                $0.flags = [.present]
+            }
+        }
+        for task in stride(from: Int64(100_004), through: 5, by: -1) {
+            let tries = try slots.tries(of: task)
+            if (task - 5) % 7 == 0 {
+                #expect(tries.count == 1)
+                #expect(try slots.read(tries[0]).start == task)
+            } else {
+                #expect(tries.isEmpty)
+            }
+        }
+        #expect(slots.index(task: 4, try: 0) == nil)
+        #expect(slots.index(task: 5, try: 3) == nil)
+        // The file was unlinked as soon as it was made.
+        #expect(try listDirectory(directory).isEmpty)
+    }
+
+    @Test func scatteredIdsUseAMap() throws {
+        let slots = TrySlots(
+            firstTask: 0, lastTask: 1 << 40, lastTry: 0, count: 2, spillDirectory: temporaryDirectory())
+        let a = try #require(slots.index(task: 0, try: 0, create: true))
+        let b = try #require(slots.index(task: 1 << 40, try: 0, create: true))
+        #expect(a != b)
+        #expect(slots.index(task: 7, try: 0) == nil)
+        #expect(slots.index(task: 1 << 40, try: 0) == b)
     }
 }

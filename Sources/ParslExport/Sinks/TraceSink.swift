@@ -35,6 +35,10 @@ public final class TraceSink: ExportSink {
         public var until: TraceTimeBound?
         /// Fail rather than write a trace with more events than this (0: no limit).
         public var maxEvents: Int
+        /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
+        /// file. Settable for tests, which make paging happen on small databases.
+        var slotCachePages = 192
+        var slotsPerPage = 2048
 
         public init(
             output: String,
@@ -101,6 +105,33 @@ public final class TraceSink: ExportSink {
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     private func write(_ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext) throws {
+        let source = try TraceSource(snapshot: snapshot, runID: run.runID)
+        // An unfinished run needs its last timestamp before the layout (open tries end there); otherwise the
+        // passes find the extent as they go, and a run whose first guess of the origin was wrong is written again.
+        func exactExtent() throws -> (first: Int64, last: Int64)? {
+            var extent = try source.extent()
+            for time in [run.began, run.completed].compactMap({ $0 }) {
+                extent = (min(extent?.first ?? time, time), max(extent?.last ?? time, time))
+            }
+            return extent
+        }
+        var extent = run.isUnfinished ? try exactExtent() : nil
+        while true {
+            let (file, runWriter, writer) = try attempt(run, source: source, extent: extent, context: context)
+            if runWriter.needsExactExtent {
+                file.discard()
+                inProgress = nil
+                extent = try exactExtent()
+                continue
+            }
+            try finish(file, runWriter: runWriter, writer: writer, run: run, context: context)
+            return
+        }
+    }
+
+    private func attempt(
+        _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
+    ) throws -> (AtomicFile, TraceRunWriter, TraceEventWriter) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
         let file = try AtomicFile(path: path)
@@ -109,35 +140,34 @@ public final class TraceSink: ExportSink {
             gzip
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
-        let writer = TraceEventWriter { try stream.write($0) }
-
-        let source = try TraceSource(snapshot: snapshot, runID: run.runID)
-        var extent = try source.extent()
-        for time in [run.began, run.completed].compactMap({ $0 }) {
-            extent = (min(extent?.first ?? time, time), max(extent?.last ?? time, time))
-        }
-        let first = extent?.first ?? 0
-        let origin = options.absoluteTime ? 0 : first
-        func resolve(_ bound: TraceTimeBound?, _ fallback: Int64) -> Int64 {
-            switch bound {
-            case .offset(let micros): first + micros
-            case .absolute(let micros): micros
-            case nil: fallback
-            }
-        }
-        let since = resolve(options.since, .min)
-        let until = resolve(options.until, .max)
+        streams[ObjectIdentifier(file)] = stream
+        // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
+        let lock = Locked(())
+        let writer = TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let counterWriter = TraceEventWriter.fragment { bytes in try lock.withLock { _ in try stream.write(bytes) } }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         var runWriter = try TraceRunWriter(
             source: source,
             run: run,
             writer: writer,
-            window: .init(origin: origin, since: since, until: until, maxEvents: options.maxEvents),
-            lastSeen: extent?.last,
-            spillDirectory: directory.isEmpty ? "/" : directory
+            counterWriter: counterWriter,
+            options: .init(
+                absoluteTime: options.absoluteTime, since: options.since, until: options.until,
+                maxEvents: options.maxEvents),
+            extent: extent,
+            spillDirectory: directory.isEmpty ? "/" : directory,
+            slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
+        return (file, runWriter, writer)
+    }
 
+    private var streams: [ObjectIdentifier: any ByteStreamWriter] = [:]
+
+    private func finish(
+        _ file: AtomicFile, runWriter: TraceRunWriter, writer: TraceEventWriter, run: WorkflowRun, context: ExportContext
+    ) throws {
+        let first = runWriter.first
         var other = TraceArgs()
         other.append("run_id", .string(run.runID))
         other.append("workflow_name", .string(run.workflowName))
@@ -152,19 +182,22 @@ public final class TraceSink: ExportSink {
             "clock",
             .string(context.timeZone.map { "UTC (converted from \($0))" } ?? "naive local time of the writing hosts")
         )
-        other.append("time_origin", .string(extent.map { Timestamp.format($0.first) }))
-        other.append("time_origin_us", .int(first))
+        let hasTime = runWriter.lastSeen != nil
+        // With --absolute the passes may have met an earlier time than the guessed origin; report the true one.
+        let origin = hasTime ? min(first, runWriter.seen.first) : 0
+        other.append("time_origin", .string(hasTime ? Timestamp.format(origin) : nil))
+        other.append("time_origin_us", .int(origin))
         other.append(
             "timestamps",
             .string(options.absoluteTime ? "epoch microseconds" : "microseconds since time_origin")
         )
-        if options.since != nil { other.append("window_since", .string(Timestamp.format(since))) }
-        if options.until != nil { other.append("window_until", .string(Timestamp.format(until))) }
+        if let since = runWriter.windowSince { other.append("window_since", .string(Timestamp.format(since))) }
+        if let until = runWriter.windowUntil { other.append("window_until", .string(Timestamp.format(until))) }
         other.append("tries", .int(Int64(runWriter.triesWritten)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
-        other.append("events", .int(Int64(writer.eventCount)))
+        other.append("events", .int(Int64(runWriter.eventCount)))
         try writer.finish(otherData: other)
-        try stream.finish()
+        try streams.removeValue(forKey: ObjectIdentifier(file))!.finish()
         completed.append(file)
         inProgress = nil
     }

@@ -82,6 +82,13 @@ struct TraceLayout {
         return processes.count - 1
     }
 
+    /// The process of a block, if the layout has one.
+    func existingBlockProcess(_ key: BlockKey) -> Int? { blockProcess[key] }
+
+    mutating func setHost(_ process: Int, _ host: String?) {
+        if processes[process].host == nil { processes[process].host = host }
+    }
+
     mutating func blockProcess(_ key: BlockKey) -> Int {
         if let index = blockProcess[key] { return index }
         processes.append(Process(kind: .block, executor: key.executor ?? "", block: key.block ?? "?"))
@@ -172,8 +179,15 @@ struct TraceLayout {
 struct LanePacker {
     private var workerBusyUntil: [Int32: Int64] = [:]
     private(set) var sharedCount: Int32 = 0
-    private var busy = MinHeap<(end: Int64, lane: Int32)>(by: { $0.end < $1.end || ($0.end == $1.end && $0.lane < $1.lane) })
-    private var free = MinHeap<Int32>(by: <)
+    private var busy = MinHeap<Busy>()
+    private var free = MinHeap<Int32>()
+
+    /// A shared lane in use until `end`.
+    private struct Busy: Comparable {
+        var end: Int64
+        var lane: Int32
+        static func < (a: Busy, b: Busy) -> Bool { (a.end, a.lane) < (b.end, b.lane) }
+    }
 
     var workers: Dictionary<Int32, Int64>.Keys { workerBusyUntil.keys }
 
@@ -196,17 +210,14 @@ struct LanePacker {
             lane = sharedCount
             sharedCount += 1
         }
-        busy.push((end, lane))
+        busy.push(Busy(end: end, lane: lane))
         return (lane, false)
     }
 }
 
-/// A binary heap ordered by a comparison closure.
-struct MinHeap<Element> {
+/// A binary min-heap.
+struct MinHeap<Element: Comparable> {
     private var items: [Element] = []
-    private let less: (Element, Element) -> Bool
-
-    init(by less: @escaping (Element, Element) -> Bool) { self.less = less }
 
     var peek: Element? { items.first }
 
@@ -215,7 +226,7 @@ struct MinHeap<Element> {
         var child = items.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard less(items[child], items[parent]) else { break }
+            guard items[child] < items[parent] else { break }
             items.swapAt(child, parent)
             child = parent
         }
@@ -231,8 +242,8 @@ struct MinHeap<Element> {
             let left = 2 * parent + 1
             let right = left + 1
             var smallest = parent
-            if left < items.count && less(items[left], items[smallest]) { smallest = left }
-            if right < items.count && less(items[right], items[smallest]) { smallest = right }
+            if left < items.count && items[left] < items[smallest] { smallest = left }
+            if right < items.count && items[right] < items[smallest] { smallest = right }
             if smallest == parent { break }
             items.swapAt(parent, smallest)
             parent = smallest

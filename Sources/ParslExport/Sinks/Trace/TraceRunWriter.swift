@@ -11,36 +11,54 @@ import TraceEventFormat
 /// 6. resource samples in time order → memory and CPU counters per worker;
 /// 7. node snapshots in time order → manager and worker counters per block.
 struct TraceRunWriter {
+    struct Options {
+        /// Keep epoch microseconds instead of microseconds since the run's first event.
+        var absoluteTime: Bool
+        var since: TraceTimeBound?
+        var until: TraceTimeBound?
+        var maxEvents: Int
+    }
+
+    /// What the window resolved to: the origin subtracted from every timestamp, and [since, until] in the
+    /// database's clock. Events outside it are left out; slices are kept when they overlap it.
     struct Window {
-        /// Subtracted from every timestamp (0 with --absolute).
+        var first: Int64
         var origin: Int64
-        /// Events outside [since, until] (database clock) are left out; slices are kept when they overlap it.
         var since: Int64
         var until: Int64
-        var maxEvents: Int
     }
 
     let source: TraceSource
     let run: WorkflowRun
     let writer: TraceEventWriter
-    let window: Window
-    /// The run's last timestamp in any table: where the open tries of a crashed run end.
-    let lastSeen: Int64?
+    /// Continues `writer`'s list from the counter thread.
+    let counterWriter: TraceEventWriter
+    let options: Options
+    private let budget: TraceEventBudget
+    private var counted = 0
+    /// The run's first and last timestamps when already known; otherwise the first is guessed (see `write`).
+    let extent: (first: Int64, last: Int64)?
 
     private var layout: TraceLayout
     private var slots: TrySlots
     private var states = StateNames()
+    private var processes = ProcessCache()
+    private var window = Window(first: 0, origin: 0, since: .min, until: .max)
+    /// The earliest and latest timestamps the passes met.
+    private(set) var seen: (first: Int64, last: Int64) = (.max, .min)
     private(set) var flowCount = 0
     private(set) var triesWritten = 0
 
-    init(source: TraceSource, run: WorkflowRun, writer: TraceEventWriter, window: Window, lastSeen: Int64?, spillDirectory: String)
-        throws
+    init(source: TraceSource, run: WorkflowRun, writer: TraceEventWriter, counterWriter: TraceEventWriter,
+         options: Options, extent: (first: Int64, last: Int64)?, spillDirectory: String, slotCache: (pages: Int, slotsPerPage: Int)) throws
     {
         self.source = source
         self.run = run
         self.writer = writer
-        self.window = window
-        self.lastSeen = lastSeen
+        self.counterWriter = counterWriter
+        self.options = options
+        budget = TraceEventBudget(limit: options.maxEvents, runID: run.runID)
+        self.extent = extent
         layout = TraceLayout(workflowName: run.workflowName ?? run.runID)
         let geometry = try source.tryGeometry()
         slots = TrySlots(
@@ -48,79 +66,185 @@ struct TraceRunWriter {
             lastTask: geometry.lastTask,
             lastTry: geometry.lastTry,
             count: geometry.count,
+            cachedPages: slotCache.pages,
+            slotsPerPage: slotCache.slotsPerPage,
             spillDirectory: spillDirectory
+        )
+        for time in [run.began, run.completed].compactMap({ $0 }) { see(time) }
+    }
+
+    /// The first timestamp that set the origin and the window.
+    var first: Int64 { window.first }
+    var windowSince: Int64? { options.since == nil ? nil : window.since }
+    var windowUntil: Int64? { options.until == nil ? nil : window.until }
+
+    /// The passes met a timestamp before the origin they assumed: the trace must be written again with the
+    /// exact extent. (With --absolute and no relative bound, the origin changes nothing in the events.)
+    var needsExactExtent: Bool {
+        guard extent == nil, seen.first < window.first else { return false }
+        let relative = { (bound: TraceTimeBound?) in if case .offset = bound { true } else { false } }
+        return !options.absoluteTime || relative(options.since) || relative(options.until)
+    }
+
+    /// The run's last timestamp in any table, once every pass has run.
+    var lastSeen: Int64? { seen.first <= seen.last ? seen.last : nil }
+
+    @inline(__always)
+    private mutating func see(_ time: Int64) {
+        if time < seen.first { seen.first = time }
+        if time > seen.last { seen.last = time }
+    }
+
+    private mutating func resolveWindow() {
+        // Without a known extent, the run's start (or its first try) is the origin: Parsl stamps the run before
+        // any of its tasks, blocks or samples. A pass that meets an earlier time sets `needsExactExtent`.
+        let first = extent?.first ?? (seen.first <= seen.last ? seen.first : 0)
+        func resolve(_ bound: TraceTimeBound?, _ fallback: Int64) -> Int64 {
+            switch bound {
+            case .offset(let micros): first + micros
+            case .absolute(let micros): micros
+            case nil: fallback
+            }
+        }
+        window = Window(
+            first: first,
+            origin: options.absoluteTime ? 0 : first,
+            since: resolve(options.since, .min),
+            until: resolve(options.until, .max)
         )
     }
 
     private func overlaps(_ start: Int64, _ end: Int64) -> Bool { end >= window.since && start <= window.until }
     private func inside(_ time: Int64) -> Bool { time >= window.since && time <= window.until }
 
-    private func guardLimit() throws {
-        guard window.maxEvents > 0, writer.eventCount > window.maxEvents else { return }
-        throw ExportError(
-            .limitExceeded,
-            "run \(run.runID): the trace has more than --max-events \(window.maxEvents) events; "
-                + "narrow it with --since/--until or raise --max-events (0 means no limit)"
-        )
+    private mutating func guardLimit() throws {
+        try budget.add(writer.eventCount - counted)
+        counted = writer.eventCount
     }
 
+    /// Events written by both threads.
+    var eventCount: Int { writer.eventCount + counterWriter.eventCount }
+
     mutating func write() throws {
-        try layOut()
+        let counters = TraceCounterThread(source: try source.onNewConnection(), writer: counterWriter, budget: budget)
+        counters.start()
+        var joined = false
+        defer { if !joined { _ = try? counters.join(cancel: true) } }
+        try layOut(nodeBlocks: counters.blocksOfNodeRows())
+        resolveWindow()
         try writeMetadata()
-        try writeRunMarkers()
-        try writeBlockLifecycles()
+        // The counter thread's events follow the first ones in the output: flush those before it starts.
+        try writer.flush()
+        counters.begin(layout: layout, window: window)
         try writeStatuses()
         try writeTries()
         try writeFlows()
-        try writeResourceCounters()
-        try writeNodeCounters()
+        let range = try counters.join()
+        joined = true
+        if range.first <= range.last {
+            see(range.first)
+            see(range.last)
+        }
+        // Last: block lifecycles and the run's end need the run's last timestamp.
+        try writeBlockLifecycles()
+        try writeRunMarkers()
         try guardLimit()
     }
 
     // MARK: - Layout
 
-    private mutating func layOut() throws {
+    /// Needs the extent for an unfinished run (`extent`), whose open tries end at its last timestamp.
+    private mutating func layOut(nodeBlocks: [(block: String?, host: String?)]) throws {
+        try addResourceTotals()
         let runOpen = run.isUnfinished
-        try source.layoutRows { row in
+        // Both sequences come in start order; they fill different processes (tries that ran, tries that never did).
+        try source.ranRows { row in
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            let launched = row.time(5)
+            let returned = row.time(7)
+            // A running time that does not parse counts as none: `notRunRows` has that try.
+            guard let running = row.time(6) else { return }
+            var state: String?
+            if returned == nil { state = try source.finalState(task: task, attempt: attempt) }
+            try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
+                      returned: returned, state: state, runOpen: runOpen)
+        }
+        try source.notRunRows { row in
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            let times = [row.time(5), row.time(7), row.int(8), row.int(9)]
+            try place(row, task: task, attempt: attempt, times: times, ran: false, returned: row.time(7),
+                      state: row.text(10), runOpen: runOpen)
+        }
+        try source.blockKeys { row in
+            layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
+        }
+        for (block, host) in nodeBlocks { layout.nodeBlock(block, host: host) }
+        layout.finish()
+    }
+
+    /// What each try's resource samples add up to, as try_summary has it: the worker's pid (largest), peak
+    /// resident memory and CPU seconds used (change of the cumulative user+system seconds).
+    private mutating func addResourceTotals() throws {
+        try source.resourceTotals { row in
             guard let task = row.int(0), let attempt = row.int(1),
                 let index = slots.index(task: task, try: attempt, create: true)
             else { return }
-            let launched = row.int(5)
-            let running = row.int(6)
-            let returned = row.int(7)
-            let ran = running != nil
-            var times = [launched, running, returned].compactMap { $0 }
-            if !ran { times += [row.int(10), row.int(11)].compactMap { $0 } }
-            guard let first = times.min(), let latest = times.max() else { return }
-            let unfinishedState = !(row.text(9).map(TaskState.isTerminalForTry) ?? false)
-            var slot = TrySlot()
-            slot.flags = [.present, .placed]
-            if ran { slot.flags.insert(.ran) }
-            // Slice from the first moment of the try; an inverted running-before-launched pair starts at running.
-            slot.start = first
-            if let returned, ran {
-                slot.end = max(returned, first)
-            } else if unfinishedState && runOpen {
-                // A crashed run: the try is still open at the last moment the database saw anything.
-                slot.end = max(lastSeen ?? first, first)
-                slot.flags.insert(.open)
-            } else {
-                slot.end = latest
-                if unfinishedState && returned == nil { slot.flags.insert(.open) }
+            let pid = row.int(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) }
+            let resident = row.double(3)
+            let user = row.double(4)
+            let system = row.double(5)
+            try slots.update(index) { slot in
+                if let pid, slot.workerPID == .min || pid > slot.workerPID { slot.workerPID = pid }
+                if let resident, let bytes = Int64(exactly: resident.rounded(.towardZero)), bytes > slot.peakRSS {
+                    slot.peakRSS = bytes
+                }
+                if let user, let system {
+                    let seconds = user + system
+                    if slot.cpuLow.isNaN || seconds < slot.cpuLow { slot.cpuLow = seconds }
+                    if slot.cpuHigh.isNaN || seconds > slot.cpuHigh { slot.cpuHigh = seconds }
+                }
             }
-            let process = layout.process(ran: ran, executor: row.text(2), block: row.text(3), host: row.text(4))
-            let workerPID = row.int(8).flatMap { Int32(exactly: $0) }
-            let placement = layout.place(process: process, start: slot.start, end: slot.end, workerPID: workerPID)
-            slot.process = Int32(process)
-            slot.lane = placement.lane
-            if placement.onWorker { slot.flags.insert(.onWorkerLane) }
-            try slots.update(index) { $0 = slot }
         }
-        try source.blockRows { row in
-            layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
+    }
+
+    /// A try's span, process and lane. Columns 2–4 of `row`: executor, block, host.
+    private mutating func place(
+        _ row: TraceRow, task: Int64, attempt: Int64, times: [Int64?], ran: Bool, returned: Int64?, state: String?,
+        runOpen: Bool
+    ) throws {
+        guard let index = slots.index(task: task, try: attempt, create: true) else { return }
+        var first = Int64.max
+        var latest = Int64.min
+        for case let time? in times {
+            see(time)
+            first = min(first, time)
+            latest = max(latest, time)
         }
-        try source.nodeBlocks { row in layout.nodeBlock(row.text(0), host: row.text(1)) }
-        layout.finish()
+        guard first <= latest else { return }
+        let unfinishedState = !(state.map(TaskState.isTerminalForTry) ?? false)
+        var slot = try slots.read(index)
+        slot.flags = [.present, .placed]
+        if ran { slot.flags.insert(.ran) }
+        // Slice from the first moment of the try; an inverted running-before-launched pair starts at running.
+        slot.start = first
+        if let returned, ran {
+            slot.end = max(returned, first)
+        } else if unfinishedState && runOpen {
+            // A crashed run: the try is still open at the last moment the database saw anything.
+            slot.end = max(extent?.last ?? first, first)
+            slot.flags.insert(.open)
+        } else {
+            slot.end = latest
+            if unfinishedState && returned == nil { slot.flags.insert(.open) }
+        }
+        let process = processes.process(
+            row, layout: &layout, ran: ran, executor: 2, block: 3, host: 4)
+        let workerPID = slot.workerPID == .min ? nil : slot.workerPID
+        let placement = layout.place(process: process, start: slot.start, end: slot.end, workerPID: workerPID)
+        slot.process = Int32(process)
+        slot.lane = placement.lane
+        if placement.onWorker { slot.flags.insert(.onWorkerLane) }
+        try slots.update(index) { $0 = slot }
     }
 
     private func tid(_ slot: TrySlot) -> Int {
@@ -143,7 +267,7 @@ struct TraceRunWriter {
     }
 
     /// The run's start and end (or, for a run that never completed, the last moment seen) across the whole trace.
-    private func writeRunMarkers() throws {
+    private mutating func writeRunMarkers() throws {
         let process = layout.processes[layout.workflowProcess]
         var markers: [(String, Int64)] = []
         if let began = run.began { markers.append(("workflow began", began)) }
@@ -153,6 +277,7 @@ struct TraceRunWriter {
             markers.append(("workflow unfinished: last timestamp in the database", lastSeen))
         }
         let category = TraceText("workflow")
+        let run = run
         for (name, time) in markers where inside(time) {
             try writer.instant(
                 name: TraceText(name), category: category, timestamp: time - window.origin, pid: process.pid, tid: nil,
@@ -169,7 +294,7 @@ struct TraceRunWriter {
 
     // MARK: - Blocks
 
-    private func writeBlockLifecycles() throws {
+    private mutating func writeBlockLifecycles() throws {
         guard let blocksProcess = layout.blocksProcess else { return }
         let pid = layout.processes[blocksProcess].pid
         let category = TraceText("block")
@@ -189,17 +314,24 @@ struct TraceRunWriter {
                 if let job = open.job { args.string("job_id", job) }
             }
         }
+        // The last slice of a block lasts until the run's last timestamp, which may be a block row's.
+        if let range = try source.blockTimeRange() {
+            see(range.first)
+            see(range.last)
+        }
+        let lastSeen = lastSeen
         try source.blockRows { row in
             guard let time = row.int(4) else { return }
             let key = TraceLayout.BlockKey(executor: row.text(0), block: row.text(1))
             let status = row.text(2) ?? ""
+            let job = row.text(3)
             if let open = pending, open.key == key {
                 if open.status == status { return }
                 try close(time)
             } else {
                 try close(nil)
             }
-            pending = (key, status, row.text(3), time)
+            pending = (key, status, job, time)
         }
         try close(nil)
         try guardLimit()
@@ -230,52 +362,45 @@ struct TraceRunWriter {
             guard let task = row.int(0) else { return }
             let attempt = hasTry ? row.int(1, warn: ("status", "try_id")) : nil
             let state = states.id(row)
-            let time = row.int(3)
+            let time = row.time(3, warn: ("status", "timestamp"))
+            if let time { see(time) }
             // Final state: the rows arrive in rowid order, so a later row wins a tie.
             let rank: TrySlot.Flags = states.isTerminal(state) ? .terminalState : []
-            let decides = { (slot: TrySlot) -> Bool in
-                let stored: TrySlot.Flags = slot.flags.intersection(.terminalState)
-                if rank.rawValue != stored.rawValue { return rank.rawValue > stored.rawValue }
-                return slot.state < 0 || (time ?? .min) >= slot.stateTime
+            func decide(_ slot: inout TrySlot) {
+                let stored = slot.flags.intersection(.terminalState)
+                if rank.rawValue != stored.rawValue {
+                    guard rank.rawValue > stored.rawValue else { return }
+                } else if slot.state >= 0 && (time ?? .min) < slot.stateTime {
+                    return
+                }
+                slot.state = state
+                slot.stateTime = time ?? .min
+                slot.flags.remove(.terminalState)
+                slot.flags.formUnion(rank)
             }
-            var target: Int?
+            var slot: TrySlot?
             if let attempt {
-                target = slots.index(task: task, try: attempt)
-                if let index = target {
-                    try slots.update(index) { slot in
-                        if decides(slot) {
-                            slot.state = state
-                            slot.stateTime = time ?? .min
-                            slot.flags.remove(.terminalState)
-                            slot.flags.formUnion(rank)
-                        }
+                if let index = slots.index(task: task, try: attempt) {
+                    try slots.update(index) { entry in
+                        decide(&entry)
+                        slot = entry
                     }
                 }
             } else {
                 // Eras without status.try_id: the row decides for every try of its task, and is drawn on the try
                 // whose span holds it, else on the task's first.
-                let tries = try slots.tries(of: task)
-                for index in tries {
-                    try slots.update(index) { slot in
-                        if decides(slot) {
-                            slot.state = state
-                            slot.stateTime = time ?? .min
-                            slot.flags.remove(.terminalState)
-                            slot.flags.formUnion(rank)
-                        }
+                var tries: [TrySlot] = []
+                for index in try slots.tries(of: task) {
+                    try slots.update(index) { entry in
+                        decide(&entry)
+                        tries.append(entry)
                     }
                 }
-                if let time {
-                    target = try tries.first { index in
-                        let slot = try slots.read(index)
-                        return time >= slot.start && time <= slot.end
-                    } ?? tries.first
-                }
+                if let time { slot = tries.first { time >= $0.start && time <= $0.end } ?? tries.first }
             }
             guard let time, inside(time) else { return }
             let name = states.text(state)
             let timestamp = time - window.origin
-            let slot = try target.map { try slots.read($0) }
             if let slot, slot.flags.contains(.placed) {
                 if time >= slot.start && time <= slot.end {
                     try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: tid(slot))
@@ -310,29 +435,23 @@ struct TraceRunWriter {
         let phaseCategory = TraceText("phase")
         let waiting = TraceText("waiting")
         let running = TraceText("running")
-        var apps: [String: TraceText] = [:]
+        let runID = TraceText(run.runID)
+        var apps = TextCache()
         try source.tryRows { row in
-            guard let task = row.int(0), let attempt = row.int(1), let index = slots.index(task: task, try: attempt)
-            else { return }
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            // Read here (and only here) so that each value that does not parse is reported once.
+            let launched = row.time(9, warn: ("try", "task_try_time_launched"))
+            let runningAt = row.time(10, warn: ("try", "task_try_time_running"))
+            _ = row.time(13, warn: ("try", "task_try_time_returned"))
+            guard let index = slots.index(task: task, try: attempt) else { return }
             let slot = try slots.read(index)
             guard slot.flags.contains(.placed), overlaps(slot.start, slot.end) else { return }
             let pid = pid(slot)
             let tid = tid(slot)
-            let app = row.text(2)
             let open = slot.flags.contains(.open)
             let ran = slot.flags.contains(.ran)
             let state = slot.state >= 0 ? states.name(slot.state) : nil
-            let name: TraceText
-            if let app {
-                if let known = apps[app] {
-                    name = known
-                } else {
-                    name = TraceText(app)
-                    apps[app] = name
-                }
-            } else {
-                name = TraceText("task \(task)")
-            }
+            let name = row.withText(2) { apps.text(for: $0) } ?? TraceText("task \(task)")
             try writer.complete(
                 name: name,
                 category: ran ? ranCategory : notRunCategory,
@@ -343,31 +462,32 @@ struct TraceRunWriter {
                 color: open ? .yellow : Self.stateColor(state)
             ) { args in
                 // Args without a value are left out.
-                args.string("run", run.runID)
+                args.string("run", runID)
                 args.int("task", task)
                 args.int("try", attempt)
-                if let app { args.string("app", app) }
-                if let executor = row.text(3) { args.string("executor", executor) }
-                if let block = row.text(4) { args.string("block", block) }
-                if let host = row.text(5) { args.string("host", host) }
-                if let worker = row.int(6) { args.int("worker_pid", worker) }
+                row.withText(2) { args.string("app", utf8: $0) }
+                row.withText(3) { args.string("executor", utf8: $0) }
+                row.withText(4) { args.string("block", utf8: $0) }
+                row.withText(5) { args.string("host", utf8: $0) }
+                if slot.workerPID != .min { args.int("worker_pid", Int64(slot.workerPID)) }
                 if open {
                     args.string("final_state", "unfinished")
-                } else if let state {
+                } else if state != nil {
                     args.string("final_state", states.text(slot.state))
                 }
-                if let reason = row.text(11), !reason.isEmpty { args.string("fail_reason", reason) }
+                row.withText(11) { if !$0.isEmpty { args.string("fail_reason", utf8: $0) } }
                 if let dependencies = row.withText(12, IDList.parse), !dependencies.isEmpty {
                     args.string("depends", dependencies.map(String.init).joined(separator: ","))
                 }
-                if let peak = row.int(7) { args.int("peak_rss_bytes", peak) }
-                if let cpu = row.double(8) { args.double("cpu_seconds", cpu) }
+                if slot.peakRSS != .min { args.int("peak_rss_bytes", slot.peakRSS) }
+                if !slot.cpuHigh.isNaN {
+                    args.double("cpu_seconds", ((slot.cpuHigh - slot.cpuLow) * 1_000_000).rounded() / 1_000_000)
+                }
                 if open { args.bool("unfinished", true) }
             }
             triesWritten += 1
-            guard ran, let runningAt = row.int(10) else { return }
+            guard ran, let runningAt else { return }
             // Phases; an inverted pair (running stamped before launched) has no waiting phase.
-            let launched = row.int(9)
             let runningFrom = launched.map { max($0, runningAt) } ?? runningAt
             if let launched, runningAt > launched {
                 try writer.complete(
@@ -433,99 +553,6 @@ struct TraceRunWriter {
         try guardLimit()
     }
 
-    // MARK: - Counters
-
-    /// Resident memory and CPU rate per worker process, on its block's process. The CPU rate is the change of the
-    /// worker's cumulative user+system seconds over the change of time since its previous sample; a counter that
-    /// goes backwards (a new process reusing the pid) gives no rate.
-    private mutating func writeResourceCounters() throws {
-        struct Track: Hashable {
-            var process: Int32
-            var pid: Int64
-        }
-        struct Worker {
-            var memory: TraceText
-            var cpu: TraceText
-            var previous: (time: Int64, seconds: Double)?
-        }
-        let category = TraceText("resource")
-        var workers: [Track: Worker] = [:]
-        var count = 0
-        try source.resourceRows { row in
-            guard let pid = row.int(2, warn: ("resource", "psutil_process_pid")), let time = row.int(3),
-                let task = row.int(0), let attempt = row.int(1), let index = slots.index(task: task, try: attempt)
-            else { return }
-            let slot = try slots.read(index)
-            guard slot.flags.contains(.placed), layout.processes[Int(slot.process)].kind == .block else { return }
-            let track = Track(process: slot.process, pid: pid)
-            var worker =
-                workers[track] ?? Worker(memory: TraceText("RSS worker \(pid)"), cpu: TraceText("CPU worker \(pid)"))
-            let processPID = layout.processes[Int(slot.process)].pid
-            if inside(time), let resident = row.double(4) {
-                try writer.counter(
-                    name: worker.memory, category: category, timestamp: time - window.origin, pid: processPID,
-                    series: "bytes", value: resident)
-            }
-            if let user = row.double(5), let system = row.double(6) {
-                let seconds = user + system
-                if let last = worker.previous, time > last.time, seconds >= last.seconds, inside(time) {
-                    let rate = (seconds - last.seconds) / (Double(time - last.time) / 1_000_000)
-                    try writer.counter(
-                        name: worker.cpu, category: category, timestamp: time - window.origin, pid: processPID,
-                        series: "cores", value: rate, decimals: 3)
-                }
-                worker.previous = (time, seconds)
-            }
-            workers[track] = worker
-            count += 1
-            if count & 4095 == 0 { try guardLimit() }
-        }
-        try guardLimit()
-    }
-
-    /// Connected managers and their workers per block, from the interchange's snapshots of each manager. A
-    /// counter holds its value until its next sample, so a sample is written only when the value changes.
-    private func writeNodeCounters() throws {
-        struct Block {
-            var managers: [String?: Int64] = [:]  // manager uid → workers, while active
-            var written: (managers: Int64, workers: Int64)?
-        }
-        let category = TraceText("node")
-        let managersName = TraceText("managers")
-        let workersName = TraceText("workers")
-        var blocks: [String?: Block] = [:]
-        var count = 0
-        try source.nodeRows { row in
-            let blockID = row.text(0)
-            guard let process = layout.processForBlockID[blockID], let time = row.int(4) else { return }
-            var block = blocks[blockID] ?? Block()
-            if row.bool(3) ?? true {
-                block.managers[row.text(1)] = row.int(2) ?? 0
-            } else {
-                block.managers[row.text(1)] = nil
-            }
-            defer { blocks[blockID] = block }
-            guard inside(time) else { return }
-            let managers = Int64(block.managers.count)
-            let workers = block.managers.values.reduce(0, +)
-            let pid = layout.processes[process].pid
-            let timestamp = time - window.origin
-            if block.written?.managers != managers {
-                try writer.counter(
-                    name: managersName, category: category, timestamp: timestamp, pid: pid, series: "active",
-                    value: Double(managers))
-            }
-            if block.written?.workers != workers {
-                try writer.counter(
-                    name: workersName, category: category, timestamp: timestamp, pid: pid, series: "connected",
-                    value: Double(workers))
-            }
-            block.written = (managers, workers)
-            count += 1
-            if count & 4095 == 0 { try guardLimit() }
-        }
-        try guardLimit()
-    }
 }
 
 /// Status names of a run, interned by their bytes (a handful of distinct values over many rows).
@@ -555,4 +582,67 @@ private struct StateNames {
     func name(_ id: Int16) -> String { names[Int(id)] }
     func text(_ id: Int16) -> TraceText { texts[Int(id)] }
     func isTerminal(_ id: Int16) -> Bool { terminal[Int(id)] }
+}
+
+
+/// Names met row after row (apps), escaped once: a few distinct values are found by comparing bytes, without
+/// making a String per row; past that, by a dictionary.
+private struct TextCache {
+    private var recent: [([UInt8], TraceText)] = []
+    private var all: [String: TraceText] = [:]
+
+    mutating func text(for bytes: UnsafeBufferPointer<UInt8>) -> TraceText {
+        for (known, text) in recent where known.elementsEqual(bytes) { return text }
+        let string = String(decoding: bytes, as: UTF8.self)
+        if let text = all[string] { return text }
+        let text = TraceText(string)
+        all[string] = text
+        if recent.count < 64 { recent.append((Array(bytes), text)) }
+        return text
+    }
+}
+
+/// The process of a try row, found by the bytes of its executor and block columns without making Strings.
+private struct ProcessCache {
+    private struct Entry {
+        var executor: [UInt8]?
+        var block: [UInt8]?
+        var ran: Bool
+        var process: Int
+    }
+
+    private var byHash: [UInt64: [Entry]] = [:]
+
+    mutating func process(
+        _ row: TraceRow, layout: inout TraceLayout, ran: Bool, executor: Int32, block: Int32, host: Int32
+    ) -> Int {
+        var hash: UInt64 = ran ? 0x9E37_79B9_7F4A_7C15 : 0xC2B2_AE3D_27D4_EB4F
+        func mix(_ column: Int32) {
+            guard let bytes = row.withText(column, { $0 }) else {
+                hash = (hash ^ 0xFF) &* 0x100_0000_01B3
+                return
+            }
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+            hash = (hash ^ 0x1F) &* 0x100_0000_01B3
+        }
+        mix(executor)
+        mix(block)
+        func same(_ known: [UInt8]?, _ column: Int32) -> Bool {
+            guard let known else { return row.isNull(column) }
+            return row.withText(column) { known.elementsEqual($0) } ?? false
+        }
+        if let entries = byHash[hash] {
+            for entry in entries where entry.ran == ran && same(entry.executor, executor) && same(entry.block, block) {
+                // A block's host is the first one its tries name.
+                if ran, !row.isNull(block), layout.processes[entry.process].host == nil {
+                    layout.setHost(entry.process, row.text(host))
+                }
+                return entry.process
+            }
+        }
+        let process = layout.process(ran: ran, executor: row.text(executor), block: row.text(block), host: row.text(host))
+        byHash[hash, default: []].append(
+            Entry(executor: row.withText(executor) { Array($0) }, block: row.withText(block) { Array($0) }, ran: ran, process: process))
+        return process
+    }
 }

@@ -3,33 +3,64 @@
 /// to one run. Times come out of SQL already converted by `parsl_us` (microseconds, or NULL when a value does not
 /// parse), so SQLite can sort by them.
 struct TraceSource {
-    let database: MonitoringDatabase
+    let connection: SQLiteConnection
+    let schema: SourceSchema
+    let path: String
     let snapshot: DatabaseSnapshot
     let runID: String
+    private let statements = StatementCache()
 
-    private var schema: SourceSchema { database.schema }
+    private final class StatementCache {
+        var finalState: SQLiteStatement?
+    }
+
+    private var finalStateStatement: SQLiteStatement? {
+        get { statements.finalState }
+        nonmutating set { statements.finalState = newValue }
+    }
+
     private var warnings: ValueWarnings { snapshot.warnings }
 
+    /// Reads through the export's own connection.
     init(snapshot: DatabaseSnapshot, runID: String) throws {
-        self.database = snapshot.database
+        try self.init(connection: snapshot.database.connection, snapshot: snapshot, runID: runID)
+    }
+
+    private init(connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String) throws {
+        self.connection = connection
+        schema = snapshot.database.schema
+        path = snapshot.database.path
         self.snapshot = snapshot
         self.runID = runID
-        try Self.registerFunctions(on: database, zone: snapshot.options.timeZone, warnings: snapshot.warnings)
+        try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
+    }
+
+    /// The same reads through a connection of its own, for another thread.
+    func onNewConnection() throws -> TraceSource {
+        try TraceSource(connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID)
+    }
+
+    /// Runs `body`, turning SQLite errors into errors about the database file.
+    func guarded<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            throw MonitoringDatabase.describe(error, path: path)
+        }
     }
 
     /// `parsl_us(text)`: a Parsl timestamp as microseconds in the export's clock, NULL when it does not parse (as
     /// the table reader reads it). `parsl_us_checked(text, 'table.column')` also records a warning for a value that
     /// does not parse; each column is read through it by exactly one query, so each bad value counts once.
     /// `parsl_least(...)` / `parsl_greatest(...)`: the smallest / largest non-NULL integer argument.
-    private static func registerFunctions(on database: MonitoringDatabase, zone: TimeZoneConversion?, warnings: ValueWarnings)
+    private static func registerFunctions(on connection: SQLiteConnection, zone: TimeZoneConversion?, warnings: ValueWarnings)
         throws
     {
         func micros(_ arguments: SQLiteArguments) -> Int64? {
             guard arguments.storageClass(0) == .text else { return nil }
             return arguments.withText(0) { Timestamp.parse($0) }?.micros(in: zone)
         }
-        try database.guarded {
-            let connection = database.connection
+        do {
             try connection.createFunction("parsl_us", arguments: 1, micros)
             try connection.createFunction("parsl_us_checked", arguments: 2) { arguments in
                 if let value = micros(arguments) { return value }
@@ -44,6 +75,15 @@ struct TraceSource {
                     )
                 }
                 return nil
+            }
+            // The earliest of a try's timestamps that parse: its sort key in the layout.
+            try connection.createFunction("parsl_try_start", arguments: -1) { arguments in
+                var best: Int64?
+                for index in 0..<arguments.count where arguments.storageClass(index) == .text {
+                    guard let value = arguments.withText(index, { Timestamp.parse($0) })?.micros(in: zone) else { continue }
+                    if best == nil || value < best! { best = value }
+                }
+                return best
             }
             try connection.createFunction("parsl_least", arguments: -1) { arguments in
                 var best: Int64?
@@ -74,62 +114,54 @@ struct TraceSource {
         has(table, name) ? "\(alias).\(quoteIdentifier(name))" : "NULL"
     }
 
-    /// The run and snapshot filter of `table` (aliased `alias`), with the run bound as ?1.
-    private func scope(_ table: String, _ alias: String) -> String {
+    /// `parsl_us_checked` of a column, which reports values that do not parse; NULL where the era lacks it.
+    private func checked(_ table: String, _ name: String, _ alias: String) -> String {
+        has(table, name) ? "parsl_us_checked(\(alias).\(quoteIdentifier(name)), '\(table).\(name)')" : "NULL"
+    }
+
+    /// The run and snapshot filter of `table` (aliased `alias`), with the run bound as ?1 (or `run`).
+    private func scope(_ table: String, _ alias: String, run: String = "?1") -> String {
         var sql = "\(alias).rowid <= \(snapshot.highWater(table))"
-        if has(table, "run_id") { sql += " AND \(alias).run_id = ?1" }
+        if has(table, "run_id") { sql += " AND \(alias).run_id = \(run)" }
         return sql
     }
 
     private var hasStatusTry: Bool { has("status", "try_id") }
 
-    /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
-    private func finalStateSubquery() -> String {
-        guard has("status") else { return "NULL" }
-        return "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = t.task_id AND \(scope("status", "s"))"
-            + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = t.run_id" : "")
-            + (hasStatusTry ? " AND s.try_id = t.try_id" : "")
-            + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
-    }
-
     // MARK: - Running queries
 
     /// Runs `sql` with the run bound as ?1, calling `body` for each row.
     func each(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
-        try database.guarded {
-            let statement = try database.connection.prepare(sql)
+        try guarded {
+            let statement = try connection.prepare(sql)
             defer { statement.reset() }
             statement.bind(1, runID)
-            let row = TraceRow(statement: statement, warnings: warnings)
+            let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
             while try statement.step() { try body(row) }
         }
     }
 
     // MARK: - Queries of the passes
 
-    /// Earliest and latest timestamp of the run in every table; also where each timestamp column is checked.
+    /// Earliest and latest timestamp of the run in every table, each value parsed. The writer only needs this
+    /// up front for an unfinished run (open tries end at the last timestamp) or when its first guess of the
+    /// origin proves wrong; otherwise its passes see every timestamp anyway.
     func extent() throws -> (first: Int64, last: Int64)? {
-        var parts: [(table: String, expression: String)] = []
-        func checked(_ table: String, _ name: String) -> String {
-            has(table, name) ? "parsl_us_checked(\(quoteIdentifier(name)), '\(table).\(name)')" : "NULL"
-        }
-        if has("try") {
-            let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
-                .map { checked("try", $0) }.joined(separator: ", ")
-            parts.append(("try", times))
-        }
-        for table in ["status", "resource", "block"] where has(table) { parts.append((table, checked(table, "timestamp"))) }
-        if has("node") {
-            parts.append(("node", "coalesce(\(checked("node", "timestamp")), parsl_us(\(column("node", "reg_time", "x"))))"))
-        }
+        let columns: [(table: String, column: String)] = [
+            ("try", "task_try_time_launched"), ("try", "task_try_time_running"), ("try", "task_try_time_returned"),
+            ("status", "timestamp"), ("resource", "timestamp"), ("block", "timestamp"), ("node", "timestamp"),
+            ("node", "reg_time"),
+        ].filter { has($0.table, $0.column) }
         var first = Int64.max
         var last = Int64.min
-        for (table, expression) in parts {
-            let sql =
-                "SELECT min(parsl_least(\(expression))), max(parsl_greatest(\(expression))) FROM \(quoteIdentifier(table)) AS x WHERE \(scope(table, "x"))"
+        for (table, name) in columns {
+            // Node rows fall back to reg_time only where timestamp is missing (as the node pass reads them).
+            let only = table == "node" && name == "reg_time" && has("node", "timestamp") ? " AND parsl_us(x.timestamp) IS NULL" : ""
+            let sql = "SELECT \(quoteIdentifier(name)) FROM \(quoteIdentifier(table)) AS x WHERE \(scope(table, "x"))\(only)"
             try each(sql) { row in
-                if let value = row.int(0) { first = min(first, value) }
-                if let value = row.int(1) { last = max(last, value) }
+                guard let value = row.time(0) else { return }
+                first = min(first, value)
+                last = max(last, value)
             }
         }
         return first <= last ? (first, last) : nil
@@ -145,57 +177,101 @@ struct TraceSource {
         return geometry
     }
 
-    /// Tries in the order of their first moment (the layout pass): ids, where they ran, times, worker pid, the
-    /// final state where the span depends on it, and the status range of tries that never ran.
-    /// Columns: task, try, executor, block, host, launched, running, returned, worker pid, state, status min, max.
-    func layoutRows(_ body: (TraceRow) throws -> Void) throws {
+    /// Tries in the order of their first moment, for the layout pass. Columns: task, try, executor, block,
+    /// host, launched, running, returned (timestamp text).
+    ///
+    /// The order is by the earliest of the three times (`parsl_try_start`), which is a try's start when it ran;
+    /// tries that never ran start at their first status row as well, so `notRunRows` gives them in their own
+    /// order (they have a process of their own, so the two sequences do not interleave).
+    func ranRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("try") else { return }
-        let running = "parsl_us(\(column("try", "task_try_time_running", "t")))"
-        let returned = "parsl_us(\(column("try", "task_try_time_returned", "t")))"
-        var workerPID = "NULL"
-        if has("resource", "try_id") && has("resource", "psutil_process_pid") {
-            workerPID =
-                "(SELECT max(r.psutil_process_pid) FROM resource AS r WHERE r.try_id = t.try_id AND r.task_id = t.task_id"
-                + (has("resource", "run_id") ? " AND r.run_id = t.run_id" : "") + ")"
-        }
-        var statusRange = ("NULL", "NULL")
-        if hasStatusTry {
-            let match =
-                "FROM status AS s WHERE s.task_id = t.task_id AND s.try_id = t.try_id AND \(scope("status", "s"))"
-                + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = t.run_id" : "")
-            statusRange = (
-                "CASE WHEN \(running) IS NULL THEN (SELECT min(parsl_us(s.timestamp)) \(match)) END",
-                "CASE WHEN \(running) IS NULL THEN (SELECT max(parsl_us(s.timestamp)) \(match)) END"
-            )
-        }
-        let inner = """
-            SELECT t.task_id AS task, t.try_id AS attempt, \(column("try", "task_executor", "t")),
-                \(column("try", "block_id", "t")), \(column("try", "hostname", "t")),
-                parsl_us(\(column("try", "task_try_time_launched", "t"))) AS launched, \(running) AS running,
-                \(returned) AS returned, \(workerPID),
-                CASE WHEN \(returned) IS NULL OR \(running) IS NULL THEN \(finalStateSubquery()) END,
-                \(statusRange.0) AS smin, \(statusRange.1)
-            FROM "try" AS t WHERE \(scope("try", "t"))
-            """
+        let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
+            .map { column("try", $0, "t") }
         let sql = """
-            SELECT * FROM (\(inner)) WHERE parsl_least(launched, running, returned, smin) IS NOT NULL
-            ORDER BY parsl_least(launched, running, returned, smin), task, attempt
+            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM (
+                SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "task_executor", "t")) AS executor,
+                    \(column("try", "block_id", "t")) AS block, \(column("try", "hostname", "t")) AS host,
+                    \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                    parsl_try_start(\(times.joined(separator: ", "))) AS start
+                FROM "try" AS t WHERE \(scope("try", "t")) AND \(times[1]) IS NOT NULL LIMIT -1 OFFSET 0)
+            WHERE start IS NOT NULL ORDER BY start, l_task, l_try
             """
         try each(sql, body)
     }
 
-    /// Status rows in table order. Columns: task, try (NULL where the era has none), state, time, rowid.
+    /// Tries whose running time is missing or does not parse, in the order of their first moment, with the
+    /// range of their status rows and their final state. Columns: task, try, executor, block, host, launched,
+    /// running, returned (timestamp text), status min, status max, state.
+    func notRunRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("try") else { return }
+        let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
+            .map { column("try", $0, "t") }
+        var statusRange = ("NULL", "NULL")
+        if hasStatusTry {
+            let match =
+                "FROM status AS s WHERE s.task_id = l_task AND s.try_id = l_try AND \(scope("status", "s"))"
+                + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = l_run" : "")
+            statusRange = ("(SELECT min(parsl_us(s.timestamp)) \(match))", "(SELECT max(parsl_us(s.timestamp)) \(match))")
+        }
+        let state = finalStateQuery(task: "l_task", attempt: "l_try", run: "l_run")
+        let sql = """
+            SELECT l_task, l_try, executor, block, host, launched, running, returned, smin, smax, state FROM (
+                SELECT *, CASE WHEN smin IS NULL OR (start IS NOT NULL AND start < smin) THEN start ELSE smin END AS key
+                FROM (
+                    SELECT *, \(statusRange.0) AS smin, \(statusRange.1) AS smax, \(state) AS state FROM (
+                        SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "run_id", "t")) AS l_run,
+                            \(column("try", "task_executor", "t")) AS executor, \(column("try", "block_id", "t")) AS block,
+                            \(column("try", "hostname", "t")) AS host,
+                            \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                            parsl_try_start(\(times[0]), \(times[2])) AS start
+                        FROM "try" AS t WHERE \(scope("try", "t")) AND (\(times[1]) IS NULL OR parsl_us(\(times[1])) IS NULL)
+                        LIMIT -1 OFFSET 0)
+                    LIMIT -1 OFFSET 0)
+                LIMIT -1 OFFSET 0)
+            WHERE key IS NOT NULL ORDER BY key, l_task, l_try
+            """
+        try each(sql, body)
+    }
+
+    /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
+    private func finalStateQuery(task: String, attempt: String, run: String) -> String {
+        guard has("status") else { return "NULL" }
+        return "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = \(task) AND \(scope("status", "s"))"
+            + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = \(run)" : "")
+            + (hasStatusTry ? " AND s.try_id = \(attempt)" : "")
+            + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
+    }
+
+    /// The final state of one try (for a try that ran but has no returned time, whose span depends on it).
+    func finalState(task: Int64, attempt: Int64) throws -> String? {
+        guard has("status") else { return nil }
+        var state: String?
+        let sql = "SELECT \(finalStateQuery(task: "?2", attempt: "?3", run: "?1"))"
+        try guarded {
+            let statement = try finalStateStatement ?? connection.prepare(sql)
+            finalStateStatement = statement
+            defer { statement.reset() }
+            statement.bind(1, runID)
+            statement.bind(2, task)
+            statement.bind(3, attempt)
+            if try statement.step() { state = statement.string(0) }
+        }
+        return state
+    }
+
+    /// Status rows in table order. Columns: task, try (NULL where the era has none), state, timestamp text, rowid.
     func statusRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("status") else { return }
         let sql = """
-            SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, parsl_us(s.timestamp), s.rowid
+            SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, s.timestamp, s.rowid
             FROM status AS s WHERE \(scope("status", "s")) ORDER BY s.rowid
             """
         try each(sql, body)
     }
 
-    /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, worker pid,
-    /// launched, running, fail history, depends, peak RSS, CPU seconds.
+    /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, (3 unused),
+    /// launched, running (timestamp text), fail history, depends, returned (text, read only
+    /// to report values that do not parse).
     func tryRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("try") else { return }
         let task = has("task")
@@ -205,28 +281,25 @@ struct TraceSource {
                 + (has("task", "run_id") && has("try", "run_id") ? " AND k.run_id = t.run_id" : "") : ""
         let app = task ? column("task", "task_func_name", "k") : "NULL"
         let depends = task ? column("task", "task_depends", "k") : "NULL"
-        var resourceJoin = ""
-        var aggregates = "NULL, NULL, NULL"
-        if has("resource", "try_id") {
-            resourceJoin =
-                " LEFT JOIN resource AS r ON r.try_id = t.try_id AND r.task_id = t.task_id"
-                + (has("resource", "run_id") && has("try", "run_id") ? " AND r.run_id = t.run_id" : "")
-            let cpu =
-                "r.\(quoteIdentifier("psutil_process_time_user")) + r.\(quoteIdentifier("psutil_process_time_system"))"
-            aggregates =
-                "max(\(column("resource", "psutil_process_pid", "r"))), "
-                + "CAST(max(\(column("resource", "psutil_process_memory_resident", "r"))) AS INTEGER), "
-                + (has("resource", "psutil_process_time_user") && has("resource", "psutil_process_time_system")
-                    ? "round(max(\(cpu)) - min(\(cpu)), 6)" : "NULL")
-        }
         let sql = """
             SELECT t.task_id, t.try_id, \(app), \(column("try", "task_executor", "t")), \(column("try", "block_id", "t")),
-                \(column("try", "hostname", "t")), \(aggregates),
-                parsl_us(\(column("try", "task_try_time_launched", "t"))),
-                parsl_us(\(column("try", "task_try_time_running", "t"))),
-                \(column("try", "task_fail_history", "t")), \(depends)
-            FROM "try" AS t\(taskJoin)\(resourceJoin) WHERE \(scope("try", "t"))
-            GROUP BY t.rowid ORDER BY t.rowid
+                \(column("try", "hostname", "t")), NULL, NULL, NULL,
+                \(column("try", "task_try_time_launched", "t")), \(column("try", "task_try_time_running", "t")),
+                \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t"))
+            FROM "try" AS t\(taskJoin) WHERE \(scope("try", "t")) ORDER BY t.rowid
+            """
+        try each(sql, body)
+    }
+
+    /// Resource samples in table order, for what each try's samples add up to. Columns: task, try, pid,
+    /// resident bytes, user seconds, system seconds.
+    func resourceTotals(_ body: (TraceRow) throws -> Void) throws {
+        guard has("resource", "try_id") else { return }
+        let sql = """
+            SELECT r.task_id, r.try_id, \(column("resource", "psutil_process_pid", "r")),
+                \(column("resource", "psutil_process_memory_resident", "r")),
+                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r"))
+            FROM resource AS r WHERE \(scope("resource", "r")) ORDER BY r.rowid
             """
         try each(sql, body)
     }
@@ -241,16 +314,24 @@ struct TraceSource {
         try each(sql, body)
     }
 
-    /// Resource samples in time order (ties in table order). Columns: task, try, pid, time, resident bytes,
-    /// user seconds, system seconds.
+    /// Resource samples in time order (ties in table order), with the executor, block and running time of their
+    /// try. Columns: pid, time, resident bytes, user seconds, system seconds, executor, block, running (text).
     func resourceRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("resource", "try_id") else { return }
+        let join =
+            has("try")
+            ? " LEFT JOIN \"try\" AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND \(scope("try", "t", run: has("resource", "run_id") ? "r.run_id" : "?1"))"
+            : ""
+        let tryColumn = { (name: String) in has("try") ? column("try", name, "t") : "NULL" }
         let sql = """
-            SELECT * FROM (SELECT r.task_id, r.try_id, \(column("resource", "psutil_process_pid", "r")),
-                parsl_us(r.timestamp) AS time, \(column("resource", "psutil_process_memory_resident", "r")),
+            SELECT * FROM (SELECT \(column("resource", "psutil_process_pid", "r")),
+                parsl_us_checked(r.timestamp, 'resource.timestamp') AS time,
+                \(column("resource", "psutil_process_memory_resident", "r")),
                 \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
+                \(tryColumn("task_executor")), \(tryColumn("block_id")), \(tryColumn("task_try_time_running")),
                 r.rowid AS position
-            FROM resource AS r WHERE \(scope("resource", "r"))) WHERE time IS NOT NULL ORDER BY time, position
+            FROM resource AS r\(join) WHERE \(scope("resource", "r")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
+            ORDER BY time, position
             """
         try each(sql, body)
     }
@@ -261,9 +342,9 @@ struct TraceSource {
         let sql = """
             SELECT * FROM (SELECT \(column("node", "block_id", "n")), \(column("node", "uid", "n")),
                 \(column("node", "worker_count", "n")), \(column("node", "active", "n")),
-                coalesce(parsl_us(\(column("node", "timestamp", "n"))), parsl_us(\(column("node", "reg_time", "n")))) AS time,
+                coalesce(\(checked("node", "timestamp", "n")), \(checked("node", "reg_time", "n"))) AS time,
                 n.rowid AS position
-            FROM node AS n WHERE \(scope("node", "n"))) WHERE time IS NOT NULL ORDER BY time, position
+            FROM node AS n WHERE \(scope("node", "n")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL ORDER BY time, position
             """
         try each(sql, body)
     }
@@ -281,14 +362,39 @@ struct TraceSource {
         try each(sql, body)
     }
 
+    /// Earliest and latest time of the run's block rows.
+    func blockTimeRange() throws -> (first: Int64, last: Int64)? {
+        guard has("block") else { return nil }
+        var range: (Int64, Int64)?
+        let sql = """
+            SELECT min(time), max(time) FROM (SELECT parsl_us(b.timestamp) AS time FROM block AS b
+            WHERE \(scope("block", "b")) LIMIT -1 OFFSET 0)
+            """
+        try each(sql) { row in
+            if let first = row.int(0), let last = row.int(1) { range = (first, last) }
+        }
+        return range
+    }
+
+    /// Each block with lifecycle rows. Columns: executor, block.
+    func blockKeys(_ body: (TraceRow) throws -> Void) throws {
+        guard has("block") else { return }
+        let sql = """
+            SELECT DISTINCT coalesce(\(column("block", "executor_label", "b")), ''), coalesce(\(column("block", "block_id", "b")), '')
+            FROM block AS b WHERE \(scope("block", "b")) AND parsl_us(b.timestamp) IS NOT NULL
+            """
+        try each(sql, body)
+    }
+
     /// Block rows by block, then time. Columns: executor, block, status, job id, time.
     func blockRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("block") else { return }
         let sql = """
             SELECT * FROM (SELECT coalesce(\(column("block", "executor_label", "b")), '') AS executor,
                 coalesce(\(column("block", "block_id", "b")), '') AS block, coalesce(\(column("block", "status", "b")), '') AS status,
-                \(column("block", "job_id", "b")), parsl_us(b.timestamp) AS time, b.rowid AS position
-            FROM block AS b WHERE \(scope("block", "b"))) WHERE time IS NOT NULL ORDER BY executor, block, time, position
+                \(column("block", "job_id", "b")), \(checked("block", "timestamp", "b")) AS time, b.rowid AS position
+            FROM block AS b WHERE \(scope("block", "b")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
+            ORDER BY executor, block, time, position
             """
         try each(sql, body)
     }
@@ -298,6 +404,21 @@ struct TraceSource {
 struct TraceRow {
     let statement: SQLiteStatement
     let warnings: ValueWarnings
+    let zone: TimeZoneConversion?
+
+    /// A timestamp: an integer column (from `parsl_us`) as is; text parsed as the table reader does, with values
+    /// that do not parse reported when `warn` names the column.
+    func time(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
+        switch statement.storageClass(column) {
+        case .null: return nil
+        case .integer: return statement.int64(column)
+        case .text:
+            if let parsed = statement.withText(column, { Timestamp.parse($0) }) { return parsed.micros(in: zone) }
+        default: break
+        }
+        if let warn { record(warn, "timestamps that do not parse", statement.string(column) ?? "") }
+        return nil
+    }
 
     func isNull(_ column: Int32) -> Bool { statement.isNull(column) }
 

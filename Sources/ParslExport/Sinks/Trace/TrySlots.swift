@@ -8,12 +8,18 @@
 struct TrySlot {
     var start: Int64 = 0
     var end: Int64 = 0
-    /// Time of the status row that decides the final state so far (see `TraceStatusRank`).
+    /// Time of the status row that decides the final state so far.
     var stateTime: Int64 = .min
+    /// From the try's resource samples: peak resident bytes (.min: none), least and most cumulative CPU seconds
+    /// (NaN: none), worker pid (.min: none).
+    var peakRSS: Int64 = .min
+    var cpuLow: Double = .nan
+    var cpuHigh: Double = .nan
     /// Index into the layout's processes.
     var process: Int32 = 0
     /// A shared lane's index, or the worker pid whose lane the try took (`flags` tells which).
     var lane: Int32 = 0
+    var workerPID: Int32 = .min
     /// Interned final state, -1 while no status row names one.
     var state: Int16 = -1
     var flags: Flags = []
@@ -33,14 +39,13 @@ struct TrySlot {
     }
 }
 
-/// One `TrySlot` per try of a run, addressed by (task id, try id). Slots live in pages of which at most
-/// `cachedPages` are in memory; the others go to an unlinked temporary file, so memory stays the same whatever
+/// One `TrySlot` (64 bytes) per try of a run, addressed by (task id, try id). Slots live in pages of which at most
+/// `cachedPages` (24 MB) are in memory; the others go to an unlinked temporary file, so memory stays the same whatever
 /// the number of tries. The passes visit tries roughly in submission order, so a run of 100k tasks fits in memory
 /// and a larger one pages through a window of recent tasks.
 final class TrySlots {
-    private static let slotsPerPage = 2048
-    private static let slotSize = MemoryLayout<TrySlot>.stride
-    private static let pageBytes = slotsPerPage * slotSize
+    private let slotsPerPage: Int
+    private var pageBytes: Int { slotsPerPage * MemoryLayout<TrySlot>.stride }
 
     /// Dense: slot = (task - firstTask) × tryStride + try. Sparse (ids too scattered): a dictionary, filled as
     /// the layout pass meets the tries.
@@ -72,7 +77,11 @@ final class TrySlots {
     private var lastIndex = -1
 
     /// The largest task id of the run is `lastTask`, the largest try id `lastTry`; `count` is the number of tries.
-    init(firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64, cachedPages: Int = 192, spillDirectory: String) {
+    init(
+        firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64, cachedPages: Int = 192, slotsPerPage: Int = 2048,
+        spillDirectory: String
+    ) {
+        self.slotsPerPage = max(slotsPerPage, 1)
         let stride = max(1, lastTry + 1)
         let span = lastTask >= firstTask ? lastTask - firstTask + 1 : 0
         let (dense, overflow) = span.multipliedReportingOverflow(by: stride)
@@ -135,12 +144,12 @@ final class TrySlots {
 
     @inline(__always)
     private func pointer(_ index: Int, writing: Bool) throws -> UnsafeMutablePointer<TrySlot> {
-        let number = index / Self.slotsPerPage
+        let number = index / slotsPerPage
         if number != lastPage { try load(number) }
         clock &+= 1
         pages[lastIndex].lastUse = clock
         if writing { pages[lastIndex].dirty = true }
-        return pages[lastIndex].slots + index % Self.slotsPerPage
+        return pages[lastIndex].slots + index % slotsPerPage
     }
 
     private func load(_ number: Int) throws {
@@ -151,7 +160,7 @@ final class TrySlots {
         }
         let slot: Int
         if pages.count < cachedPages {
-            let memory = UnsafeMutablePointer<TrySlot>.allocate(capacity: Self.slotsPerPage)
+            let memory = UnsafeMutablePointer<TrySlot>.allocate(capacity: slotsPerPage)
             pages.append(Page(number: number, slots: memory, lastUse: 0, dirty: false))
             slot = pages.count - 1
         } else {
@@ -168,7 +177,7 @@ final class TrySlots {
         if onDisk.contains(number) {
             try transfer(pages[slot].slots, page: number, write: false)
         } else {
-            pages[slot].slots.initialize(repeating: TrySlot(), count: Self.slotsPerPage)
+            pages[slot].slots.initialize(repeating: TrySlot(), count: slotsPerPage)
         }
         pageOfNumber[number] = slot
         lastPage = number
@@ -185,14 +194,14 @@ final class TrySlots {
             // Unlinked at once: the space returns to the system however the process ends.
             template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         }
-        let offset = off_t(page) * off_t(Self.pageBytes)
+        let offset = off_t(page) * off_t(pageBytes)
         var done = 0
         let raw = UnsafeMutableRawPointer(slots)
-        while done < Self.pageBytes {
+        while done < pageBytes {
             let result =
                 write
-                ? pwrite(file, raw + done, Self.pageBytes - done, offset + off_t(done))
-                : pread(file, raw + done, Self.pageBytes - done, offset + off_t(done))
+                ? pwrite(file, raw + done, pageBytes - done, offset + off_t(done))
+                : pread(file, raw + done, pageBytes - done, offset + off_t(done))
             if result < 0 && errno == EINTR { continue }
             guard result > 0 else {
                 throw ExportError(.outputFailed, "\(spillDirectory): temporary file: \(String(cString: strerror(errno)))")
