@@ -167,14 +167,34 @@ struct TraceSource {
         return first <= last ? (first, last) : nil
     }
 
-    /// Range of task ids, largest try id and number of tries: the geometry of the slot table.
+    /// Range of task ids, largest try id and (at most) the number of tries: the geometry of the slot table.
+    /// Read from the primary key (try_id, task_id, run_id), so without a scan: the range of task ids of each try
+    /// number, over every run (runs number their tasks alike).
     func tryGeometry() throws -> (firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64) {
         var geometry: (Int64, Int64, Int64, Int64) = (0, -1, -1, 0)
         guard has("try") else { return geometry }
-        try each("SELECT min(task_id), max(task_id), max(try_id), count(*) FROM \"try\" AS t WHERE \(scope("try", "t"))") { row in
-            geometry = (row.int(0) ?? 0, row.int(1) ?? -1, row.int(2) ?? -1, row.int(3) ?? 0)
+        // One aggregate per statement: SQLite answers a lone min() or max() from the index's ends.
+        func scalar(_ sql: String) throws -> Int64? {
+            var value: Int64?
+            try each(sql) { value = $0.int(0) }
+            return value
         }
-        return geometry
+        geometry.2 = try scalar("SELECT max(try_id) FROM \"try\"") ?? -1
+        geometry.3 = try (scalar("SELECT max(rowid) FROM \"try\"") ?? 0) - (scalar("SELECT min(rowid) FROM \"try\"") ?? 1) + 1
+        guard geometry.2 >= 0, geometry.2 < 4096 else {
+            // Odd try ids: one scan of the run's tries.
+            try each("SELECT min(task_id), max(task_id), max(try_id), count(*) FROM \"try\" AS t WHERE \(scope("try", "t"))") { row in
+                geometry = (row.int(0) ?? 0, row.int(1) ?? -1, row.int(2) ?? -1, row.int(3) ?? 0)
+            }
+            return geometry
+        }
+        var first = Int64.max
+        var last = Int64.min
+        for attempt in 0...geometry.2 {
+            if let low = try scalar("SELECT min(task_id) FROM \"try\" WHERE try_id = \(attempt)") { first = min(first, low) }
+            if let high = try scalar("SELECT max(task_id) FROM \"try\" WHERE try_id = \(attempt)") { last = max(last, high) }
+        }
+        return first <= last ? (first, last, geometry.2, geometry.3) : (0, -1, -1, 0)
     }
 
     /// Tries in the order of their first moment, for the layout pass. Columns: task, try, executor, block,
