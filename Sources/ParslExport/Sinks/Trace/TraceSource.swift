@@ -141,6 +141,33 @@ struct TraceSource {
         }
     }
 
+    /// Runs `sql` in batches of rows in rowid order, so that each read transaction is short, as the pipeline's
+    /// own reads are: `sql` filters on `rowid > ?2` and ends with `ORDER BY rowid LIMIT ?3`; its last column is the
+    /// rowid. The statement is reset between batches, which releases the lock.
+    func eachByRowid(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
+        let batch: Int64 = 4096
+        try guarded {
+            let statement = try connection.prepare(sql)
+            defer { statement.reset() }
+            let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
+            let rowid = statement.columnCount - 1
+            var after = Int64.min
+            while true {
+                statement.reset()
+                statement.bind(1, runID)
+                statement.bind(2, after)
+                statement.bind(3, batch)
+                var rows: Int64 = 0
+                while try statement.step() {
+                    after = statement.int64(rowid)
+                    rows += 1
+                    try body(row)
+                }
+                if rows < batch { return }
+            }
+        }
+    }
+
     // MARK: - Queries of the passes
 
     /// Earliest and latest timestamp of the run in every table, each value parsed. The writer only needs this
@@ -157,8 +184,11 @@ struct TraceSource {
         for (table, name) in columns {
             // Node rows fall back to reg_time only where timestamp is missing (as the node pass reads them).
             let only = table == "node" && name == "reg_time" && has("node", "timestamp") ? " AND parsl_us(x.timestamp) IS NULL" : ""
-            let sql = "SELECT \(quoteIdentifier(name)) FROM \(quoteIdentifier(table)) AS x WHERE \(scope(table, "x"))\(only)"
-            try each(sql) { row in
+            let sql = """
+                SELECT \(quoteIdentifier(name)), x.rowid FROM \(quoteIdentifier(table)) AS x
+                WHERE \(scope(table, "x"))\(only) AND x.rowid > ?2 ORDER BY x.rowid LIMIT ?3
+                """
+            try eachByRowid(sql) { row in
                 guard let value = row.time(0) else { return }
                 first = min(first, value)
                 last = max(last, value)
@@ -279,14 +309,15 @@ struct TraceSource {
         return state
     }
 
-    /// Status rows in table order. Columns: task, try (NULL where the era has none), state, timestamp text, rowid.
+    /// Status rows in table order, in batches. Columns: task, try (NULL where the era has none), state, timestamp
+    /// text, rowid.
     func statusRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("status") else { return }
         let sql = """
             SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, s.timestamp, s.rowid
-            FROM status AS s WHERE \(scope("status", "s")) ORDER BY s.rowid
+            FROM status AS s WHERE \(scope("status", "s")) AND s.rowid > ?2 ORDER BY s.rowid LIMIT ?3
             """
-        try each(sql, body)
+        try eachByRowid(sql, body)
     }
 
     /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, (3 unused),
@@ -305,10 +336,11 @@ struct TraceSource {
             SELECT t.task_id, t.try_id, \(app), \(column("try", "task_executor", "t")), \(column("try", "block_id", "t")),
                 \(column("try", "hostname", "t")), NULL, NULL, NULL,
                 \(column("try", "task_try_time_launched", "t")), \(column("try", "task_try_time_running", "t")),
-                \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t"))
-            FROM "try" AS t\(taskJoin) WHERE \(scope("try", "t")) ORDER BY t.rowid
+                \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t")),
+                t.rowid
+            FROM "try" AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 ORDER BY t.rowid LIMIT ?3
             """
-        try each(sql, body)
+        try eachByRowid(sql, body)
     }
 
     /// Resource samples in table order, for what each try's samples add up to. Columns: task, try, pid,
@@ -318,20 +350,22 @@ struct TraceSource {
         let sql = """
             SELECT r.task_id, r.try_id, \(column("resource", "psutil_process_pid", "r")),
                 \(column("resource", "psutil_process_memory_resident", "r")),
-                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r"))
-            FROM resource AS r WHERE \(scope("resource", "r")) ORDER BY r.rowid
+                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
+                r.rowid
+            FROM resource AS r WHERE \(scope("resource", "r")) AND r.rowid > ?2 ORDER BY r.rowid LIMIT ?3
             """
-        try each(sql, body)
+        try eachByRowid(sql, body)
     }
 
-    /// Tasks with dependencies, in table order. Columns: task, depends.
+    /// Tasks with dependencies, in table order. Columns: task, depends, rowid.
     func dependencyRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("task", "task_depends") else { return }
         let sql = """
-            SELECT k.task_id, k.task_depends FROM task AS k
-            WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' ORDER BY k.rowid
+            SELECT k.task_id, k.task_depends, k.rowid FROM task AS k
+            WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' AND k.rowid > ?2
+            ORDER BY k.rowid LIMIT ?3
             """
-        try each(sql, body)
+        try eachByRowid(sql, body)
     }
 
     /// Resource samples in time order (ties in table order), with the executor, block and running time of their
