@@ -117,21 +117,21 @@ public final class TraceSink: ExportSink {
         }
         var extent = run.isUnfinished ? try exactExtent() : nil
         while true {
-            let (file, runWriter, writer) = try attempt(run, source: source, extent: extent, context: context)
+            let (file, stream, runWriter, writer) = try attempt(run, source: source, extent: extent, context: context)
             if runWriter.needsExactExtent {
                 file.discard()
                 inProgress = nil
                 extent = try exactExtent()
                 continue
             }
-            try finish(file, runWriter: runWriter, writer: writer, run: run, context: context)
+            try finish(file, stream: stream, runWriter: runWriter, writer: writer, run: run, context: context)
             return
         }
     }
 
     private func attempt(
         _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
-    ) throws -> (AtomicFile, TraceRunWriter, TraceEventWriter) {
+    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter, TraceEventWriter) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
         let file = try AtomicFile(path: path)
@@ -140,7 +140,6 @@ public final class TraceSink: ExportSink {
             gzip
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
-        streams[ObjectIdentifier(file)] = stream
         // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
         let lock = Locked(())
         let writer = TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } }
@@ -159,13 +158,12 @@ public final class TraceSink: ExportSink {
             slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
-        return (file, runWriter, writer)
+        return (file, stream, runWriter, writer)
     }
 
-    private var streams: [ObjectIdentifier: any ByteStreamWriter] = [:]
-
     private func finish(
-        _ file: AtomicFile, runWriter: TraceRunWriter, writer: TraceEventWriter, run: WorkflowRun, context: ExportContext
+        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter, writer: TraceEventWriter,
+        run: WorkflowRun, context: ExportContext
     ) throws {
         let first = runWriter.first
         var other = TraceArgs()
@@ -197,7 +195,7 @@ public final class TraceSink: ExportSink {
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
         other.append("events", .int(Int64(runWriter.eventCount)))
         try writer.finish(otherData: other)
-        try streams.removeValue(forKey: ObjectIdentifier(file))!.finish()
+        try stream.finish()
         completed.append(file)
         inProgress = nil
     }

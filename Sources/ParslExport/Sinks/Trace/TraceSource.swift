@@ -52,7 +52,7 @@ struct TraceSource {
     /// `parsl_us(text)`: a Parsl timestamp as microseconds in the export's clock, NULL when it does not parse (as
     /// the table reader reads it). `parsl_us_checked(text, 'table.column')` also records a warning for a value that
     /// does not parse; each column is read through it by exactly one query, so each bad value counts once.
-    /// `parsl_least(...)` / `parsl_greatest(...)`: the smallest / largest non-NULL integer argument.
+    /// `parsl_try_start(...)`: the earliest of its text arguments that parse (a try's sort key).
     private static func registerFunctions(on connection: SQLiteConnection, zone: TimeZoneConversion?, warnings: ValueWarnings)
         throws
     {
@@ -60,47 +60,28 @@ struct TraceSource {
             guard arguments.storageClass(0) == .text else { return nil }
             return arguments.withText(0) { Timestamp.parse($0) }?.micros(in: zone)
         }
-        do {
-            try connection.createFunction("parsl_us", arguments: 1, micros)
-            try connection.createFunction("parsl_us_checked", arguments: 2) { arguments in
-                if let value = micros(arguments) { return value }
-                if arguments.storageClass(0) != .null {
-                    let name = arguments.withText(1) { String(decoding: $0, as: UTF8.self) }
-                    let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-                    warnings.record(
-                        table: parts.first ?? name,
-                        column: parts.count > 1 ? parts[1] : "",
-                        problem: "timestamps that do not parse",
-                        example: arguments.withText(0) { String(decoding: $0, as: UTF8.self) }
-                    )
-                }
-                return nil
+        try connection.createFunction("parsl_us", arguments: 1, micros)
+        try connection.createFunction("parsl_us_checked", arguments: 2) { arguments in
+            if let value = micros(arguments) { return value }
+            if arguments.storageClass(0) != .null {
+                let name = arguments.withText(1) { String(decoding: $0, as: UTF8.self) }
+                let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+                warnings.record(
+                    table: parts.first ?? name,
+                    column: parts.count > 1 ? parts[1] : "",
+                    problem: "timestamps that do not parse",
+                    example: arguments.withText(0) { String(decoding: $0, as: UTF8.self) }
+                )
             }
-            // The earliest of a try's timestamps that parse: its sort key in the layout.
-            try connection.createFunction("parsl_try_start", arguments: -1) { arguments in
-                var best: Int64?
-                for index in 0..<arguments.count where arguments.storageClass(index) == .text {
-                    guard let value = arguments.withText(index, { Timestamp.parse($0) })?.micros(in: zone) else { continue }
-                    if best == nil || value < best! { best = value }
-                }
-                return best
+            return nil
+        }
+        try connection.createFunction("parsl_try_start", arguments: -1) { arguments in
+            var best: Int64?
+            for index in 0..<arguments.count where arguments.storageClass(index) == .text {
+                guard let value = arguments.withText(index, { Timestamp.parse($0) })?.micros(in: zone) else { continue }
+                if best == nil || value < best! { best = value }
             }
-            try connection.createFunction("parsl_least", arguments: -1) { arguments in
-                var best: Int64?
-                for index in 0..<arguments.count where arguments.storageClass(index) == .integer {
-                    let value = arguments.int64(index)
-                    if best == nil || value < best! { best = value }
-                }
-                return best
-            }
-            try connection.createFunction("parsl_greatest", arguments: -1) { arguments in
-                var best: Int64?
-                for index in 0..<arguments.count where arguments.storageClass(index) == .integer {
-                    let value = arguments.int64(index)
-                    if best == nil || value > best! { best = value }
-                }
-                return best
-            }
+            return best
         }
     }
 
