@@ -7,8 +7,10 @@ import TraceEventFormat
 /// cores the trace is done in about the time of one. The counters need no per-try slot (a sample's block comes
 /// from its try row), only the finished layout and the time window, which the run writer hands over (`begin`).
 ///
-/// Its thread first reads the block ids of the node rows (the layout needs them before naming processes), then
-/// starts the sorted resource query, and waits for `begin` before writing anything.
+/// Its thread first adds up each try's resource samples into the slots (the layout needs the worker pids; the
+/// run writer's thread meanwhile has SQLite sort its tries), then reads the block ids of the node rows (the
+/// layout needs them before naming processes), starts the sorted resource query, and waits for `begin` before
+/// writing anything.
 final class TraceCounterThread: @unchecked Sendable {
     // @unchecked: the fields below are written by one thread before a semaphore signal and read by the other after
     // the matching wait (`nodeBlocks` → nodeBlocksReady; `layout`, `window` → begun; the results → finished).
@@ -16,6 +18,9 @@ final class TraceCounterThread: @unchecked Sendable {
     private let source: TraceSource
     private let writer: TraceEventWriter
     private let budget: TraceEventBudget
+    /// Touched by this thread only until `totalsReady` is signalled.
+    private let slots: TrySlots
+    private let totalsReady = DispatchSemaphore(value: 0)
 
     private var nodeBlocks: [(block: String?, host: String?)] = []
     private var layout: TraceLayout?
@@ -29,17 +34,26 @@ final class TraceCounterThread: @unchecked Sendable {
     private let cancelled = Atomic<Bool>(false)
     private var running = false
 
-    init(source: TraceSource, writer: TraceEventWriter, budget: TraceEventBudget) {
+    init(source: TraceSource, writer: TraceEventWriter, budget: TraceEventBudget, slots: TrySlots) {
         self.source = source
         self.writer = writer
         self.budget = budget
+        self.slots = slots
     }
 
     func start() {
         running = true
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             do {
-                try source.nodeBlocks { row in nodeBlocks.append((row.text(0), row.text(1))) }
+                try addResourceTotals()
+            } catch {
+                failure = error
+            }
+            totalsReady.signal()
+            do {
+                if failure == nil {
+                    try source.nodeBlocks { row in nodeBlocks.append((row.text(0), row.text(1))) }
+                }
             } catch {
                 failure = error
             }
@@ -52,6 +66,37 @@ final class TraceCounterThread: @unchecked Sendable {
                 }
             }
             finished.signal()
+        }
+    }
+
+    /// Waits until every try's resource totals are in the slots, which then belong to the caller's thread.
+    func waitForResourceTotals() {
+        totalsReady.wait()
+        totalsReady.signal()
+    }
+
+    /// What each try's resource samples add up to, as try_summary has it: the worker's pid (largest), peak
+    /// resident memory and CPU seconds used (change of the cumulative user+system seconds).
+    private func addResourceTotals() throws {
+        try source.resourceTotals { row in
+            guard let task = row.int(0), let attempt = row.int(1),
+                let index = slots.index(task: task, try: attempt, create: true)
+            else { return }
+            let pid = row.int(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) }
+            let resident = row.double(3)
+            let user = row.double(4)
+            let system = row.double(5)
+            try slots.update(index) { slot in
+                if let pid, slot.workerPID == .min || pid > slot.workerPID { slot.workerPID = pid }
+                if let resident, let bytes = Int64(exactly: resident.rounded(.towardZero)), bytes > slot.peakRSS {
+                    slot.peakRSS = bytes
+                }
+                if let user, let system {
+                    let seconds = user + system
+                    if slot.cpuLow.isNaN || seconds < slot.cpuLow { slot.cpuLow = seconds }
+                    if slot.cpuHigh.isNaN || seconds > slot.cpuHigh { slot.cpuHigh = seconds }
+                }
+            }
         }
     }
 

@@ -126,11 +126,12 @@ struct TraceRunWriter {
     var eventCount: Int { writer.eventCount + counterWriter.eventCount }
 
     mutating func write() throws {
-        let counters = TraceCounterThread(source: try source.onNewConnection(), writer: counterWriter, budget: budget)
+        let counters = TraceCounterThread(
+            source: try source.onNewConnection(), writer: counterWriter, budget: budget, slots: slots)
         counters.start()
         var joined = false
         defer { if !joined { _ = try? counters.join(cancel: true) } }
-        try layOut(nodeBlocks: counters.blocksOfNodeRows())
+        try layOut(counters)
         resolveWindow()
         try writeMetadata()
         // The counter thread's events follow the first ones in the output: flush those before it starts.
@@ -154,11 +155,17 @@ struct TraceRunWriter {
     // MARK: - Layout
 
     /// Needs the extent for an unfinished run (`extent`), whose open tries end at its last timestamp.
-    private mutating func layOut(nodeBlocks: [(block: String?, host: String?)]) throws {
-        try addResourceTotals()
+    private mutating func layOut(_ counters: TraceCounterThread) throws {
         let runOpen = run.isUnfinished
         // Both sequences come in start order; they fill different processes (tries that ran, tries that never did).
+        // The first row comes once SQLite has sorted them, by when the other thread has usually filled in the
+        // worker pids that the lanes need.
+        var totals = false
         try source.ranRows { row in
+            if !totals {
+                counters.waitForResourceTotals()
+                totals = true
+            }
             guard let task = row.int(0), let attempt = row.int(1) else { return }
             let launched = row.time(5)
             let returned = row.time(7)
@@ -169,6 +176,7 @@ struct TraceRunWriter {
             try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
                       returned: returned, state: state, runOpen: runOpen)
         }
+        counters.waitForResourceTotals()
         try source.notRunRows { row in
             guard let task = row.int(0), let attempt = row.int(1) else { return }
             let times = [row.time(5), row.time(7), row.int(8), row.int(9)]
@@ -178,33 +186,8 @@ struct TraceRunWriter {
         try source.blockKeys { row in
             layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
         }
-        for (block, host) in nodeBlocks { layout.nodeBlock(block, host: host) }
+        for (block, host) in counters.blocksOfNodeRows() { layout.nodeBlock(block, host: host) }
         layout.finish()
-    }
-
-    /// What each try's resource samples add up to, as try_summary has it: the worker's pid (largest), peak
-    /// resident memory and CPU seconds used (change of the cumulative user+system seconds).
-    private mutating func addResourceTotals() throws {
-        try source.resourceTotals { row in
-            guard let task = row.int(0), let attempt = row.int(1),
-                let index = slots.index(task: task, try: attempt, create: true)
-            else { return }
-            let pid = row.int(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) }
-            let resident = row.double(3)
-            let user = row.double(4)
-            let system = row.double(5)
-            try slots.update(index) { slot in
-                if let pid, slot.workerPID == .min || pid > slot.workerPID { slot.workerPID = pid }
-                if let resident, let bytes = Int64(exactly: resident.rounded(.towardZero)), bytes > slot.peakRSS {
-                    slot.peakRSS = bytes
-                }
-                if let user, let system {
-                    let seconds = user + system
-                    if slot.cpuLow.isNaN || seconds < slot.cpuLow { slot.cpuLow = seconds }
-                    if slot.cpuHigh.isNaN || seconds > slot.cpuHigh { slot.cpuHigh = seconds }
-                }
-            }
-        }
     }
 
     /// A try's span, process and lane. Columns 2–4 of `row`: executor, block, host.

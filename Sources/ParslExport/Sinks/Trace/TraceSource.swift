@@ -202,8 +202,10 @@ struct TraceSource {
         var first = Int64.max
         var last = Int64.min
         for attempt in 0...geometry.2 {
-            if let low = try scalar("SELECT min(task_id) FROM \"try\" WHERE try_id = \(attempt)") { first = min(first, low) }
-            if let high = try scalar("SELECT max(task_id) FROM \"try\" WHERE try_id = \(attempt)") { last = max(last, high) }
+            // Integers sort before text in SQLite: skip text ids (a damaged row) rather than take one for the end.
+            let ids = "FROM \"try\" WHERE try_id = \(attempt) AND typeof(task_id) = 'integer'"
+            if let low = try scalar("SELECT min(task_id) \(ids)") { first = min(first, low) }
+            if let high = try scalar("SELECT max(task_id) \(ids)") { last = max(last, high) }
         }
         return first <= last ? (first, last, geometry.2, geometry.3) : (0, -1, -1, 0)
     }
