@@ -69,7 +69,7 @@ struct ByteBuffer {
         }
     }
 
-    /// Appends a decimal integer without going through `String`.
+    /// Appends a decimal integer without going through `String`, two digits at a time.
     mutating func append(decimal value: Int64) {
         reserve(20)
         var magnitude = value.magnitude
@@ -82,17 +82,32 @@ struct ByteBuffer {
             count += 1
             return
         }
-        var digits = 0
-        var probe = magnitude
-        while probe > 0 {
+        var digits = 1
+        var bound: UInt64 = 10
+        while digits < 20 && magnitude >= bound {
             digits += 1
-            probe /= 10
+            bound = bound &* 10
         }
-        var index = count + digits - 1
-        while magnitude > 0 {
-            base[index] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
-            magnitude /= 10
-            index -= 1
+        let pairs: StaticString = """
+            00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+            40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899
+            """
+        let table = pairs.utf8Start
+        var index = count + digits
+        while magnitude >= 100 {
+            let pair = Int(magnitude % 100) * 2
+            magnitude /= 100
+            index -= 2
+            base[index] = table[pair]
+            base[index + 1] = table[pair + 1]
+        }
+        if magnitude >= 10 {
+            let pair = Int(magnitude) * 2
+            base[index - 2] = table[pair]
+            base[index - 1] = table[pair + 1]
+        } else {
+            base[index - 1] = UInt8(truncatingIfNeeded: magnitude) &+ 48
         }
         count += digits
     }

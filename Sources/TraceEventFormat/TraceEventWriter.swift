@@ -25,11 +25,30 @@ public final class TraceEventWriter {
     /// Bytes handed to `output` so far.
     public private(set) var bytesFlushed = 0
 
-    public init(flushThreshold: Int = 1 << 18, output: @escaping Output) {
+    /// Events continue a list opened elsewhere (see `fragment`): no header, no trailer, a separator before each.
+    private let continuesList: Bool
+
+    public init(flushThreshold: Int = 1 << 20, output: @escaping Output) {
         self.flushThreshold = max(flushThreshold, 1024)
         self.output = output
+        continuesList = false
         buffer = ByteBuffer(capacity: self.flushThreshold + 4096)
         buffer.append("{\"traceEvents\":[\n")
+    }
+
+    private init(fragmentWithFlushThreshold flushThreshold: Int, output: @escaping Output) {
+        self.flushThreshold = max(flushThreshold, 1024)
+        self.output = output
+        continuesList = true
+        buffer = ByteBuffer(capacity: self.flushThreshold + 4096)
+    }
+
+    /// A writer of more events for the list of another writer, e.g. on another thread: each chunk it hands to
+    /// `output` is whole events, each preceded by a separator, so chunks of both writers may interleave in any
+    /// order as long as they all come after the other writer's first flushed event and before its `finish`.
+    /// End it with `flush()`.
+    public static func fragment(flushThreshold: Int = 1 << 20, output: @escaping Output) -> TraceEventWriter {
+        TraceEventWriter(fragmentWithFlushThreshold: flushThreshold, output: output)
     }
 
     deinit {
@@ -128,6 +147,135 @@ public final class TraceEventWriter {
             buffer.append(json: value)
             buffer.append(UInt8(ascii: "}"))
         }
+    }
+
+    // MARK: - Events with pre-escaped names and args written in place
+
+    /// A complete event whose name and category were escaped once (`TraceText`), with args written straight into
+    /// the output by `args` (nothing is built per event).
+    public func complete(
+        name: TraceText,
+        category: TraceText,
+        timestamp: Int64,
+        duration: Int64,
+        pid: Int,
+        tid: Int,
+        color: TraceColor? = nil,
+        args: (inout TraceArgsWriter) -> Void
+    ) throws {
+        precondition(duration >= 0, "a slice cannot have a negative duration")
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "X", timestamp: timestamp, pid: pid, into: &buffer)
+            buffer.append(",\"dur\":")
+            buffer.append(decimal: duration)
+            Self.tid(tid, into: &buffer)
+            if let color { Self.color(color, into: &buffer) }
+            Self.args(args, into: &buffer)
+        }
+    }
+
+    /// A complete event without args.
+    public func complete(
+        name: TraceText,
+        category: TraceText,
+        timestamp: Int64,
+        duration: Int64,
+        pid: Int,
+        tid: Int,
+        color: TraceColor? = nil
+    ) throws {
+        precondition(duration >= 0, "a slice cannot have a negative duration")
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "X", timestamp: timestamp, pid: pid, into: &buffer)
+            buffer.append(",\"dur\":")
+            buffer.append(decimal: duration)
+            Self.tid(tid, into: &buffer)
+            if let color { Self.color(color, into: &buffer) }
+        }
+    }
+
+    /// An instant event with a pre-escaped name; `tid` is needed for the thread scope only.
+    public func instant(
+        name: TraceText,
+        category: TraceText,
+        timestamp: Int64,
+        pid: Int,
+        tid: Int?,
+        scope: TraceInstantScope = .thread,
+        args: ((inout TraceArgsWriter) -> Void)? = nil
+    ) throws {
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "i", timestamp: timestamp, pid: pid, into: &buffer)
+            if let tid { Self.tid(tid, into: &buffer) }
+            Self.scope(scope, into: &buffer)
+            if let args { Self.args(args, into: &buffer) }
+        }
+    }
+
+    /// A single-series counter event with a pre-escaped name. `decimals` rounds the value (e.g. 3 for a rate in
+    /// cores), which keeps the text short where more digits would only be noise.
+    public func counter(
+        name: TraceText,
+        category: TraceText,
+        timestamp: Int64,
+        pid: Int,
+        series: StaticString,
+        value: Double,
+        decimals: Int? = nil
+    ) throws {
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "C", timestamp: timestamp, pid: pid, into: &buffer)
+            buffer.append(",\"args\":{")
+            Self.staticKey(series, into: &buffer)
+            buffer.append(json: decimals.map { Self.rounded(value, decimals: $0) } ?? value)
+            buffer.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func rounded(_ value: Double, decimals: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<max(0, min(decimals, 15)) { scale *= 10 }
+        let scaled = (value * scale).rounded()
+        return scaled.isFinite ? scaled / scale : value
+    }
+
+    /// The start (`ph: "s"`) of a flow arrow with pre-escaped name and category; see `flowStart(id:name:...)`.
+    public func flowStart(id: UInt64, name: TraceText, category: TraceText, timestamp: Int64, pid: Int, tid: Int) throws {
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "s", timestamp: timestamp, pid: pid, into: &buffer)
+            Self.tid(tid, into: &buffer)
+            buffer.append(",\"id\":")
+            buffer.append(decimal: Int64(bitPattern: id))
+        }
+    }
+
+    /// The end (`ph: "f"`, `bp: "e"`) of a flow arrow with pre-escaped name and category.
+    public func flowEnd(id: UInt64, name: TraceText, category: TraceText, timestamp: Int64, pid: Int, tid: Int) throws {
+        try event { buffer in
+            Self.head(name: name, category: category, phase: "f", timestamp: timestamp, pid: pid, into: &buffer)
+            Self.tid(tid, into: &buffer)
+            buffer.append(",\"id\":")
+            buffer.append(decimal: Int64(bitPattern: id))
+            buffer.append(",\"bp\":\"e\"")
+        }
+    }
+
+    @inline(__always)
+    private static func scope(_ scope: TraceInstantScope, into buffer: inout ByteBuffer) {
+        switch scope {
+        case .thread: buffer.append(",\"s\":\"t\"")
+        case .process: buffer.append(",\"s\":\"p\"")
+        case .global: buffer.append(",\"s\":\"g\"")
+        }
+    }
+
+    @inline(__always)
+    private static func args(_ body: (inout TraceArgsWriter) -> Void, into buffer: inout ByteBuffer) {
+        buffer.append(",\"args\":{")
+        var writer = TraceArgsWriter(buffer: buffer)
+        body(&writer)
+        buffer = writer.buffer
+        buffer.append(UInt8(ascii: "}"))
     }
 
     /// The start of a flow arrow (`ph: "s"`). It binds to the slice open on (`pid`, `tid`) at `timestamp`, so put
@@ -235,6 +383,7 @@ public final class TraceEventWriter {
     /// by chrome://tracing under "Metadata"; Perfetto ignores it.
     public func finish(displayTimeUnit: StaticString = "ms", otherData: TraceArgs = TraceArgs()) throws {
         precondition(!finished, "finish() called twice")
+        precondition(!continuesList, "a fragment ends with flush(), not finish()")
         finished = true
         buffer.append("\n],\"displayTimeUnit\":\"")
         buffer.append(displayTimeUnit)
@@ -257,7 +406,7 @@ public final class TraceEventWriter {
     @inline(__always)
     private func event(_ body: (inout ByteBuffer) -> Void) throws {
         precondition(!finished, "event written after finish()")
-        if eventCount > 0 { buffer.append(",\n") }
+        if eventCount > 0 || continuesList { buffer.append(",\n") }
         body(&buffer)
         buffer.append(UInt8(ascii: "}"))
         eventCount += 1
@@ -277,6 +426,27 @@ public final class TraceEventWriter {
         JSONStringEscaper.appendQuoted(name, to: &buffer)
         buffer.append(",\"cat\":")
         JSONStringEscaper.appendQuoted(category, to: &buffer)
+        tail(phase: phase, timestamp: timestamp, pid: pid, into: &buffer)
+    }
+
+    @inline(__always)
+    private static func head(
+        name: TraceText,
+        category: TraceText,
+        phase: StaticString,
+        timestamp: Int64,
+        pid: Int,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.append("{\"name\":")
+        name.json.withUnsafeBytes { buffer.append($0) }
+        buffer.append(",\"cat\":")
+        category.json.withUnsafeBytes { buffer.append($0) }
+        tail(phase: phase, timestamp: timestamp, pid: pid, into: &buffer)
+    }
+
+    @inline(__always)
+    private static func tail(phase: StaticString, timestamp: Int64, pid: Int, into buffer: inout ByteBuffer) {
         buffer.append(",\"ph\":\"")
         buffer.append(phase)
         buffer.append("\",\"ts\":")

@@ -107,3 +107,70 @@ public struct TraceFlowBinding: Sendable, Equatable {
         self.incoming = incoming
     }
 }
+
+/// A name, category or value that is written many times (an app, a state, a counter track), escaped and quoted
+/// once, so that writing it is a copy.
+public struct TraceText: Sendable, Hashable {
+    let json: [UInt8]
+
+    public init(_ text: String) {
+        json = Array(JSONStringEscaper.quoted(text).utf8)
+    }
+}
+
+/// Writes the members of one event's `args` object straight into the output, in call order. Keys are static
+/// text; each key should be used once per event (the writer does not check).
+public struct TraceArgsWriter {
+    var buffer: ByteBuffer
+    private var count = 0
+
+    init(buffer: ByteBuffer) { self.buffer = buffer }
+
+    @inline(__always)
+    mutating func key(_ key: StaticString) {
+        if count > 0 { buffer.append(UInt8(ascii: ",")) }
+        count += 1
+        buffer.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { JSONStringEscaper.appendEscaped(UnsafeRawBufferPointer($0), to: &buffer) }
+        buffer.append("\":")
+    }
+
+    public mutating func int(_ key: StaticString, _ value: Int64) {
+        self.key(key)
+        buffer.append(decimal: value)
+    }
+
+    /// A JSON number; `null` when not finite.
+    public mutating func double(_ key: StaticString, _ value: Double) {
+        self.key(key)
+        buffer.append(json: value)
+    }
+
+    public mutating func string(_ key: StaticString, _ value: String) {
+        self.key(key)
+        JSONStringEscaper.appendQuoted(value, to: &buffer)
+    }
+
+    public mutating func string(_ key: StaticString, _ value: TraceText) {
+        self.key(key)
+        value.json.withUnsafeBytes { buffer.append($0) }
+    }
+
+    public mutating func bool(_ key: StaticString, _ value: Bool) {
+        self.key(key)
+        buffer.append(value ? "true" : "false")
+    }
+
+    public mutating func null(_ key: StaticString) {
+        self.key(key)
+        buffer.append("null")
+    }
+}
+
+extension TraceArgsWriter {
+    /// A string from raw bytes (e.g. a database column), any ill-formed UTF-8 replaced by U+FFFD.
+    public mutating func string(_ key: StaticString, utf8: UnsafeBufferPointer<UInt8>) {
+        self.key(key)
+        JSONStringEscaper.appendQuoted(validating: UnsafeRawBufferPointer(utf8), to: &buffer)
+    }
+}

@@ -10,6 +10,7 @@ public enum Timestamp {
 
     /// Accepts `YYYY-MM-DD[ T]HH:MM[:SS[.f{1,9}]][Z|±HH[:]MM|±HH]`; nil for anything else.
     public static func parse(_ text: UnsafeBufferPointer<UInt8>) -> Parsed? {
+        if let canonical = parseCanonical(text) { return canonical }
         var position = 0
         let count = text.count
 
@@ -85,6 +86,38 @@ public enum Timestamp {
         let days = daysFromCivil(year: year, month: month, day: day)
         let total = ((days * 24 + hour) * 60 + minute) * 60 + second
         return Parsed(wallClockMicros: total * 1_000_000 + micros, offsetSeconds: offset)
+    }
+
+    /// The shape Parsl writes, `YYYY-MM-DD HH:MM:SS` with or without `.ffffff`, read without the general
+    /// parser's bookkeeping (millions of these per export); nil for anything else, which `parse` then reads.
+    @inline(__always)
+    private static func parseCanonical(_ text: UnsafeBufferPointer<UInt8>) -> Parsed? {
+        let count = text.count
+        guard count == 26 || count == 19, text[4] == UInt8(ascii: "-"), text[7] == UInt8(ascii: "-"),
+            text[10] == UInt8(ascii: " "), text[13] == UInt8(ascii: ":"), text[16] == UInt8(ascii: ":"),
+            count == 19 || text[19] == UInt8(ascii: ".")
+        else { return nil }
+        var bad: UInt8 = 0
+        @inline(__always) func digit(_ index: Int) -> Int64 {
+            let d = text[index] &- UInt8(ascii: "0")
+            bad |= d > 9 ? 1 : 0
+            return Int64(d)
+        }
+        @inline(__always) func two(_ index: Int) -> Int64 { digit(index) * 10 + digit(index + 1) }
+        let year = two(0) * 100 + two(2)
+        let month = two(5)
+        let day = two(8)
+        let hour = two(11)
+        let minute = two(14)
+        let second = two(17)
+        var micros: Int64 = 0
+        if count == 26 { micros = ((two(20) * 100) + two(22)) * 100 + two(24) }
+        guard bad == 0, (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month), hour < 24,
+            minute < 60, second < 61
+        else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let total = ((days * 24 + hour) * 60 + minute) * 60 + second
+        return Parsed(wallClockMicros: total * 1_000_000 + micros, offsetSeconds: nil)
     }
 
     public static func parse(_ text: String) -> Parsed? {

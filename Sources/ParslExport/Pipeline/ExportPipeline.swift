@@ -91,7 +91,7 @@ public struct ExportPipeline {
             if let only = request.tables { tableDemand.formIntersection(only) }
             let eventTables = Set(demand.events.map(\.table))
             let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
-            let snapshots = try database.snapshots(tables: order, runIDs: selected)
+            let snapshots = try database.snapshots(tables: order, runIDs: selected, highWaterOnly: demand.queries)
 
             try sink.consume(.start(context))
             var rowsRead: [String: Int] = [:]
@@ -148,6 +148,10 @@ public struct ExportPipeline {
                     try replay.consume(.tableEnd(schema))
                     targets = replay.replayTargets()
                 }
+            }
+            if !demand.queries.isEmpty {
+                try sink.query(
+                    DatabaseSnapshot(database: database, tables: snapshots, options: options, warnings: warnings))
             }
             try sink.prepare()
             let files = try sink.finish()

@@ -33,13 +33,29 @@ public struct SinkDemand: Sendable, Equatable {
     public var tables: Set<String>
     /// Domain events the sink wants; their tables are read too.
     public var events: Set<DomainKind>
+    /// Tables the sink queries itself (`query(_:)`): not streamed, but snapshotted with the others.
+    public var queries: Set<String>
 
-    public init(tables: Set<String> = [], events: Set<DomainKind> = []) {
+    public init(tables: Set<String> = [], events: Set<DomainKind> = [], queries: Set<String> = []) {
         self.tables = tables
         self.events = events
+        self.queries = queries
     }
 
     public var allTables: Set<String> { tables.union(events.map(\.table)) }
+}
+
+/// The database as it stood when the export started, for a sink that reads it with queries of its own (ordered
+/// or joined reads that a stream of one table at a time cannot give in bounded memory). Every query must keep to
+/// the snapshot: `rowid <= highWater(table)`.
+public struct DatabaseSnapshot {
+    public let database: MonitoringDatabase
+    public let tables: [String: MonitoringDatabase.TableSnapshot]
+    public let options: ReadOptions
+    public let warnings: ValueWarnings
+
+    /// The last rowid of `table` that belongs to the export (0 for a table the database lacks).
+    public func highWater(_ table: String) -> Int64 { tables[table]?.highWater ?? 0 }
 }
 
 /// A destination for the exported model. The pipeline calls `consume` for each event, then `finish` once;
@@ -56,9 +72,12 @@ public protocol ExportSink: AnyObject {
     /// Sinks that asked, during the table that just ended, to receive it again from its start. The Parquet sink
     /// does when a NOT NULL column held a value that could not be read: it then declares that column nullable.
     func replayTargets() -> [any ExportSink]
+    /// Called once the pipeline's own reading is over, before `prepare`, for sinks whose demand has `queries`.
+    func query(_ snapshot: DatabaseSnapshot) throws
 }
 
 extension ExportSink {
+    public func query(_ snapshot: DatabaseSnapshot) throws {}
     public func prepare() throws {}
     public func abort() {}
     public func replayTargets() -> [any ExportSink] { [] }
@@ -71,7 +90,17 @@ public final class MultiplexSink: ExportSink {
     public init(_ sinks: [any ExportSink]) { self.sinks = sinks }
 
     public var demand: SinkDemand {
-        sinks.reduce(SinkDemand()) { SinkDemand(tables: $0.tables.union($1.demand.tables), events: $0.events.union($1.demand.events)) }
+        sinks.reduce(SinkDemand()) {
+            SinkDemand(
+                tables: $0.tables.union($1.demand.tables),
+                events: $0.events.union($1.demand.events),
+                queries: $0.queries.union($1.demand.queries)
+            )
+        }
+    }
+
+    public func query(_ snapshot: DatabaseSnapshot) throws {
+        for sink in sinks where !sink.demand.queries.isEmpty { try sink.query(snapshot) }
     }
 
     public func consume(_ event: ExportEvent) throws {

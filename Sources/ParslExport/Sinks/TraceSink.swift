@@ -17,9 +17,9 @@ public enum TraceTimeBound: Sendable, Equatable {
 
 /// Writes one Chrome trace-event JSON file per run (`.json`, or `.json.gz`, which Perfetto opens directly).
 ///
-/// A run can only be laid out once all its tries are known (lanes are packed in start order, flows need both
-/// ends), so the sink keeps compact copies of the run's rows and writes at `finish`; memory grows with the rows of
-/// the selected runs, by tens of bytes per row, never with the size of the JSON.
+/// The sink reads the database itself, once the pipeline's reading is over, with one ordered query per pass (see
+/// `TraceRunWriter`), so that nothing is held for a whole run: memory is one write buffer, what is open at once
+/// (tries in flight, workers, blocks) and a bounded window of per-try slots.
 public final class TraceSink: ExportSink {
     public struct Options: Sendable {
         /// A file path (one run) or a directory (one `trace-<run id>.json[.gz]` per run).
@@ -35,6 +35,10 @@ public final class TraceSink: ExportSink {
         public var until: TraceTimeBound?
         /// Fail rather than write a trace with more events than this (0: no limit).
         public var maxEvents: Int
+        /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
+        /// file. Settable for tests, which make paging happen on small databases.
+        var slotCachePages = 192
+        var slotsPerPage = 2048
 
         public init(
             output: String,
@@ -59,58 +63,28 @@ public final class TraceSink: ExportSink {
         }
     }
 
-    public let demand = SinkDemand(events: [
-        .tries, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots,
-    ])
+    public let demand = SinkDemand(queries: ["try", "task", "status", "resource", "block", "node"])
     private let options: Options
     private var context: ExportContext?
-    private var runs: [String: TraceRunData] = [:]
-    private var runOrder: [String] = []
-    private var lastRun: TraceRunData?
     private var completed = PendingFiles()
     private var inProgress: AtomicFile?
 
     public init(options: Options) { self.options = options }
 
     public func consume(_ event: ExportEvent) throws {
-        switch event {
-        case .start(let context):
-            self.context = context
-            if !options.outputIsDirectory && context.runs.count > 1 {
-                throw ExportError(
-                    .usage,
-                    "\(options.output): \(context.runs.count) runs selected but -o names one file; "
-                        + "give a directory, or pick one run with --run or --latest"
-                )
-            }
-            if context.runs.isEmpty {
-                throw ExportError(.usage, "\(context.databasePath): no runs to trace")
-            }
-            for run in context.runs {
-                runs[run.runID] = TraceRunData(run: run)
-                runOrder.append(run.runID)
-            }
-            if options.outputIsDirectory { try OutputDirectory.create(options.output) }
-        case .domain(let batch):
-            switch batch {
-            case .tries(let spans): for span in spans { run(span.runID)?.add(span) }
-            case .statusChanges(let changes): for change in changes { run(change.runID)?.add(change) }
-            case .resourceSamples(let samples): for sample in samples { run(sample.runID)?.add(sample) }
-            case .blockTransitions(let transitions):
-                for transition in transitions { run(transition.runID)?.add(transition) }
-            case .nodeSnapshots(let snapshots): for snapshot in snapshots { run(snapshot.runID)?.add(snapshot) }
-            case .runs, .tasks: break
-            }
-        case .tableStart, .batch, .tableEnd:
-            break
+        guard case .start(let context) = event else { return }
+        self.context = context
+        if !options.outputIsDirectory && context.runs.count > 1 {
+            throw ExportError(
+                .usage,
+                "\(options.output): \(context.runs.count) runs selected but -o names one file; "
+                    + "give a directory, or pick one run with --run or --latest"
+            )
         }
-    }
-
-    @inline(__always)
-    private func run(_ id: String) -> TraceRunData? {
-        if let last = lastRun, last.run.runID == id { return last }
-        lastRun = runs[id]
-        return lastRun
+        if context.runs.isEmpty {
+            throw ExportError(.usage, "\(context.databasePath): no runs to trace")
+        }
+        if options.outputIsDirectory { try OutputDirectory.create(options.output) }
     }
 
     /// The file a run's trace goes to.
@@ -120,21 +94,45 @@ public final class TraceSink: ExportSink {
         return directory + "/trace-\(runID).json" + (options.gzipInDirectory ? ".gz" : "")
     }
 
-    /// Lays out and writes each run's trace; the files are renamed into place by `finish`.
-    public func prepare() throws {
+    /// Writes each run's trace under a temporary name; `finish` renames them into place.
+    public func query(_ snapshot: DatabaseSnapshot) throws {
         guard let context else { return }
-        lastRun = nil
-        for runID in runOrder {
-            guard let data = runs.removeValue(forKey: runID) else { continue }
-            try write(data, context: context)
-        }
-        try completed.prepareAll()
+        for run in context.runs { try write(run, snapshot: snapshot, context: context) }
     }
+
+    public func prepare() throws { try completed.prepareAll() }
 
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
-    private func write(_ data: TraceRunData, context: ExportContext) throws {
-        let path = Self.path(for: data.run.runID, options: options)
+    private func write(_ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext) throws {
+        let source = try TraceSource(snapshot: snapshot, runID: run.runID)
+        // An unfinished run needs its last timestamp before the layout (open tries end there); otherwise the
+        // passes find the extent as they go, and a run whose first guess of the origin was wrong is written again.
+        func exactExtent() throws -> (first: Int64, last: Int64)? {
+            var extent = try source.extent()
+            for time in [run.began, run.completed].compactMap({ $0 }) {
+                extent = (min(extent?.first ?? time, time), max(extent?.last ?? time, time))
+            }
+            return extent
+        }
+        var extent = run.isUnfinished ? try exactExtent() : nil
+        while true {
+            let (file, stream, runWriter, writer) = try attempt(run, source: source, extent: extent, context: context)
+            if runWriter.needsExactExtent {
+                file.discard()
+                inProgress = nil
+                extent = try exactExtent()
+                continue
+            }
+            try finish(file, stream: stream, runWriter: runWriter, writer: writer, run: run, context: context)
+            return
+        }
+    }
+
+    private func attempt(
+        _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
+    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter, TraceEventWriter) {
+        let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
         let file = try AtomicFile(path: path)
         inProgress = file
@@ -142,39 +140,39 @@ public final class TraceSink: ExportSink {
             gzip
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
-        let writer = TraceEventWriter { try stream.write($0) }
-
-        let layout = TraceLayout(data)
-        let first = data.hasTime ? data.firstSeen : 0
-        let origin = options.absoluteTime ? 0 : first
-        func resolve(_ bound: TraceTimeBound?, _ fallback: Int64) -> Int64 {
-            switch bound {
-            case .offset(let micros): first + micros
-            case .absolute(let micros): micros
-            case nil: fallback
-            }
-        }
-        let since = resolve(options.since, .min)
-        let until = resolve(options.until, .max)
-        var runWriter = TraceRunWriter(
-            data: data,
-            layout: layout,
+        // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
+        let lock = Locked(())
+        let writer = TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let counterWriter = TraceEventWriter.fragment { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        var runWriter = try TraceRunWriter(
+            source: source,
+            run: run,
             writer: writer,
-            origin: origin,
-            since: since,
-            until: until,
-            maxEvents: options.maxEvents,
-            context: context
+            counterWriter: counterWriter,
+            options: .init(
+                absoluteTime: options.absoluteTime, since: options.since, until: options.until,
+                maxEvents: options.maxEvents),
+            extent: extent,
+            spillDirectory: directory.isEmpty ? "/" : directory,
+            slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
+        return (file, stream, runWriter, writer)
+    }
 
+    private func finish(
+        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter, writer: TraceEventWriter,
+        run: WorkflowRun, context: ExportContext
+    ) throws {
+        let first = runWriter.first
         var other = TraceArgs()
-        other.append("run_id", .string(data.run.runID))
-        other.append("workflow_name", .string(data.run.workflowName))
-        other.append("workflow_version", .string(data.run.workflowVersion))
-        other.append("run_began", .string(data.run.began.map(Timestamp.format)))
-        other.append("run_completed", .string(data.run.completed.map(Timestamp.format)))
-        other.append("unfinished_run", .bool(data.run.isUnfinished))
+        other.append("run_id", .string(run.runID))
+        other.append("workflow_name", .string(run.workflowName))
+        other.append("workflow_version", .string(run.workflowVersion))
+        other.append("run_began", .string(run.began.map(Timestamp.format)))
+        other.append("run_completed", .string(run.completed.map(Timestamp.format)))
+        other.append("unfinished_run", .bool(run.isUnfinished))
         other.append("parsl_schema_era", .string(context.era.rawValue))
         other.append("exporter", .string("parsl-export \(context.exporterVersion)"))
         other.append("mapping_version", .string(context.mappingVersion))
@@ -182,17 +180,20 @@ public final class TraceSink: ExportSink {
             "clock",
             .string(context.timeZone.map { "UTC (converted from \($0))" } ?? "naive local time of the writing hosts")
         )
-        other.append("time_origin", .string(data.hasTime ? Timestamp.format(first) : nil))
-        other.append("time_origin_us", .int(first))
+        let hasTime = runWriter.lastSeen != nil
+        // With --absolute the passes may have met an earlier time than the guessed origin; report the true one.
+        let origin = hasTime ? min(first, runWriter.seen.first) : 0
+        other.append("time_origin", .string(hasTime ? Timestamp.format(origin) : nil))
+        other.append("time_origin_us", .int(origin))
         other.append(
             "timestamps",
             .string(options.absoluteTime ? "epoch microseconds" : "microseconds since time_origin")
         )
-        if options.since != nil { other.append("window_since", .string(Timestamp.format(since))) }
-        if options.until != nil { other.append("window_until", .string(Timestamp.format(until))) }
+        if let since = runWriter.windowSince { other.append("window_since", .string(Timestamp.format(since))) }
+        if let until = runWriter.windowUntil { other.append("window_until", .string(Timestamp.format(until))) }
         other.append("tries", .int(Int64(runWriter.triesWritten)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
-        other.append("events", .int(Int64(writer.eventCount)))
+        other.append("events", .int(Int64(runWriter.eventCount)))
         try writer.finish(otherData: other)
         try stream.finish()
         completed.append(file)
@@ -203,6 +204,5 @@ public final class TraceSink: ExportSink {
         inProgress?.discard()
         inProgress = nil
         completed.discardAll()
-        runs.removeAll()
     }
 }

@@ -11,6 +11,7 @@ public final class MonitoringDatabase {
     public let catalog: MappingCatalog
     let connection: SQLiteConnection
     let immutable: Bool
+    let busyTimeoutMilliseconds: Int32
 
     /// Opens and checks the file; every failure is an `ExportError` naming the file and the cause.
     public init(path: String, immutable: Bool = false, catalog: MappingCatalog, busyTimeoutMilliseconds: Int32 = 5_000)
@@ -19,6 +20,7 @@ public final class MonitoringDatabase {
         self.path = path
         self.catalog = catalog
         self.immutable = immutable
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ExportError(.inputMissing, "\(path): \(String(cString: strerror(errno)))")
@@ -42,6 +44,13 @@ public final class MonitoringDatabase {
                 .inputInvalid,
                 "\(path): SQLite database without Parsl monitoring tables (expected workflow, task, status, …)"
             )
+        }
+    }
+
+    /// Another read-only connection to the same file, for reading on a second thread.
+    func openConnection() throws -> SQLiteConnection {
+        try guarded {
+            try SQLiteConnection(path: path, immutable: immutable, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
     }
 
@@ -129,11 +138,21 @@ public final class MonitoringDatabase {
 
     /// Takes each table's snapshot in one short statement of its own, so no lock is held across tables.
     /// `count(*)` may walk an index rather than the table, which also exposes damage a rowid walk would miss.
-    public func snapshots(tables: [String], runIDs: [String]?) throws -> [String: TableSnapshot] {
+    /// Tables in `highWaterOnly` (queried by a sink, not streamed, so no count to compare) get only their last
+    /// rowid, which SQLite finds without a scan; their `rows` is -1.
+    public func snapshots(tables: [String], runIDs: [String]?, highWaterOnly: Set<String> = []) throws
+        -> [String: TableSnapshot]
+    {
         try guarded {
             var snapshots: [String: TableSnapshot] = [:]
-            let sourceTables = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
-            for table in sourceTables.sorted() where schema.tables[table] != nil {
+            let counted = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
+            for table in counted.union(highWaterOnly).sorted() where schema.tables[table] != nil {
+                if !counted.contains(table) {
+                    let statement = try connection.prepare("SELECT max(rowid) FROM \(quoteIdentifier(table))")
+                    _ = try statement.step()
+                    snapshots[table] = TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: -1)
+                    continue
+                }
                 var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
                 if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
                 let statement = try connection.prepare(sql)

@@ -153,3 +153,54 @@ public enum StorageClass: Int32, Sendable {
     case blob = 4
     case null = 5
 }
+
+/// The arguments of one call of an SQL function written in Swift; valid during the call only.
+public struct SQLiteArguments {
+    let values: UnsafeMutablePointer<OpaquePointer?>?
+    public let count: Int
+
+    public func storageClass(_ index: Int) -> StorageClass {
+        StorageClass(rawValue: sqlite3_value_type(values![index])) ?? .null
+    }
+
+    public func int64(_ index: Int) -> Int64 { sqlite3_value_int64(values![index]) }
+
+    /// The argument's text bytes (the value converted to text when it is not).
+    public func withText<T>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
+        let pointer = sqlite3_value_text(values![index])
+        let count = Int(sqlite3_value_bytes(values![index]))
+        return try body(UnsafeBufferPointer(start: pointer, count: pointer == nil ? 0 : count))
+    }
+}
+
+private final class SQLiteFunctionBody {
+    let body: (SQLiteArguments) -> Int64?
+    init(_ body: @escaping (SQLiteArguments) -> Int64?) { self.body = body }
+}
+
+extension SQLiteConnection {
+    /// Registers a deterministic SQL function computed by `body`, which returns an integer or nil for NULL.
+    /// `arguments` is its arity, or -1 for any. The function lives as long as the connection.
+    public func createFunction(
+        _ name: String,
+        arguments: Int32,
+        _ body: @escaping (SQLiteArguments) -> Int64?
+    ) throws {
+        let box = Unmanaged.passRetained(SQLiteFunctionBody(body)).toOpaque()
+        let call: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = {
+            context, count, values in
+            let function = Unmanaged<SQLiteFunctionBody>.fromOpaque(sqlite3_user_data(context)!).takeUnretainedValue()
+            if let value = function.body(SQLiteArguments(values: values, count: Int(count))) {
+                sqlite3_result_int64(context, value)
+            } else {
+                sqlite3_result_null(context)
+            }
+        }
+        let destroy: @convention(c) (UnsafeMutableRawPointer?) -> Void = { pointer in
+            if let pointer { Unmanaged<SQLiteFunctionBody>.fromOpaque(pointer).release() }
+        }
+        let rc = sqlite3_create_function_v2(
+            handle, name, arguments, SQLITE_UTF8 | SQLITE_DETERMINISTIC, box, call, nil, nil, destroy)
+        guard rc == SQLITE_OK else { throw error(rc, sql: nil) }
+    }
+}

@@ -225,11 +225,7 @@ final class TableReader {
         }
     }
 
-    private func convert(_ parsed: Timestamp.Parsed) -> Int64 {
-        guard let zone = options.timeZone else { return parsed.wallClockMicros }
-        if let offset = parsed.offsetSeconds { return parsed.wallClockMicros - Int64(offset) * 1_000_000 }
-        return zone.utcMicros(fromWallClock: parsed.wallClockMicros)
-    }
+    private func convert(_ parsed: Timestamp.Parsed) -> Int64 { parsed.micros(in: options.timeZone) }
 
     private func warn(_ column: Int, _ problem: String, _ example: @autoclosure () -> String) {
         warnings.record(table: schema.name, column: schema.columns[column].name, problem: problem, example: example())
@@ -372,4 +368,13 @@ func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
 /// Text values as an SQL list of string literals.
 func sqlList(_ values: [String]) -> String {
     values.map { "'" + $0.replacing("'", with: "''") + "'" }.joined(separator: ",")
+}
+
+extension Timestamp.Parsed {
+    /// Microseconds in the export's clock: the naive wall clock, or UTC when a zone is given.
+    func micros(in zone: TimeZoneConversion?) -> Int64 {
+        guard let zone else { return wallClockMicros }
+        if let offset = offsetSeconds { return wallClockMicros - Int64(offset) * 1_000_000 }
+        return zone.utcMicros(fromWallClock: wallClockMicros)
+    }
 }

@@ -155,8 +155,8 @@ def check(chrome, server, path, db, timeout):
             problems += trace_expect.compare(counts, exp, [
                 "tries_ran", "tries_not_run", "waiting_phases", "running_phases", "status_instants",
                 "block_slices", "dependency_edges", "rss_samples", "cpu_samples", "node_samples", "open_tries"])
-            if workers != exp.get("node_samples", 0):
-                problems.append(f"workers counter: trace has {workers}, database says {exp.get('node_samples', 0)}")
+            if workers != exp.get("worker_samples", 0):
+                problems.append(f"workers counter: trace has {workers}, database says {exp.get('worker_samples', 0)}")
             problems += trace_expect.expected_process_problems(result["processes"], exp)
             result["expected_from_db"] = {k: v for k, v in exp.items() if isinstance(v, (int, bool))}
     return result

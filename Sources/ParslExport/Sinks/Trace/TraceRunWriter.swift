@@ -1,66 +1,240 @@
 import TraceEventFormat
 
-/// Writes the events of one laid-out run: metadata first (each process and thread named once, before any event
-/// uses it), then block lifecycles, tries with their phases, status instants, counters and dependency flows.
+/// Writes the trace of one run in passes over the database, each reading rows in the order it needs and
+/// keeping only what is open at once, plus one `TrySlot` per try (paged, see `TrySlots`):
+///
+/// 1. layout: tries in start order → each try's span, process and lane;
+/// 2. metadata (every process and thread named once, before any event uses it), run markers, block lifecycles;
+/// 3. status rows → instants on their try's lane, and each try's final state;
+/// 4. tries → slices with their phases;
+/// 5. dependencies → flow arrows;
+/// 6. resource samples in time order → memory and CPU counters per worker;
+/// 7. node snapshots in time order → manager and worker counters per block.
 struct TraceRunWriter {
-    let data: TraceRunData
-    let layout: TraceLayout
-    let writer: TraceEventWriter
-    /// Subtracted from every timestamp (0 with --absolute).
-    let origin: Int64
-    /// Events outside [since, until] (database clock) are left out; slices are kept when they overlap it.
-    let since: Int64
-    let until: Int64
-    let maxEvents: Int
-    let context: ExportContext
+    struct Options {
+        /// Keep epoch microseconds instead of microseconds since the run's first event.
+        var absoluteTime: Bool
+        var since: TraceTimeBound?
+        var until: TraceTimeBound?
+        var maxEvents: Int
+    }
 
-    private var args = TraceArgs(minimumCapacity: 16)
+    /// What the window resolved to: the origin subtracted from every timestamp, and [since, until] in the
+    /// database's clock. Events outside it are left out; slices are kept when they overlap it.
+    struct Window {
+        var first: Int64
+        var origin: Int64
+        var since: Int64
+        var until: Int64
+    }
+
+    let source: TraceSource
+    let run: WorkflowRun
+    let writer: TraceEventWriter
+    /// Continues `writer`'s list from the counter thread.
+    let counterWriter: TraceEventWriter
+    let options: Options
+    private let budget: TraceEventBudget
+    private var counted = 0
+    /// The run's first and last timestamps when already known; otherwise the first is guessed (see `write`).
+    let extent: (first: Int64, last: Int64)?
+
+    private var layout: TraceLayout
+    private var slots: TrySlots
+    private var states = StateNames()
+    private var processes = ProcessCache()
+    private var window = Window(first: 0, origin: 0, since: .min, until: .max)
+    /// The earliest and latest timestamps the passes met.
+    private(set) var seen: (first: Int64, last: Int64) = (.max, .min)
     private(set) var flowCount = 0
     private(set) var triesWritten = 0
 
-    init(
-        data: TraceRunData,
-        layout: TraceLayout,
-        writer: TraceEventWriter,
-        origin: Int64,
-        since: Int64,
-        until: Int64,
-        maxEvents: Int,
-        context: ExportContext
-    ) {
-        self.data = data
-        self.layout = layout
+    init(source: TraceSource, run: WorkflowRun, writer: TraceEventWriter, counterWriter: TraceEventWriter,
+         options: Options, extent: (first: Int64, last: Int64)?, spillDirectory: String, slotCache: (pages: Int, slotsPerPage: Int)) throws
+    {
+        self.source = source
+        self.run = run
         self.writer = writer
-        self.origin = origin
-        self.since = since
-        self.until = until
-        self.maxEvents = maxEvents
-        self.context = context
+        self.counterWriter = counterWriter
+        self.options = options
+        budget = TraceEventBudget(limit: options.maxEvents, runID: run.runID)
+        self.extent = extent
+        layout = TraceLayout(workflowName: run.workflowName ?? run.runID)
+        let geometry = try source.tryGeometry()
+        slots = TrySlots(
+            firstTask: geometry.firstTask,
+            lastTask: geometry.lastTask,
+            lastTry: geometry.lastTry,
+            count: geometry.count,
+            cachedPages: slotCache.pages,
+            slotsPerPage: slotCache.slotsPerPage,
+            spillDirectory: spillDirectory
+        )
+        for time in [run.began, run.completed].compactMap({ $0 }) { see(time) }
     }
 
-    private func overlaps(_ start: Int64, _ end: Int64) -> Bool { end >= since && start <= until }
-    private func inside(_ time: Int64) -> Bool { time >= since && time <= until }
+    /// The first timestamp that set the origin and the window.
+    var first: Int64 { window.first }
+    var windowSince: Int64? { options.since == nil ? nil : window.since }
+    var windowUntil: Int64? { options.until == nil ? nil : window.until }
 
-    private func guardLimit() throws {
-        guard maxEvents > 0, writer.eventCount > maxEvents else { return }
-        throw ExportError(
-            .limitExceeded,
-            "run \(data.run.runID): the trace has more than --max-events \(maxEvents) events; "
-                + "narrow it with --since/--until or raise --max-events (0 means no limit)"
+    /// The passes met a timestamp before the origin they assumed: the trace must be written again with the
+    /// exact extent. (With --absolute and no relative bound, the origin changes nothing in the events.)
+    var needsExactExtent: Bool {
+        guard extent == nil, seen.first < window.first else { return false }
+        let relative = { (bound: TraceTimeBound?) in if case .offset = bound { true } else { false } }
+        return !options.absoluteTime || relative(options.since) || relative(options.until)
+    }
+
+    /// The run's last timestamp in any table, once every pass has run.
+    var lastSeen: Int64? { seen.first <= seen.last ? seen.last : nil }
+
+    @inline(__always)
+    private mutating func see(_ time: Int64) {
+        if time < seen.first { seen.first = time }
+        if time > seen.last { seen.last = time }
+    }
+
+    private mutating func resolveWindow() {
+        // Without a known extent, the run's start (or its first try) is the origin: Parsl stamps the run before
+        // any of its tasks, blocks or samples. A pass that meets an earlier time sets `needsExactExtent`.
+        let first = extent?.first ?? (seen.first <= seen.last ? seen.first : 0)
+        func resolve(_ bound: TraceTimeBound?, _ fallback: Int64) -> Int64 {
+            switch bound {
+            case .offset(let micros): first + micros
+            case .absolute(let micros): micros
+            case nil: fallback
+            }
+        }
+        window = Window(
+            first: first,
+            origin: options.absoluteTime ? 0 : first,
+            since: resolve(options.since, .min),
+            until: resolve(options.until, .max)
         )
     }
 
+    private func overlaps(_ start: Int64, _ end: Int64) -> Bool { end >= window.since && start <= window.until }
+    private func inside(_ time: Int64) -> Bool { time >= window.since && time <= window.until }
+
+    private mutating func guardLimit() throws {
+        try budget.add(writer.eventCount - counted)
+        counted = writer.eventCount
+    }
+
+    /// Events written by both threads.
+    var eventCount: Int { writer.eventCount + counterWriter.eventCount }
+
     mutating func write() throws {
+        let counters = TraceCounterThread(
+            source: try source.onNewConnection(), writer: counterWriter, budget: budget, slots: slots)
+        counters.start()
+        var joined = false
+        defer { if !joined { _ = try? counters.join(cancel: true) } }
+        try layOut(counters)
+        resolveWindow()
         try writeMetadata()
-        try writeRunMarkers()
-        try writeBlockLifecycles()
-        try writeTries()
+        // The counter thread's events follow the first ones in the output: flush those before it starts.
+        try writer.flush()
+        counters.begin(layout: layout, window: window)
         try writeStatuses()
-        try writeResourceCounters()
-        try writeNodeCounters()
+        try writeTries()
         try writeFlows()
+        let range = try counters.join()
+        joined = true
+        if range.first <= range.last {
+            see(range.first)
+            see(range.last)
+        }
+        // Last: block lifecycles and the run's end need the run's last timestamp.
+        try writeBlockLifecycles()
+        try writeRunMarkers()
         try guardLimit()
     }
+
+    // MARK: - Layout
+
+    /// Needs the extent for an unfinished run (`extent`), whose open tries end at its last timestamp.
+    private mutating func layOut(_ counters: TraceCounterThread) throws {
+        let runOpen = run.isUnfinished
+        // Both sequences come in start order; they fill different processes (tries that ran, tries that never did).
+        // The first row comes once SQLite has sorted them, by when the other thread has usually filled in the
+        // worker pids that the lanes need.
+        var totals = false
+        try source.ranRows { row in
+            if !totals {
+                counters.waitForResourceTotals()
+                totals = true
+            }
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            let launched = row.time(5)
+            let returned = row.time(7)
+            // A running time that does not parse counts as none: `notRunRows` has that try.
+            guard let running = row.time(6) else { return }
+            var state: String?
+            if returned == nil { state = try source.finalState(task: task, attempt: attempt) }
+            try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
+                      returned: returned, state: state, runOpen: runOpen)
+        }
+        counters.waitForResourceTotals()
+        try source.notRunRows { row in
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            let times = [row.time(5), row.time(7), row.int(8), row.int(9)]
+            try place(row, task: task, attempt: attempt, times: times, ran: false, returned: row.time(7),
+                      state: row.text(10), runOpen: runOpen)
+        }
+        try source.blockKeys { row in
+            layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
+        }
+        for (block, host) in counters.blocksOfNodeRows() { layout.nodeBlock(block, host: host) }
+        layout.finish()
+    }
+
+    /// A try's span, process and lane. Columns 2–4 of `row`: executor, block, host.
+    private mutating func place(
+        _ row: TraceRow, task: Int64, attempt: Int64, times: [Int64?], ran: Bool, returned: Int64?, state: String?,
+        runOpen: Bool
+    ) throws {
+        guard let index = slots.index(task: task, try: attempt, create: true) else { return }
+        var first = Int64.max
+        var latest = Int64.min
+        for case let time? in times {
+            see(time)
+            first = min(first, time)
+            latest = max(latest, time)
+        }
+        guard first <= latest else { return }
+        let unfinishedState = !(state.map(TaskState.isTerminalForTry) ?? false)
+        var slot = try slots.read(index)
+        slot.flags = [.present, .placed]
+        if ran { slot.flags.insert(.ran) }
+        // Slice from the first moment of the try; an inverted running-before-launched pair starts at running.
+        slot.start = first
+        if let returned, ran {
+            slot.end = max(returned, first)
+        } else if unfinishedState && runOpen {
+            // A crashed run: the try is still open at the last moment the database saw anything.
+            slot.end = max(extent?.last ?? first, first)
+            slot.flags.insert(.open)
+        } else {
+            slot.end = latest
+            if unfinishedState && returned == nil { slot.flags.insert(.open) }
+        }
+        let process = processes.process(
+            row, layout: &layout, ran: ran, executor: 2, block: 3, host: 4)
+        let workerPID = slot.workerPID == .min ? nil : slot.workerPID
+        let placement = layout.place(process: process, start: slot.start, end: slot.end, workerPID: workerPID)
+        slot.process = Int32(process)
+        slot.lane = placement.lane
+        if placement.onWorker { slot.flags.insert(.onWorkerLane) }
+        try slots.update(index) { $0 = slot }
+    }
+
+    private func tid(_ slot: TrySlot) -> Int {
+        layout.tid(process: Int(slot.process), lane: slot.lane, onWorker: slot.flags.contains(.onWorkerLane))
+    }
+
+    private func pid(_ slot: TrySlot) -> Int { layout.processes[Int(slot.process)].pid }
 
     // MARK: - Metadata
 
@@ -77,68 +251,72 @@ struct TraceRunWriter {
 
     /// The run's start and end (or, for a run that never completed, the last moment seen) across the whole trace.
     private mutating func writeRunMarkers() throws {
-        guard let process = layout.processes.first(where: { $0.kind == .workflow }) else { return }
-        let run = data.run
+        let process = layout.processes[layout.workflowProcess]
         var markers: [(String, Int64)] = []
         if let began = run.began { markers.append(("workflow began", began)) }
         if let completed = run.completed {
             markers.append(("workflow completed", completed))
-        } else if data.hasTime {
-            markers.append(("workflow unfinished: last timestamp in the database", data.lastSeen))
+        } else if let lastSeen {
+            markers.append(("workflow unfinished: last timestamp in the database", lastSeen))
         }
+        let category = TraceText("workflow")
+        let run = run
         for (name, time) in markers where inside(time) {
-            args.removeAll()
-            args.append("run", .string(run.runID))
-            args.append("workflow_name", .string(run.workflowName))
-            args.append("host", .string(run.host))
-            args.append("user", .string(run.user))
-            args.append("rundir", .string(run.rundir))
             try writer.instant(
-                name: name,
-                category: "workflow",
-                timestamp: time - origin,
-                pid: process.pid,
-                tid: nil,
-                scope: .global,
-                args: args
-            )
+                name: TraceText(name), category: category, timestamp: time - window.origin, pid: process.pid, tid: nil,
+                scope: .global
+            ) { args in
+                args.string("run", run.runID)
+                if let name = run.workflowName { args.string("workflow_name", name) }
+                if let host = run.host { args.string("host", host) }
+                if let user = run.user { args.string("user", user) }
+                if let rundir = run.rundir { args.string("rundir", rundir) }
+            }
         }
     }
 
     // MARK: - Blocks
 
     private mutating func writeBlockLifecycles() throws {
-        guard let blocksProcess = layout.processes.first(where: { $0.kind == .blocks }) else { return }
-        var rows: [TraceLayout.BlockKey: [TraceBlockRow]] = [:]
-        for row in data.blocks {
-            rows[TraceLayout.BlockKey(executor: row.executor, block: row.block), default: []].append(row)
-        }
-        for (key, unsorted) in rows {
-            guard let tid = layout.blockLifecycleThread[key] else { continue }
-            let sorted = unsorted.sorted { $0.time < $1.time }
-            // Parsl up to 1.2 repeats the same status at every poll: one slice per change of status.
-            var changes: [TraceBlockRow] = []
-            for row in sorted where changes.last?.status != row.status { changes.append(row) }
-            for (offset, row) in changes.enumerated() {
-                let end = offset + 1 < changes.count ? changes[offset + 1].time : max(data.lastSeen, row.time)
-                guard overlaps(row.time, end) else { continue }
-                let status = data.strings[row.status] ?? "?"
-                args.removeAll()
-                args.append("executor", .string(data.strings[key.executor]))
-                args.append("block", .string(data.strings[key.block]))
-                args.append("job_id", .string(data.strings[row.jobID]))
-                try writer.complete(
-                    name: status,
-                    category: "block",
-                    timestamp: row.time - origin,
-                    duration: end - row.time,
-                    pid: blocksProcess.pid,
-                    tid: tid,
-                    color: Self.blockColor(status),
-                    args: args
-                )
+        guard let blocksProcess = layout.blocksProcess else { return }
+        let pid = layout.processes[blocksProcess].pid
+        let category = TraceText("block")
+        // Rows come by block, then time. Parsl up to 1.2 repeats the same status at every poll: one slice per
+        // change of status, which lasts until the next change (or the end of the run).
+        var pending: (key: TraceLayout.BlockKey, status: String, job: String?, time: Int64)?
+        func close(_ end: Int64?) throws {
+            guard let open = pending, let tid = layout.blockLifecycleThread[open.key] else { return }
+            let until = end ?? max(lastSeen ?? open.time, open.time)
+            guard overlaps(open.time, until) else { return }
+            try writer.complete(
+                name: TraceText(open.status), category: category, timestamp: open.time - window.origin,
+                duration: until - open.time, pid: pid, tid: tid, color: Self.blockColor(open.status)
+            ) { args in
+                args.string("executor", open.key.executor ?? "")
+                args.string("block", open.key.block ?? "")
+                if let job = open.job { args.string("job_id", job) }
             }
         }
+        // The last slice of a block lasts until the run's last timestamp, which may be a block row's.
+        if let range = try source.blockTimeRange() {
+            see(range.first)
+            see(range.last)
+        }
+        let lastSeen = lastSeen
+        try source.blockRows { row in
+            guard let time = row.int(4) else { return }
+            let key = TraceLayout.BlockKey(executor: row.text(0), block: row.text(1))
+            let status = row.text(2) ?? ""
+            let job = row.text(3)
+            if let open = pending, open.key == key {
+                if open.status == status { return }
+                try close(time)
+            } else {
+                try close(nil)
+            }
+            pending = (key, status, job, time)
+        }
+        try close(nil)
         try guardLimit()
     }
 
@@ -152,72 +330,159 @@ struct TraceRunWriter {
         }
     }
 
+    // MARK: - Status changes
+
+    /// Each status row is an instant: on its try's lane when it falls within the try's span; otherwise on the
+    /// process (pending before launch), where it cannot be mistaken for a change of whichever try holds the lane
+    /// then; a change of a try the try table does not have (a crashed run), on the never-ran process. The same
+    /// rows decide each try's final state: terminal states first, then the latest (as try_summary).
+    private mutating func writeStatuses() throws {
+        let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
+        let category = TraceText("status")
+        let hasTry = source.has("status", "try_id")
+        var count = 0
+        try source.statusRows { row in
+            guard let task = row.int(0) else { return }
+            let attempt = hasTry ? row.int(1, warn: ("status", "try_id")) : nil
+            let state = states.id(row)
+            let time = row.time(3, warn: ("status", "timestamp"))
+            if let time { see(time) }
+            // Final state: the rows arrive in rowid order, so a later row wins a tie.
+            let rank: TrySlot.Flags = states.isTerminal(state) ? .terminalState : []
+            func decide(_ slot: inout TrySlot) {
+                let stored = slot.flags.intersection(.terminalState)
+                if rank.rawValue != stored.rawValue {
+                    guard rank.rawValue > stored.rawValue else { return }
+                } else if slot.state >= 0 && (time ?? .min) < slot.stateTime {
+                    return
+                }
+                slot.state = state
+                slot.stateTime = time ?? .min
+                slot.flags.remove(.terminalState)
+                slot.flags.formUnion(rank)
+            }
+            var slot: TrySlot?
+            if let attempt {
+                if let index = slots.index(task: task, try: attempt) {
+                    try slots.update(index) { entry in
+                        decide(&entry)
+                        slot = entry
+                    }
+                }
+            } else {
+                // Eras without status.try_id: the row decides for every try of its task, and is drawn on the try
+                // whose span holds it, else on the task's first.
+                var tries: [TrySlot] = []
+                for index in try slots.tries(of: task) {
+                    try slots.update(index) { entry in
+                        decide(&entry)
+                        tries.append(entry)
+                    }
+                }
+                if let time { slot = tries.first { time >= $0.start && time <= $0.end } ?? tries.first }
+            }
+            guard let time, inside(time) else { return }
+            let name = states.text(state)
+            let timestamp = time - window.origin
+            if let slot, slot.flags.contains(.placed) {
+                if time >= slot.start && time <= slot.end {
+                    try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: tid(slot))
+                } else {
+                    try writer.instant(
+                        name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: nil, scope: .process
+                    ) { args in
+                        args.int("task", task)
+                        if let attempt { args.int("try", attempt) }
+                    }
+                }
+            } else {
+                try writer.instant(
+                    name: name, category: category, timestamp: timestamp, pid: notRunPID ?? 1, tid: nil,
+                    scope: notRunPID == nil ? .global : .process
+                ) { args in
+                    args.int("task", task)
+                    if let attempt { args.int("try", attempt) }
+                }
+            }
+            count += 1
+            if count & 4095 == 0 { try guardLimit() }
+        }
+        try guardLimit()
+    }
+
     // MARK: - Tries
 
     private mutating func writeTries() throws {
-        for index in data.tries.indices {
-            let entry = data.tries[index]
-            guard entry.process >= 0, overlaps(entry.start, entry.end) else { continue }
-            let pid = layout.processes[Int(entry.process)].pid
-            let tid = Int(entry.tid)
-            let app = data.strings[entry.app]
-            let state = data.strings[entry.finalState]
-            args.removeAll()
-            args.append("run", .string(data.run.runID))
-            args.append("task", .int(Int64(entry.taskID)))
-            args.append("try", .int(Int64(entry.tryID)))
-            args.append("app", .string(app))
-            args.append("executor", .string(data.strings[entry.executor]))
-            args.append("block", .string(data.strings[entry.block]))
-            args.append("host", .string(data.strings[entry.host]))
-            args.append("worker_pid", entry.workerPID == compactMissing ? .null : .int(Int64(entry.workerPID)))
-            args.append("final_state", entry.open ? "unfinished" : .string(state))
-            args.append("fail_reason", entry.failReason >= 0 ? .string(data.failReasons[Int(entry.failReason)]) : .null)
-            let dependencies = data.dependencies(of: entry)
-            args.append(
-                "depends",
-                dependencies.isEmpty ? .null : .string(dependencies.map(String.init).joined(separator: ","))
-            )
-            if entry.peakRSS != traceMissing { args.append("peak_rss_bytes", .int(entry.peakRSS)) }
-            if !entry.cpuSeconds.isNaN { args.append("cpu_seconds", .double(entry.cpuSeconds)) }
-            if entry.open { args.append("unfinished", true) }
+        let ranCategory = TraceText("try")
+        let notRunCategory = TraceText("try.not_run")
+        let phaseCategory = TraceText("phase")
+        let waiting = TraceText("waiting")
+        let running = TraceText("running")
+        let runID = TraceText(run.runID)
+        var apps = TextCache()
+        try source.tryRows { row in
+            guard let task = row.int(0), let attempt = row.int(1) else { return }
+            // Read here (and only here) so that each value that does not parse is reported once.
+            let launched = row.time(9, warn: ("try", "task_try_time_launched"))
+            let runningAt = row.time(10, warn: ("try", "task_try_time_running"))
+            _ = row.time(13, warn: ("try", "task_try_time_returned"))
+            guard let index = slots.index(task: task, try: attempt) else { return }
+            let slot = try slots.read(index)
+            guard slot.flags.contains(.placed), overlaps(slot.start, slot.end) else { return }
+            let pid = pid(slot)
+            let tid = tid(slot)
+            let open = slot.flags.contains(.open)
+            let ran = slot.flags.contains(.ran)
+            let state = slot.state >= 0 ? states.name(slot.state) : nil
+            let name = row.withText(2) { apps.text(for: $0) } ?? TraceText("task \(task)")
             try writer.complete(
-                name: app ?? "task \(entry.taskID)",
-                category: entry.ran ? "try" : "try.not_run",
-                timestamp: entry.start - origin,
-                duration: entry.end - entry.start,
+                name: name,
+                category: ran ? ranCategory : notRunCategory,
+                timestamp: slot.start - window.origin,
+                duration: slot.end - slot.start,
                 pid: pid,
                 tid: tid,
-                color: entry.open ? .yellow : Self.stateColor(state),
-                args: args
-            )
+                color: open ? .yellow : Self.stateColor(state)
+            ) { args in
+                // Args without a value are left out.
+                args.string("run", runID)
+                args.int("task", task)
+                args.int("try", attempt)
+                row.withText(2) { args.string("app", utf8: $0) }
+                row.withText(3) { args.string("executor", utf8: $0) }
+                row.withText(4) { args.string("block", utf8: $0) }
+                row.withText(5) { args.string("host", utf8: $0) }
+                if slot.workerPID != .min { args.int("worker_pid", Int64(slot.workerPID)) }
+                if open {
+                    args.string("final_state", "unfinished")
+                } else if state != nil {
+                    args.string("final_state", states.text(slot.state))
+                }
+                row.withText(11) { if !$0.isEmpty { args.string("fail_reason", utf8: $0) } }
+                if let dependencies = row.withText(12, IDList.parse), !dependencies.isEmpty {
+                    args.string("depends", dependencies.map(String.init).joined(separator: ","))
+                }
+                if slot.peakRSS != .min { args.int("peak_rss_bytes", slot.peakRSS) }
+                if !slot.cpuHigh.isNaN {
+                    args.double("cpu_seconds", ((slot.cpuHigh - slot.cpuLow) * 1_000_000).rounded() / 1_000_000)
+                }
+                if open { args.bool("unfinished", true) }
+            }
             triesWritten += 1
-            guard entry.ran else { continue }
+            guard ran, let runningAt else { return }
             // Phases; an inverted pair (running stamped before launched) has no waiting phase.
-            let runningFrom = entry.launched == traceMissing ? entry.running : max(entry.launched, entry.running)
-            if entry.launched != traceMissing && entry.running > entry.launched {
+            let runningFrom = launched.map { max($0, runningAt) } ?? runningAt
+            if let launched, runningAt > launched {
                 try writer.complete(
-                    name: "waiting",
-                    category: "phase",
-                    timestamp: entry.launched - origin,
-                    duration: entry.running - entry.launched,
-                    pid: pid,
-                    tid: tid,
-                    color: .threadStateRunnable
-                )
+                    name: waiting, category: phaseCategory, timestamp: launched - window.origin,
+                    duration: runningAt - launched, pid: pid, tid: tid, color: .threadStateRunnable)
             }
-            if entry.end > runningFrom {
+            if slot.end > runningFrom {
                 try writer.complete(
-                    name: "running",
-                    category: "phase",
-                    timestamp: runningFrom - origin,
-                    duration: entry.end - runningFrom,
-                    pid: pid,
-                    tid: tid,
-                    color: entry.open ? .yellow : .threadStateRunning
-                )
+                    name: running, category: phaseCategory, timestamp: runningFrom - window.origin,
+                    duration: slot.end - runningFrom, pid: pid, tid: tid, color: open ? .yellow : .threadStateRunning)
             }
-            if index & 1023 == 0 { try guardLimit() }
+            if triesWritten & 1023 == 0 { try guardLimit() }
         }
         try guardLimit()
     }
@@ -233,192 +498,23 @@ struct TraceRunWriter {
         }
     }
 
-    // MARK: - Status changes
-
-    private mutating func writeStatuses() throws {
-        let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
-        for (offset, status) in data.statuses.enumerated() where inside(status.time) {
-            let name = data.strings[Int32(status.state)] ?? "?"
-            var target = layout.find(data, task: status.taskID, attempt: Int32(status.tryID))
-            if target == nil && status.tryID < 0 {
-                // Schemas without status.try_id: the task's try whose span holds the change, else its first.
-                target = tryOfTask(status.taskID, at: status.time)
-            }
-            // Where a change that is not on its try's lane goes: outside the try's span (pending before launch), on
-            // the process, where it cannot be mistaken for a change of whichever try holds the lane then; a change of
-            // a try the try table does not have (a crashed run), on the never-ran process.
-            let pid: Int
-            let scope: TraceInstantScope
-            if let index = target, data.tries[index].process >= 0 {
-                let entry = data.tries[index]
-                pid = layout.processes[Int(entry.process)].pid
-                scope = .process
-                if status.time >= entry.start && status.time <= entry.end {
-                    try writer.instant(
-                        name: name,
-                        category: "status",
-                        timestamp: status.time - origin,
-                        pid: pid,
-                        tid: Int(entry.tid)
-                    )
-                    continue
-                }
-            } else {
-                pid = notRunPID ?? 1
-                scope = notRunPID == nil ? .global : .process
-            }
-            args.removeAll()
-            args.append("task", .int(Int64(status.taskID)))
-            args.append("try", status.tryID < 0 ? .null : .int(Int64(status.tryID)))
-            try writer.instant(
-                name: name,
-                category: "status",
-                timestamp: status.time - origin,
-                pid: pid,
-                tid: nil,
-                scope: scope,
-                args: args
-            )
-            if offset & 1023 == 0 { try guardLimit() }
-        }
-        data.statuses.removeAll()
-        try guardLimit()
-    }
-
-    private func tryOfTask(_ task: Int32, at time: Int64) -> Int? {
-        let range = layout.attempts(data, of: task)
-        for position in range {
-            let index = Int(layout.byKey[position])
-            if time >= data.tries[index].start && time <= data.tries[index].end { return index }
-        }
-        return range.isEmpty ? nil : Int(layout.byKey[range.lowerBound])
-    }
-
-    // MARK: - Counters
-
-    /// Resident memory and CPU rate per worker process, on its block's process. The CPU rate is the change of the
-    /// worker's cumulative user+system seconds over the change of time since its previous sample; a counter that
-    /// goes backwards (a new process reusing the pid) gives no rate.
-    private mutating func writeResourceCounters() throws {
-        // The block process of each sample, then the samples in (process, pid, time) order.
-        var processOf = [Int32](repeating: -1, count: data.resources.count)
-        var order: [Int32] = []
-        for offset in data.resources.indices {
-            let sample = data.resources[offset]
-            guard sample.pid != compactMissing,
-                let index = layout.find(data, task: sample.taskID, attempt: sample.tryID)
-            else { continue }
-            let process = data.tries[index].process
-            guard process >= 0, layout.processes[Int(process)].kind == .block else { continue }
-            processOf[offset] = process
-            order.append(Int32(offset))
-        }
-        order.sort {
-            let a = data.resources[Int($0)]
-            let b = data.resources[Int($1)]
-            return (processOf[Int($0)], a.pid, a.time, $0) < (processOf[Int($1)], b.pid, b.time, $1)
-        }
-        var previousCPU: (time: Int64, seconds: Double)?
-        var memoryName = ""
-        var cpuName = ""
-        for (position, offset) in order.enumerated() {
-            let sample = data.resources[Int(offset)]
-            let process = processOf[Int(offset)]
-            let newWorker =
-                position == 0 || processOf[Int(order[position - 1])] != process
-                || data.resources[Int(order[position - 1])].pid != sample.pid
-            if newWorker {
-                previousCPU = nil
-                memoryName = "RSS worker \(sample.pid)"
-                cpuName = "CPU worker \(sample.pid)"
-            }
-            let pid = layout.processes[Int(process)].pid
-            if inside(sample.time) && !sample.residentBytes.isNaN {
-                try writer.counter(
-                    name: memoryName,
-                    category: "resource",
-                    timestamp: sample.time - origin,
-                    pid: pid,
-                    series: "bytes",
-                    value: sample.residentBytes
-                )
-            }
-            guard !sample.cpuSeconds.isNaN else { continue }
-            if let last = previousCPU, sample.time > last.time, sample.cpuSeconds >= last.seconds, inside(sample.time) {
-                let rate = (sample.cpuSeconds - last.seconds) / (Double(sample.time - last.time) / 1_000_000)
-                try writer.counter(
-                    name: cpuName,
-                    category: "resource",
-                    timestamp: sample.time - origin,
-                    pid: pid,
-                    series: "cores",
-                    value: rate
-                )
-            }
-            previousCPU = (sample.time, sample.cpuSeconds)
-            if position & 1023 == 0 { try guardLimit() }
-        }
-        data.resources.removeAll()
-        try guardLimit()
-    }
-
-    /// Connected managers and their workers per block, from the interchange's snapshots of each manager.
-    private mutating func writeNodeCounters() throws {
-        guard !data.nodes.isEmpty else { return }
-        var sorted = data.nodes.indices.map { Int32($0) }
-        sorted.sort { (data.nodes[Int($0)].time, $0) < (data.nodes[Int($1)].time, $1) }
-        var managers: [Int32: [Int32: Int64]] = [:]  // block → manager uid → workers, while active
-        for index in sorted {
-            let row = data.nodes[Int(index)]
-            guard let process = layout.processForBlockID[row.block] else { continue }
-            if row.active {
-                managers[row.block, default: [:]][row.uid] = Int64(row.workers)
-            } else {
-                managers[row.block, default: [:]][row.uid] = nil
-            }
-            guard inside(row.time) else { continue }
-            let state = managers[row.block] ?? [:]
-            let pid = layout.processes[process].pid
-            try writer.counter(
-                name: "managers",
-                category: "node",
-                timestamp: row.time - origin,
-                pid: pid,
-                series: "active",
-                value: Double(state.count)
-            )
-            try writer.counter(
-                name: "workers",
-                category: "node",
-                timestamp: row.time - origin,
-                pid: pid,
-                series: "connected",
-                value: Double(state.values.reduce(0, +))
-            )
-        }
-        try guardLimit()
-    }
-
     // MARK: - Flows
 
     /// One arrow per dependency edge, from the end of the dependency's last try to the start of the dependent's
     /// first try. The ends sit 1 µs inside the slices (when they are long enough), so that they bind to these slices
     /// and not to a neighbour that ends or starts at the same microsecond.
     private mutating func writeFlows() throws {
+        let name = TraceText("dependency")
         var id: UInt64 = 0
-        // byKey holds each task's tries together, in try order: arrows end at the first, start from the last.
-        var position = 0
-        while position < layout.byKey.count {
-            let task = data.tries[Int(layout.byKey[position])].taskID
-            let range = layout.attempts(data, of: task)
-            position = range.upperBound
-            guard let targetIndex = placed(range).first else { continue }
-            let target = data.tries[targetIndex]
-            guard overlaps(target.start, target.end) else { continue }
-            for dependency in data.dependencies(of: target) {
-                guard let sourceIndex = placed(layout.attempts(data, of: compact(dependency))).last else { continue }
-                let source = data.tries[sourceIndex]
-                guard overlaps(source.start, source.end) else { continue }
+        func placed(_ task: Int64) throws -> [TrySlot] {
+            try slots.tries(of: task).map { try slots.read($0) }.filter { $0.flags.contains(.placed) }
+        }
+        try source.dependencyRows { row in
+            guard let task = row.int(0), let dependencies = row.withText(1, IDList.parse), !dependencies.isEmpty,
+                let target = try placed(task).first, overlaps(target.start, target.end)
+            else { return }
+            for dependency in dependencies {
+                guard let source = try placed(dependency).last, overlaps(source.start, source.end) else { continue }
                 id += 1
                 var from = source.end - source.start >= 2 ? source.end - 1 : source.start
                 var to = target.end - target.start >= 2 ? target.start + 1 : target.start
@@ -430,29 +526,106 @@ struct TraceRunWriter {
                     if to < from { from = max(source.start, to) }
                 }
                 try writer.flowStart(
-                    id: id,
-                    name: "dependency",
-                    category: "dependency",
-                    timestamp: from - origin,
-                    pid: layout.processes[Int(source.process)].pid,
-                    tid: Int(source.tid)
-                )
+                    id: id, name: name, category: name, timestamp: from - window.origin, pid: pid(source), tid: tid(source))
                 try writer.flowEnd(
-                    id: id,
-                    name: "dependency",
-                    category: "dependency",
-                    timestamp: to - origin,
-                    pid: layout.processes[Int(target.process)].pid,
-                    tid: Int(target.tid)
-                )
+                    id: id, name: name, category: name, timestamp: to - window.origin, pid: pid(target), tid: tid(target))
             }
-            try guardLimit()
+            if id & 1023 == 0 { try guardLimit() }
         }
         flowCount = Int(id)
+        try guardLimit()
     }
 
-    /// The tries at these positions of `byKey` that are in the trace.
-    private func placed(_ range: Range<Int>) -> [Int] {
-        range.map { Int(layout.byKey[$0]) }.filter { data.tries[$0].process >= 0 }
+}
+
+/// Status names of a run, interned by their bytes (a handful of distinct values over many rows).
+private struct StateNames {
+    private var bytes: [[UInt8]] = []
+    private var names: [String] = []
+    private var texts: [TraceText] = []
+    private var terminal: [Bool] = []
+
+    /// The id of the state in column 2 of a status row ("" for NULL).
+    mutating func id(_ row: TraceRow) -> Int16 {
+        let found: Int16? = row.withText(2) { value in
+            for (index, known) in bytes.enumerated() where known.elementsEqual(value) { return Int16(index) }
+            return nil
+        } ?? nil
+        if let found { return found }
+        let name = row.text(2) ?? ""
+        if let index = names.firstIndex(of: name) { return Int16(index) }
+        guard names.count < Int16.max else { return Int16(names.count - 1) }
+        bytes.append(Array(name.utf8))
+        names.append(name)
+        texts.append(TraceText(name))
+        terminal.append(TaskState.isTerminalForTry(name))
+        return Int16(names.count - 1)
+    }
+
+    func name(_ id: Int16) -> String { names[Int(id)] }
+    func text(_ id: Int16) -> TraceText { texts[Int(id)] }
+    func isTerminal(_ id: Int16) -> Bool { terminal[Int(id)] }
+}
+
+
+/// Names met row after row (apps), escaped once: a few distinct values are found by comparing bytes, without
+/// making a String per row; past that, by a dictionary.
+private struct TextCache {
+    private var recent: [([UInt8], TraceText)] = []
+    private var all: [String: TraceText] = [:]
+
+    mutating func text(for bytes: UnsafeBufferPointer<UInt8>) -> TraceText {
+        for (known, text) in recent where known.elementsEqual(bytes) { return text }
+        let string = String(decoding: bytes, as: UTF8.self)
+        if let text = all[string] { return text }
+        let text = TraceText(string)
+        all[string] = text
+        if recent.count < 64 { recent.append((Array(bytes), text)) }
+        return text
+    }
+}
+
+/// The process of a try row, found by the bytes of its executor and block columns without making Strings.
+private struct ProcessCache {
+    private struct Entry {
+        var executor: [UInt8]?
+        var block: [UInt8]?
+        var ran: Bool
+        var process: Int
+    }
+
+    private var byHash: [UInt64: [Entry]] = [:]
+
+    mutating func process(
+        _ row: TraceRow, layout: inout TraceLayout, ran: Bool, executor: Int32, block: Int32, host: Int32
+    ) -> Int {
+        var hash: UInt64 = ran ? 0x9E37_79B9_7F4A_7C15 : 0xC2B2_AE3D_27D4_EB4F
+        func mix(_ column: Int32) {
+            guard let bytes = row.withText(column, { $0 }) else {
+                hash = (hash ^ 0xFF) &* 0x100_0000_01B3
+                return
+            }
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+            hash = (hash ^ 0x1F) &* 0x100_0000_01B3
+        }
+        mix(executor)
+        mix(block)
+        func same(_ known: [UInt8]?, _ column: Int32) -> Bool {
+            guard let known else { return row.isNull(column) }
+            return row.withText(column) { known.elementsEqual($0) } ?? false
+        }
+        if let entries = byHash[hash] {
+            for entry in entries where entry.ran == ran && same(entry.executor, executor) && same(entry.block, block) {
+                // A block's host is the first one its tries name.
+                if ran, !row.isNull(block), layout.processes[entry.process].host == nil {
+                    layout.setHost(entry.process, row.text(host))
+                }
+                return entry.process
+            }
+        }
+        let process = layout.process(ran: ran, executor: row.text(executor), block: row.text(block), host: row.text(host))
+        byHash[hash, default: []].append(
+            Entry(executor: row.withText(executor) { Array($0) }, block: row.withText(block) { Array($0) }, ran: ran, process: process))
+        return process
     }
 }

@@ -1,0 +1,518 @@
+/// The trace's reads of the monitoring database: one query per pass, each in the order its pass needs, so that
+/// nothing has to be held for a whole run. Every query keeps to the export's snapshot (`rowid <= high water`) and
+/// to one run. Times come out of SQL already converted by `parsl_us` (microseconds, or NULL when a value does not
+/// parse), so SQLite can sort by them.
+struct TraceSource {
+    let connection: SQLiteConnection
+    let schema: SourceSchema
+    let path: String
+    let snapshot: DatabaseSnapshot
+    let runID: String
+    private let statements = StatementCache()
+
+    private final class StatementCache {
+        var finalState: SQLiteStatement?
+    }
+
+    private var finalStateStatement: SQLiteStatement? {
+        get { statements.finalState }
+        nonmutating set { statements.finalState = newValue }
+    }
+
+    private var warnings: ValueWarnings { snapshot.warnings }
+
+    /// Reads through the export's own connection.
+    init(snapshot: DatabaseSnapshot, runID: String) throws {
+        try self.init(connection: snapshot.database.connection, snapshot: snapshot, runID: runID)
+    }
+
+    private init(connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String) throws {
+        self.connection = connection
+        schema = snapshot.database.schema
+        path = snapshot.database.path
+        self.snapshot = snapshot
+        self.runID = runID
+        try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
+    }
+
+    /// The same reads through a connection of its own, for another thread.
+    func onNewConnection() throws -> TraceSource {
+        try TraceSource(connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID)
+    }
+
+    /// Runs `body`, turning SQLite errors into errors about the database file.
+    func guarded<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            throw MonitoringDatabase.describe(error, path: path)
+        }
+    }
+
+    /// `parsl_us(text)`: a Parsl timestamp as microseconds in the export's clock, NULL when it does not parse (as
+    /// the table reader reads it). `parsl_us_checked(text, 'table.column')` also records a warning for a value that
+    /// does not parse; each column is read through it by exactly one query, so each bad value counts once.
+    /// `parsl_try_start(...)`: the earliest of its text arguments that parse (a try's sort key).
+    private static func registerFunctions(on connection: SQLiteConnection, zone: TimeZoneConversion?, warnings: ValueWarnings)
+        throws
+    {
+        func micros(_ arguments: SQLiteArguments) -> Int64? {
+            guard arguments.storageClass(0) == .text else { return nil }
+            return arguments.withText(0) { Timestamp.parse($0) }?.micros(in: zone)
+        }
+        try connection.createFunction("parsl_us", arguments: 1, micros)
+        try connection.createFunction("parsl_us_checked", arguments: 2) { arguments in
+            if let value = micros(arguments) { return value }
+            if arguments.storageClass(0) != .null {
+                let name = arguments.withText(1) { String(decoding: $0, as: UTF8.self) }
+                let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+                warnings.record(
+                    table: parts.first ?? name,
+                    column: parts.count > 1 ? parts[1] : "",
+                    problem: "timestamps that do not parse",
+                    example: arguments.withText(0) { String(decoding: $0, as: UTF8.self) }
+                )
+            }
+            return nil
+        }
+        try connection.createFunction("parsl_try_start", arguments: -1) { arguments in
+            var best: Int64?
+            for index in 0..<arguments.count where arguments.storageClass(index) == .text {
+                guard let value = arguments.withText(index, { Timestamp.parse($0) })?.micros(in: zone) else { continue }
+                if best == nil || value < best! { best = value }
+            }
+            return best
+        }
+    }
+
+    // MARK: - SQL pieces
+
+    func has(_ table: String) -> Bool { schema.tables[table] != nil }
+    func has(_ table: String, _ column: String) -> Bool { schema.has(table, column) }
+
+    /// `alias.column`, or NULL where this schema era lacks the column.
+    private func column(_ table: String, _ name: String, _ alias: String) -> String {
+        has(table, name) ? "\(alias).\(quoteIdentifier(name))" : "NULL"
+    }
+
+    /// `parsl_us_checked` of a column, which reports values that do not parse; NULL where the era lacks it.
+    private func checked(_ table: String, _ name: String, _ alias: String) -> String {
+        has(table, name) ? "parsl_us_checked(\(alias).\(quoteIdentifier(name)), '\(table).\(name)')" : "NULL"
+    }
+
+    /// The run and snapshot filter of `table` (aliased `alias`), with the run bound as ?1 (or `run`).
+    private func scope(_ table: String, _ alias: String, run: String = "?1") -> String {
+        var sql = "\(alias).rowid <= \(snapshot.highWater(table))"
+        if has(table, "run_id") { sql += " AND \(alias).run_id = \(run)" }
+        return sql
+    }
+
+    private var hasStatusTry: Bool { has("status", "try_id") }
+
+    // MARK: - Running queries
+
+    /// Runs `sql` with the run bound as ?1, calling `body` for each row.
+    func each(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
+        try guarded {
+            let statement = try connection.prepare(sql)
+            defer { statement.reset() }
+            statement.bind(1, runID)
+            let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
+            while try statement.step() { try body(row) }
+        }
+    }
+
+    /// Runs `sql` in batches of rows in rowid order, so that each read transaction is short, as the pipeline's
+    /// own reads are: `sql` filters on `rowid > ?2` and ends with `ORDER BY rowid LIMIT ?3`; its last column is the
+    /// rowid. The statement is reset between batches, which releases the lock.
+    func eachByRowid(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
+        let batch: Int64 = 4096
+        try guarded {
+            let statement = try connection.prepare(sql)
+            defer { statement.reset() }
+            let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
+            let rowid = statement.columnCount - 1
+            var after = Int64.min
+            while true {
+                statement.reset()
+                statement.bind(1, runID)
+                statement.bind(2, after)
+                statement.bind(3, batch)
+                var rows: Int64 = 0
+                while try statement.step() {
+                    after = statement.int64(rowid)
+                    rows += 1
+                    try body(row)
+                }
+                if rows < batch { return }
+            }
+        }
+    }
+
+    // MARK: - Queries of the passes
+
+    /// Earliest and latest timestamp of the run in every table, each value parsed. The writer only needs this
+    /// up front for an unfinished run (open tries end at the last timestamp) or when its first guess of the
+    /// origin proves wrong; otherwise its passes see every timestamp anyway.
+    func extent() throws -> (first: Int64, last: Int64)? {
+        let columns: [(table: String, column: String)] = [
+            ("try", "task_try_time_launched"), ("try", "task_try_time_running"), ("try", "task_try_time_returned"),
+            ("status", "timestamp"), ("resource", "timestamp"), ("block", "timestamp"), ("node", "timestamp"),
+            ("node", "reg_time"),
+        ].filter { has($0.table, $0.column) }
+        var first = Int64.max
+        var last = Int64.min
+        for (table, name) in columns {
+            // Node rows fall back to reg_time only where timestamp is missing (as the node pass reads them).
+            let only = table == "node" && name == "reg_time" && has("node", "timestamp") ? " AND parsl_us(x.timestamp) IS NULL" : ""
+            let sql = """
+                SELECT \(quoteIdentifier(name)), x.rowid FROM \(quoteIdentifier(table)) AS x
+                WHERE \(scope(table, "x"))\(only) AND x.rowid > ?2 ORDER BY x.rowid LIMIT ?3
+                """
+            try eachByRowid(sql) { row in
+                guard let value = row.time(0) else { return }
+                first = min(first, value)
+                last = max(last, value)
+            }
+        }
+        return first <= last ? (first, last) : nil
+    }
+
+    /// Range of task ids, largest try id and (at most) the number of tries: the geometry of the slot table.
+    /// Read from the primary key (try_id, task_id, run_id), so without a scan: the range of task ids of each try
+    /// number, over every run (runs number their tasks alike).
+    func tryGeometry() throws -> (firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64) {
+        var geometry: (Int64, Int64, Int64, Int64) = (0, -1, -1, 0)
+        guard has("try") else { return geometry }
+        // One aggregate per statement: SQLite answers a lone min() or max() from the index's ends.
+        func scalar(_ sql: String) throws -> Int64? {
+            var value: Int64?
+            try each(sql) { value = $0.int(0) }
+            return value
+        }
+        geometry.2 = try scalar("SELECT max(try_id) FROM \"try\"") ?? -1
+        geometry.3 = try (scalar("SELECT max(rowid) FROM \"try\"") ?? 0) - (scalar("SELECT min(rowid) FROM \"try\"") ?? 1) + 1
+        guard geometry.2 >= 0, geometry.2 < 4096 else {
+            // Odd try ids: one scan of the run's tries.
+            try each("SELECT min(task_id), max(task_id), max(try_id), count(*) FROM \"try\" AS t WHERE \(scope("try", "t"))") { row in
+                geometry = (row.int(0) ?? 0, row.int(1) ?? -1, row.int(2) ?? -1, row.int(3) ?? 0)
+            }
+            return geometry
+        }
+        var first = Int64.max
+        var last = Int64.min
+        for attempt in 0...geometry.2 {
+            // Integers sort before text in SQLite: skip text ids (a damaged row) rather than take one for the end.
+            let ids = "FROM \"try\" WHERE try_id = \(attempt) AND typeof(task_id) = 'integer'"
+            if let low = try scalar("SELECT min(task_id) \(ids)") { first = min(first, low) }
+            if let high = try scalar("SELECT max(task_id) \(ids)") { last = max(last, high) }
+        }
+        return first <= last ? (first, last, geometry.2, geometry.3) : (0, -1, -1, 0)
+    }
+
+    /// Tries in the order of their first moment, for the layout pass. Columns: task, try, executor, block,
+    /// host, launched, running, returned (timestamp text).
+    ///
+    /// The order is by the earliest of the three times (`parsl_try_start`), which is a try's start when it ran;
+    /// tries that never ran start at their first status row as well, so `notRunRows` gives them in their own
+    /// order (they have a process of their own, so the two sequences do not interleave).
+    func ranRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("try") else { return }
+        let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
+            .map { column("try", $0, "t") }
+        let sql = """
+            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM (
+                SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "task_executor", "t")) AS executor,
+                    \(column("try", "block_id", "t")) AS block, \(column("try", "hostname", "t")) AS host,
+                    \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                    parsl_try_start(\(times.joined(separator: ", "))) AS start
+                FROM "try" AS t WHERE \(scope("try", "t")) AND \(times[1]) IS NOT NULL LIMIT -1 OFFSET 0)
+            WHERE start IS NOT NULL ORDER BY start, l_task, l_try
+            """
+        try each(sql, body)
+    }
+
+    /// Tries whose running time is missing or does not parse, in the order of their first moment, with the
+    /// range of their status rows and their final state. Columns: task, try, executor, block, host, launched,
+    /// running, returned (timestamp text), status min, status max, state.
+    func notRunRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("try") else { return }
+        let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
+            .map { column("try", $0, "t") }
+        var statusRange = ("NULL", "NULL")
+        if hasStatusTry {
+            let match =
+                "FROM status AS s WHERE s.task_id = l_task AND s.try_id = l_try AND \(scope("status", "s"))"
+                + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = l_run" : "")
+            statusRange = ("(SELECT min(parsl_us(s.timestamp)) \(match))", "(SELECT max(parsl_us(s.timestamp)) \(match))")
+        }
+        let state = finalStateQuery(task: "l_task", attempt: "l_try", run: "l_run")
+        let sql = """
+            SELECT l_task, l_try, executor, block, host, launched, running, returned, smin, smax, state FROM (
+                SELECT *, CASE WHEN smin IS NULL OR (start IS NOT NULL AND start < smin) THEN start ELSE smin END AS key
+                FROM (
+                    SELECT *, \(statusRange.0) AS smin, \(statusRange.1) AS smax, \(state) AS state FROM (
+                        SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "run_id", "t")) AS l_run,
+                            \(column("try", "task_executor", "t")) AS executor, \(column("try", "block_id", "t")) AS block,
+                            \(column("try", "hostname", "t")) AS host,
+                            \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                            parsl_try_start(\(times[0]), \(times[2])) AS start
+                        FROM "try" AS t WHERE \(scope("try", "t")) AND (\(times[1]) IS NULL OR parsl_us(\(times[1])) IS NULL)
+                        LIMIT -1 OFFSET 0)
+                    LIMIT -1 OFFSET 0)
+                LIMIT -1 OFFSET 0)
+            WHERE key IS NOT NULL ORDER BY key, l_task, l_try
+            """
+        try each(sql, body)
+    }
+
+    /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
+    private func finalStateQuery(task: String, attempt: String, run: String) -> String {
+        guard has("status") else { return "NULL" }
+        return "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = \(task) AND \(scope("status", "s"))"
+            + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = \(run)" : "")
+            + (hasStatusTry ? " AND s.try_id = \(attempt)" : "")
+            + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
+    }
+
+    /// The final state of one try (for a try that ran but has no returned time, whose span depends on it).
+    func finalState(task: Int64, attempt: Int64) throws -> String? {
+        guard has("status") else { return nil }
+        var state: String?
+        let sql = "SELECT \(finalStateQuery(task: "?2", attempt: "?3", run: "?1"))"
+        try guarded {
+            let statement = try finalStateStatement ?? connection.prepare(sql)
+            finalStateStatement = statement
+            defer { statement.reset() }
+            statement.bind(1, runID)
+            statement.bind(2, task)
+            statement.bind(3, attempt)
+            if try statement.step() { state = statement.string(0) }
+        }
+        return state
+    }
+
+    /// Status rows in table order, in batches. Columns: task, try (NULL where the era has none), state, timestamp
+    /// text, rowid.
+    func statusRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("status") else { return }
+        let sql = """
+            SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, s.timestamp, s.rowid
+            FROM status AS s WHERE \(scope("status", "s")) AND s.rowid > ?2 ORDER BY s.rowid LIMIT ?3
+            """
+        try eachByRowid(sql, body)
+    }
+
+    /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, (3 unused),
+    /// launched, running (timestamp text), fail history, depends, returned (text, read only
+    /// to report values that do not parse).
+    func tryRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("try") else { return }
+        let task = has("task")
+        let taskJoin =
+            task
+            ? " LEFT JOIN task AS k ON k.task_id = t.task_id"
+                + (has("task", "run_id") && has("try", "run_id") ? " AND k.run_id = t.run_id" : "") : ""
+        let app = task ? column("task", "task_func_name", "k") : "NULL"
+        let depends = task ? column("task", "task_depends", "k") : "NULL"
+        let sql = """
+            SELECT t.task_id, t.try_id, \(app), \(column("try", "task_executor", "t")), \(column("try", "block_id", "t")),
+                \(column("try", "hostname", "t")), NULL, NULL, NULL,
+                \(column("try", "task_try_time_launched", "t")), \(column("try", "task_try_time_running", "t")),
+                \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t")),
+                t.rowid
+            FROM "try" AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 ORDER BY t.rowid LIMIT ?3
+            """
+        try eachByRowid(sql, body)
+    }
+
+    /// Resource samples in table order, for what each try's samples add up to. Columns: task, try, pid,
+    /// resident bytes, user seconds, system seconds.
+    func resourceTotals(_ body: (TraceRow) throws -> Void) throws {
+        guard has("resource", "try_id") else { return }
+        let sql = """
+            SELECT r.task_id, r.try_id, \(column("resource", "psutil_process_pid", "r")),
+                \(column("resource", "psutil_process_memory_resident", "r")),
+                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
+                r.rowid
+            FROM resource AS r WHERE \(scope("resource", "r")) AND r.rowid > ?2 ORDER BY r.rowid LIMIT ?3
+            """
+        try eachByRowid(sql, body)
+    }
+
+    /// Tasks with dependencies, in table order. Columns: task, depends, rowid.
+    func dependencyRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("task", "task_depends") else { return }
+        let sql = """
+            SELECT k.task_id, k.task_depends, k.rowid FROM task AS k
+            WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' AND k.rowid > ?2
+            ORDER BY k.rowid LIMIT ?3
+            """
+        try eachByRowid(sql, body)
+    }
+
+    /// Resource samples in time order (ties in table order), with the executor, block and running time of their
+    /// try. Columns: pid, time, resident bytes, user seconds, system seconds, executor, block, running (text).
+    func resourceRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("resource", "try_id") else { return }
+        let join =
+            has("try")
+            ? " LEFT JOIN \"try\" AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND \(scope("try", "t", run: has("resource", "run_id") ? "r.run_id" : "?1"))"
+            : ""
+        let tryColumn = { (name: String) in has("try") ? column("try", name, "t") : "NULL" }
+        let sql = """
+            SELECT * FROM (SELECT \(column("resource", "psutil_process_pid", "r")),
+                parsl_us_checked(r.timestamp, 'resource.timestamp') AS time,
+                \(column("resource", "psutil_process_memory_resident", "r")),
+                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
+                \(tryColumn("task_executor")), \(tryColumn("block_id")), \(tryColumn("task_try_time_running")),
+                r.rowid AS position
+            FROM resource AS r\(join) WHERE \(scope("resource", "r")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
+            ORDER BY time, position
+            """
+        try each(sql, body)
+    }
+
+    /// Node snapshots in time order. Columns: block, uid, worker count, active, time.
+    func nodeRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("node") else { return }
+        let sql = """
+            SELECT * FROM (SELECT \(column("node", "block_id", "n")), \(column("node", "uid", "n")),
+                \(column("node", "worker_count", "n")), \(column("node", "active", "n")),
+                coalesce(\(checked("node", "timestamp", "n")), \(checked("node", "reg_time", "n"))) AS time,
+                n.rowid AS position
+            FROM node AS n WHERE \(scope("node", "n")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL ORDER BY time, position
+            """
+        try each(sql, body)
+    }
+
+    /// Each block id of the node rows, with the first host they name. Columns: block, host.
+    func nodeBlocks(_ body: (TraceRow) throws -> Void) throws {
+        guard has("node") else { return }
+        let hosted = has("node", "hostname") ? "n.hostname IS NOT NULL" : "0"
+        let time = "coalesce(parsl_us(\(column("node", "timestamp", "n"))), parsl_us(\(column("node", "reg_time", "n"))))"
+        let sql = """
+            SELECT b.block, (SELECT h.hostname FROM node AS h WHERE h.rowid = b.first) FROM (
+                SELECT \(column("node", "block_id", "n")) AS block, min(CASE WHEN \(hosted) THEN n.rowid END) AS first
+                FROM node AS n WHERE \(scope("node", "n")) AND \(time) IS NOT NULL GROUP BY 1) AS b
+            """
+        try each(sql, body)
+    }
+
+    /// Earliest and latest time of the run's block rows.
+    func blockTimeRange() throws -> (first: Int64, last: Int64)? {
+        guard has("block") else { return nil }
+        var range: (Int64, Int64)?
+        let sql = """
+            SELECT min(time), max(time) FROM (SELECT parsl_us(b.timestamp) AS time FROM block AS b
+            WHERE \(scope("block", "b")) LIMIT -1 OFFSET 0)
+            """
+        try each(sql) { row in
+            if let first = row.int(0), let last = row.int(1) { range = (first, last) }
+        }
+        return range
+    }
+
+    /// Each block with lifecycle rows. Columns: executor, block.
+    func blockKeys(_ body: (TraceRow) throws -> Void) throws {
+        guard has("block") else { return }
+        let sql = """
+            SELECT DISTINCT coalesce(\(column("block", "executor_label", "b")), ''), coalesce(\(column("block", "block_id", "b")), '')
+            FROM block AS b WHERE \(scope("block", "b")) AND parsl_us(b.timestamp) IS NOT NULL
+            """
+        try each(sql, body)
+    }
+
+    /// Block rows by block, then time. Columns: executor, block, status, job id, time.
+    func blockRows(_ body: (TraceRow) throws -> Void) throws {
+        guard has("block") else { return }
+        let sql = """
+            SELECT * FROM (SELECT coalesce(\(column("block", "executor_label", "b")), '') AS executor,
+                coalesce(\(column("block", "block_id", "b")), '') AS block, coalesce(\(column("block", "status", "b")), '') AS status,
+                \(column("block", "job_id", "b")), \(checked("block", "timestamp", "b")) AS time, b.rowid AS position
+            FROM block AS b WHERE \(scope("block", "b")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
+            ORDER BY executor, block, time, position
+            """
+        try each(sql, body)
+    }
+}
+
+/// The current row of a trace query, read with the conversions of the table reader.
+struct TraceRow {
+    let statement: SQLiteStatement
+    let warnings: ValueWarnings
+    let zone: TimeZoneConversion?
+
+    /// A timestamp: an integer column (from `parsl_us`) as is; text parsed as the table reader does, with values
+    /// that do not parse reported when `warn` names the column.
+    func time(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
+        switch statement.storageClass(column) {
+        case .null: return nil
+        case .integer: return statement.int64(column)
+        case .text:
+            if let parsed = statement.withText(column, { Timestamp.parse($0) }) { return parsed.micros(in: zone) }
+        default: break
+        }
+        if let warn { record(warn, "timestamps that do not parse", statement.string(column) ?? "") }
+        return nil
+    }
+
+    func isNull(_ column: Int32) -> Bool { statement.isNull(column) }
+
+    /// An integer; a whole float is read as one, anything else is NULL. Text that looks like an integer is read
+    /// and, like other text, reported when `warn` names the column.
+    func int(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
+        switch statement.storageClass(column) {
+        case .null: return nil
+        case .integer: return statement.int64(column)
+        case .float:
+            let value = statement.double(column)
+            if let exact = Int64(exactly: value) { return exact }
+            if let warn { record(warn, "non-integer numbers in an integer column", "\(value)") }
+            return nil
+        default:
+            let parsed = statement.withText(column) { parseInteger($0) }
+            if let warn {
+                record(
+                    warn, parsed == nil ? "values that are not integers" : "integers stored as text (read as numbers)",
+                    statement.string(column) ?? "")
+            }
+            return parsed
+        }
+    }
+
+    /// A number, or NULL for anything else (text that reads as a number is read, and reported with `warn`).
+    func double(_ column: Int32, warn: (table: String, column: String)? = nil) -> Double? {
+        switch statement.storageClass(column) {
+        case .null: return nil
+        case .integer, .float: return statement.double(column)
+        default:
+            let text = statement.string(column) ?? ""
+            let value = Double(text)
+            if let warn { record(warn, value == nil ? "values that are not numbers" : "numbers stored as text (read as numbers)", text) }
+            return value
+        }
+    }
+
+    /// Text, with invalid UTF-8 replaced.
+    func text(_ column: Int32) -> String? { statement.string(column) }
+
+    func withText<T>(_ column: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T? {
+        statement.isNull(column) ? nil : try statement.withText(column, body)
+    }
+
+    /// A boolean as Parsl stores it (0/1, or text such as "true").
+    func bool(_ column: Int32) -> Bool? {
+        switch statement.storageClass(column) {
+        case .null: return nil
+        case .integer:
+            let value = statement.int64(column)
+            return value == 0 || value == 1 ? value == 1 : nil
+        default: return statement.withText(column, parseBoolean)
+        }
+    }
+
+    private func record(_ at: (table: String, column: String), _ problem: String, _ example: String) {
+        warnings.record(table: at.table, column: at.column, problem: problem, example: example)
+    }
+}
