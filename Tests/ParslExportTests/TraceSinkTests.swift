@@ -182,6 +182,17 @@ struct TraceSinkTests {
         #expect(paged.text == inMemory.text)
     }
 
+    @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
+    func sortingAStagedCopyGivesTheSameTrace(database: String) throws {
+        // Staged reads (for a database a run may still be writing) against direct sorts, event for event; the
+        // counter thread interleaves its events with the others', so compare them sorted.
+        let direct = try trace(database) { $0.stageSortedReads = false }
+        let staged = try trace(database) { $0.stageSortedReads = true }
+        func lines(_ text: String) -> [Substring] { text.split(separator: "\n").sorted() }
+        #expect(lines(staged.text) == lines(direct.text))
+        #expect(staged.events.count > 100)
+    }
+
     @Test func windowKeepsOnlyOverlappingSlicesAndInsideInstants() throws {
         let (_, events, other) = try trace(Fixtures.htex2026) {
             $0.since = .offset(10_000_000)

@@ -39,6 +39,9 @@ public final class TraceSink: ExportSink {
         /// file. Settable for tests, which make paging happen on small databases.
         var slotCachePages = 192
         var slotsPerPage = 2048
+        /// Whether time-sorted reads go through a staged copy (`TraceSource.eachSorted`); nil decides from the
+        /// database. Settable for tests, so both ways are checked on the same data.
+        var stageSortedReads: Bool?
 
         public init(
             output: String,
@@ -105,7 +108,7 @@ public final class TraceSink: ExportSink {
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     private func write(_ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext) throws {
-        let source = try TraceSource(snapshot: snapshot, runID: run.runID)
+        let source = try TraceSource(snapshot: snapshot, runID: run.runID, stageSortedReads: options.stageSortedReads)
         // An unfinished run needs its last timestamp before the layout (open tries end there); otherwise the
         // passes find the extent as they go, and a run whose first guess of the origin was wrong is written again.
         func exactExtent() throws -> (first: Int64, last: Int64)? {

@@ -8,6 +8,8 @@ struct TraceSource {
     let path: String
     let snapshot: DatabaseSnapshot
     let runID: String
+    /// Whether time-sorted queries sort a staged copy (see `eachSorted`).
+    let stagesSorts: Bool
     private let statements = StatementCache()
 
     private final class StatementCache {
@@ -21,23 +23,46 @@ struct TraceSource {
 
     private var warnings: ValueWarnings { snapshot.warnings }
 
-    /// Reads through the export's own connection.
-    init(snapshot: DatabaseSnapshot, runID: String) throws {
-        try self.init(connection: snapshot.database.connection, snapshot: snapshot, runID: runID)
+    /// Reads through the export's own connection; `stageSortedReads` nil decides from the database.
+    init(snapshot: DatabaseSnapshot, runID: String, stageSortedReads: Bool? = nil) throws {
+        let connection = snapshot.database.connection
+        try self.init(
+            connection: connection,
+            snapshot: snapshot,
+            runID: runID,
+            stagesSorts: stageSortedReads ?? Self.sortsBlockWriters(connection, database: snapshot.database)
+        )
     }
 
-    private init(connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String) throws {
+    private init(connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String, stagesSorts: Bool) throws {
         self.connection = connection
         schema = snapshot.database.schema
         path = snapshot.database.path
         self.snapshot = snapshot
         self.runID = runID
+        self.stagesSorts = stagesSorts
         try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
+    }
+
+    /// Whether a long read could stall a writer: only in a rollback-journal database (in WAL mode readers do not
+    /// block commits, and an immutable file has no writer), and only while some run in it is unfinished — Parsl
+    /// writes a run's rows until it stamps `time_completed` (a crashed run also lacks it: it counts, to be safe).
+    private static func sortsBlockWriters(_ connection: SQLiteConnection, database: MonitoringDatabase) throws -> Bool {
+        if database.immutable { return false }
+        do {
+            let statement = try connection.prepare("PRAGMA journal_mode")
+            defer { statement.reset() }
+            if try statement.step(), statement.string(0)?.lowercased() == "wal" { return false }
+        } catch let error as SQLiteError {
+            throw MonitoringDatabase.describe(error, path: database.path)
+        }
+        return try database.runs().contains { $0.isUnfinished }
     }
 
     /// The same reads through a connection of its own, for another thread.
     func onNewConnection() throws -> TraceSource {
-        try TraceSource(connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID)
+        try TraceSource(
+            connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID, stagesSorts: stagesSorts)
     }
 
     /// Runs `body`, turning SQLite errors into errors about the database file.
@@ -111,15 +136,67 @@ struct TraceSource {
 
     // MARK: - Running queries
 
-    /// Runs `sql` with the run bound as ?1, calling `body` for each row.
-    func each(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
+    /// Runs `sql` with the run bound as ?1 (and `rowids` as ?2, ?3 when given), calling `body` for each row.
+    func each(_ sql: String, rowids: (after: Int64, upTo: Int64)? = nil, _ body: (TraceRow) throws -> Void) throws {
         try guarded {
             let statement = try connection.prepare(sql)
             defer { statement.reset() }
             statement.bind(1, runID)
+            if let rowids {
+                statement.bind(2, rowids.after)
+                statement.bind(3, rowids.upTo)
+            }
             let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
             while try statement.step() { try body(row) }
         }
+    }
+
+    /// The rowid range filter of a staged query's driving table (`?2 < rowid <= ?3`).
+    private func rowidRange(_ alias: String) -> String { "\(alias).rowid > ?2 AND \(alias).rowid <= ?3" }
+
+    /// Rows of `inner`, a SELECT over `table` whose filter includes `rowidRange`, in the order `outer(source)`
+    /// gives: `outer` selects from `source` with its own WHERE and ORDER BY.
+    ///
+    /// SQLite holds the read lock until a sort has read every row it sorts, and in a rollback-journal database a
+    /// read lock keeps Parsl's writer from committing: 0.1–0.3 s per sort at 100k tasks, seconds at a million.
+    /// So, where a writer may be at work (`stagesSorts`), the rows are first copied into a temporary table in
+    /// rowid ranges, each copy a read transaction of its own as short as a pipeline batch, and sorted there, where
+    /// no lock on the database is held. That costs about as much again as the sort (a temporary file).
+    func eachSorted(table: String, inner: String, outer: (String) -> String, _ body: (TraceRow) throws -> Void) throws {
+        guard stagesSorts else {
+            try each(outer("(\(inner))"), rowids: (Int64.min, Int64.max), body)
+            return
+        }
+        let stage = "temp.parsl_trace_stage"
+        try guarded {
+            try connection.execute("DROP TABLE IF EXISTS \(stage)")
+            let create = try connection.prepare("CREATE TABLE \(stage) AS SELECT * FROM (\(inner)) LIMIT 0")
+            create.bind(1, runID)
+            create.bind(2, Int64(0))
+            create.bind(3, Int64(0))
+            _ = try create.step()
+            create.reset()
+            let insert = try connection.prepare("INSERT INTO \(stage) SELECT * FROM (\(inner))")
+            defer { insert.reset() }
+            let highWater = snapshot.highWater(table)
+            var after: Int64 = 0
+            let first = try connection.prepare("SELECT min(rowid) FROM \(quoteIdentifier(table))")
+            if try first.step(), !first.isNull(0) { after = first.int64(0) - 1 }
+            first.reset()
+            // Parsl never deletes, so rowids are dense and a range holds about as many rows as a pipeline batch.
+            let span: Int64 = 8192
+            while after < highWater {
+                let upTo = min(highWater, after + span)
+                insert.reset()
+                insert.bind(1, runID)
+                insert.bind(2, after)
+                insert.bind(3, upTo)
+                _ = try insert.step()
+                after = upTo
+            }
+        }
+        defer { try? connection.execute("DROP TABLE IF EXISTS \(stage)") }
+        try each(outer(stage), body)
     }
 
     /// Runs `sql` in batches of rows in rowid order, so that each read transaction is short, as the pipeline's
@@ -220,16 +297,20 @@ struct TraceSource {
         guard has("try") else { return }
         let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
             .map { column("try", $0, "t") }
-        let sql = """
-            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM (
-                SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "task_executor", "t")) AS executor,
-                    \(column("try", "block_id", "t")) AS block, \(column("try", "hostname", "t")) AS host,
-                    \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
-                    parsl_try_start(\(times.joined(separator: ", "))) AS start
-                FROM "try" AS t WHERE \(scope("try", "t")) AND \(times[1]) IS NOT NULL LIMIT -1 OFFSET 0)
+        let inner = """
+            SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "task_executor", "t")) AS executor,
+                \(column("try", "block_id", "t")) AS block, \(column("try", "hostname", "t")) AS host,
+                \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                parsl_try_start(\(times.joined(separator: ", "))) AS start
+            FROM "try" AS t WHERE \(scope("try", "t")) AND \(rowidRange("t")) AND \(times[1]) IS NOT NULL
+            LIMIT -1 OFFSET 0
+            """
+        try eachSorted(table: "try", inner: inner, outer: { source in
+            """
+            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM \(source)
             WHERE start IS NOT NULL ORDER BY start, l_task, l_try
             """
-        try each(sql, body)
+        }, body)
     }
 
     /// Tries whose running time is missing or does not parse, in the order of their first moment, with the
@@ -247,23 +328,27 @@ struct TraceSource {
             statusRange = ("(SELECT min(parsl_us(s.timestamp)) \(match))", "(SELECT max(parsl_us(s.timestamp)) \(match))")
         }
         let state = finalStateQuery(task: "l_task", attempt: "l_try", run: "l_run")
-        let sql = """
-            SELECT l_task, l_try, executor, block, host, launched, running, returned, smin, smax, state FROM (
-                SELECT *, CASE WHEN smin IS NULL OR (start IS NOT NULL AND start < smin) THEN start ELSE smin END AS key
-                FROM (
-                    SELECT *, \(statusRange.0) AS smin, \(statusRange.1) AS smax, \(state) AS state FROM (
-                        SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "run_id", "t")) AS l_run,
-                            \(column("try", "task_executor", "t")) AS executor, \(column("try", "block_id", "t")) AS block,
-                            \(column("try", "hostname", "t")) AS host,
-                            \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
-                            parsl_try_start(\(times[0]), \(times[2])) AS start
-                        FROM "try" AS t WHERE \(scope("try", "t")) AND (\(times[1]) IS NULL OR parsl_us(\(times[1])) IS NULL)
-                        LIMIT -1 OFFSET 0)
+        let inner = """
+            SELECT *, CASE WHEN smin IS NULL OR (start IS NOT NULL AND start < smin) THEN start ELSE smin END AS key
+            FROM (
+                SELECT *, \(statusRange.0) AS smin, \(statusRange.1) AS smax, \(state) AS state FROM (
+                    SELECT t.task_id AS l_task, t.try_id AS l_try, \(column("try", "run_id", "t")) AS l_run,
+                        \(column("try", "task_executor", "t")) AS executor, \(column("try", "block_id", "t")) AS block,
+                        \(column("try", "hostname", "t")) AS host,
+                        \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
+                        parsl_try_start(\(times[0]), \(times[2])) AS start
+                    FROM "try" AS t WHERE \(scope("try", "t")) AND \(rowidRange("t"))
+                        AND (\(times[1]) IS NULL OR parsl_us(\(times[1])) IS NULL)
                     LIMIT -1 OFFSET 0)
                 LIMIT -1 OFFSET 0)
-            WHERE key IS NOT NULL ORDER BY key, l_task, l_try
+            LIMIT -1 OFFSET 0
             """
-        try each(sql, body)
+        try eachSorted(table: "try", inner: inner, outer: { source in
+            """
+            SELECT l_task, l_try, executor, block, host, launched, running, returned, smin, smax, state
+            FROM \(source) WHERE key IS NOT NULL ORDER BY key, l_task, l_try
+            """
+        }, body)
     }
 
     /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
@@ -360,30 +445,34 @@ struct TraceSource {
             ? " LEFT JOIN \"try\" AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND \(scope("try", "t", run: has("resource", "run_id") ? "r.run_id" : "?1"))"
             : ""
         let tryColumn = { (name: String) in has("try") ? column("try", name, "t") : "NULL" }
-        let sql = """
-            SELECT * FROM (SELECT \(column("resource", "psutil_process_pid", "r")),
+        let inner = """
+            SELECT \(column("resource", "psutil_process_pid", "r")) AS pid,
                 parsl_us_checked(r.timestamp, 'resource.timestamp') AS time,
-                \(column("resource", "psutil_process_memory_resident", "r")),
-                \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
-                \(tryColumn("task_executor")), \(tryColumn("block_id")), \(tryColumn("task_try_time_running")),
-                r.rowid AS position
-            FROM resource AS r\(join) WHERE \(scope("resource", "r")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
-            ORDER BY time, position
+                \(column("resource", "psutil_process_memory_resident", "r")) AS resident,
+                \(column("resource", "psutil_process_time_user", "r")) AS user_seconds,
+                \(column("resource", "psutil_process_time_system", "r")) AS system_seconds,
+                \(tryColumn("task_executor")) AS executor, \(tryColumn("block_id")) AS block,
+                \(tryColumn("task_try_time_running")) AS running, r.rowid AS position
+            FROM resource AS r\(join) WHERE \(scope("resource", "r")) AND \(rowidRange("r")) LIMIT -1 OFFSET 0
             """
-        try each(sql, body)
+        try eachSorted(table: "resource", inner: inner, outer: { source in
+            "SELECT * FROM \(source) WHERE time IS NOT NULL ORDER BY time, position"
+        }, body)
     }
 
     /// Node snapshots in time order. Columns: block, uid, worker count, active, time.
     func nodeRows(_ body: (TraceRow) throws -> Void) throws {
         guard has("node") else { return }
-        let sql = """
-            SELECT * FROM (SELECT \(column("node", "block_id", "n")), \(column("node", "uid", "n")),
-                \(column("node", "worker_count", "n")), \(column("node", "active", "n")),
+        let inner = """
+            SELECT \(column("node", "block_id", "n")) AS block, \(column("node", "uid", "n")) AS uid,
+                \(column("node", "worker_count", "n")) AS workers, \(column("node", "active", "n")) AS active,
                 coalesce(\(checked("node", "timestamp", "n")), \(checked("node", "reg_time", "n"))) AS time,
                 n.rowid AS position
-            FROM node AS n WHERE \(scope("node", "n")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL ORDER BY time, position
+            FROM node AS n WHERE \(scope("node", "n")) AND \(rowidRange("n")) LIMIT -1 OFFSET 0
             """
-        try each(sql, body)
+        try eachSorted(table: "node", inner: inner, outer: { source in
+            "SELECT * FROM \(source) WHERE time IS NOT NULL ORDER BY time, position"
+        }, body)
     }
 
     /// Each block id of the node rows, with the first host they name. Columns: block, host.
@@ -391,12 +480,18 @@ struct TraceSource {
         guard has("node") else { return }
         let hosted = has("node", "hostname") ? "n.hostname IS NOT NULL" : "0"
         let time = "coalesce(parsl_us(\(column("node", "timestamp", "n"))), parsl_us(\(column("node", "reg_time", "n"))))"
-        let sql = """
-            SELECT b.block, (SELECT h.hostname FROM node AS h WHERE h.rowid = b.first) FROM (
-                SELECT \(column("node", "block_id", "n")) AS block, min(CASE WHEN \(hosted) THEN n.rowid END) AS first
-                FROM node AS n WHERE \(scope("node", "n")) AND \(time) IS NOT NULL GROUP BY 1) AS b
+        let inner = """
+            SELECT \(column("node", "block_id", "n")) AS block, CASE WHEN \(hosted) THEN n.rowid END AS hosted_row
+            FROM node AS n WHERE \(scope("node", "n")) AND \(rowidRange("n")) AND \(time) IS NOT NULL
+            LIMIT -1 OFFSET 0
             """
-        try each(sql, body)
+        // Grouping reads every row before the first result, as a sort does.
+        try eachSorted(table: "node", inner: inner, outer: { source in
+            """
+            SELECT b.block, (SELECT h.hostname FROM node AS h WHERE h.rowid = b.first) FROM (
+                SELECT block, min(hosted_row) AS first FROM \(source) GROUP BY 1) AS b
+            """
+        }, body)
     }
 
     /// Earliest and latest time of the run's block rows.
