@@ -6,8 +6,8 @@ import ExpositionFormat
 /// collector never reads half a file.
 ///
 /// It reads the database itself, through ``MetricsCollector`` (the same incremental reader `serve` uses), on its
-/// own connection and thread from the start of the export, so in `all` that read overlaps the pipeline's; it asks
-/// the pipeline for no tables.
+/// own connection; for finished runs on a thread of its own from the start of the export, so in `all` that read
+/// overlaps the pipeline's. It asks the pipeline for no tables.
 public final class PrometheusSink: ExportSink {
     public let demand = SinkDemand()
     private let path: String
@@ -38,12 +38,16 @@ public final class PrometheusSink: ExportSink {
         }
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
-        collection = BackgroundCollection(configuration: configuration, options: options)
+        // Two connections of one process share SQLite's file lock: reading beside the pipeline could keep it held
+        // between the pipeline's batches, so a run Parsl may still be writing is read afterwards, in `prepare`.
+        if !context.runs.contains(where: \.isUnfinished) {
+            collection = BackgroundCollection(configuration: configuration, options: options)
+        }
     }
 
     /// Waits for the metrics and writes the file under its temporary name; `finish` renames it into place.
     public func prepare() throws {
-        // Without a start event, a sink given its configuration still reads (now).
+        // Without a start event (or for a run still being written), the read happens now.
         guard let collection = collection ?? configuration.map({ BackgroundCollection(configuration: $0, options: options) })
         else { throw ExportError(.usage, "\(path): the export never started") }
         self.collection = collection
