@@ -1,5 +1,11 @@
 import CParslSQLite
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// An error from SQLite, with the statement that failed when there was one.
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public let code: Int32
@@ -20,6 +26,12 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 /// A read-only SQLite connection. Not thread-safe: confine each connection to one thread at a time.
 public final class SQLiteConnection {
     let handle: OpaquePointer
+    /// Connections of one process share SQLite's file lock, so while any of them is reading the lock stays held,
+    /// even between the batches of each. Connections given the same gate take turns, one read transaction at a
+    /// time, so the lock is released between them and a writer waiting to commit gets in. Set it only where a
+    /// writer may be at work: it costs the readers their overlap.
+    var readGate: ReadGate?
+    private var holdsReadGate = false
 
     /// Opens `path` read-only through a `file:` URI (`mode=ro`, and `immutable=1` when asked), so the source is
     /// never modified; `busyTimeoutMilliseconds` bounds how long a read waits for a writer's lock.
@@ -63,8 +75,24 @@ public final class SQLiteConnection {
     }
 
     public func execute(_ sql: String) throws {
+        enterReadGate()
         let rc = sqlite3_exec(handle, sql, nil, nil, nil)
+        leaveReadGateIfIdle()
         guard rc == SQLITE_OK else { throw error(rc, sql: sql) }
+    }
+
+    /// Takes the gate before a statement may start a read transaction on the database file.
+    func enterReadGate() {
+        guard let readGate, !holdsReadGate, sqlite3_txn_state(handle, "main") == SQLITE_TXN_NONE else { return }
+        readGate.lock()
+        holdsReadGate = true
+    }
+
+    /// Gives the gate back once no read transaction is open (statements of the temporary schema open none).
+    func leaveReadGateIfIdle() {
+        guard holdsReadGate, sqlite3_txn_state(handle, "main") == SQLITE_TXN_NONE else { return }
+        holdsReadGate = false
+        readGate?.unlock()
     }
 
     /// Runs `body` inside one read transaction. Keep the body short: in rollback-journal mode a reader's
@@ -89,7 +117,8 @@ public final class SQLiteConnection {
 /// A prepared statement. Column accessors are valid only for the current row.
 public final class SQLiteStatement {
     let statement: OpaquePointer
-    unowned let connection: SQLiteConnection
+    /// Strong: a statement may outlive the code that opened its connection, and its `deinit` still needs it.
+    let connection: SQLiteConnection
     public let sql: String
 
     init(statement: OpaquePointer, connection: SQLiteConnection, sql: String) {
@@ -98,11 +127,15 @@ public final class SQLiteStatement {
         self.sql = sql
     }
 
-    deinit { sqlite3_finalize(statement) }
+    deinit {
+        sqlite3_finalize(statement)
+        connection.leaveReadGateIfIdle()
+    }
 
     public func reset() {
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
+        connection.leaveReadGateIfIdle()
     }
 
     public func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(statement, index, value) }
@@ -113,10 +146,14 @@ public final class SQLiteStatement {
 
     /// Advances to the next row; false when done.
     public func step() throws -> Bool {
-        switch sqlite3_step(statement) {
+        connection.enterReadGate()
+        let rc = sqlite3_step(statement)
+        // A row of a statement that reads only temporary tables leaves no read transaction open: give the gate back.
+        connection.leaveReadGateIfIdle()
+        switch rc {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        case let rc: throw connection.error(rc, sql: sql)
+        default: throw connection.error(rc, sql: sql)
         }
     }
 
@@ -203,4 +240,28 @@ extension SQLiteConnection {
             handle, name, arguments, SQLITE_UTF8 | SQLITE_DETERMINISTIC, box, call, nil, nil, destroy)
         guard rc == SQLITE_OK else { throw error(rc, sql: nil) }
     }
+}
+
+/// A mutex that connections hold across each read transaction (see `SQLiteConnection.readGate`).
+///
+/// `@unchecked Sendable`: the pthread mutex is the synchronisation. Not `Locked`: the gate is held from one call
+/// (a statement's first step) to another (its reset), not around a closure.
+final class ReadGate: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    /// The gate of every connection that takes part.
+    static let shared = ReadGate()
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -41,6 +41,8 @@ struct TraceSource {
         self.snapshot = snapshot
         self.runID = runID
         self.stagesSorts = stagesSorts
+        // The two threads' connections take turns reading while a writer may be at work (see `readGate`).
+        if stagesSorts { connection.readGate = .shared }
         try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
     }
 
