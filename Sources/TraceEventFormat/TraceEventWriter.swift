@@ -281,50 +281,15 @@ public final class TraceEventWriter {
     /// The start of a flow arrow (`ph: "s"`). It binds to the slice open on (`pid`, `tid`) at `timestamp`, so put
     /// `timestamp` strictly inside that slice. `id`, `name` and `category` must match the finishing event.
     public func flowStart(id: UInt64, name: String, category: String, timestamp: Int64, pid: Int, tid: Int) throws {
-        try flow(
-            phase: "s",
-            bindEnclosing: false,
-            id: id,
-            name: name,
-            category: category,
-            timestamp: timestamp,
-            pid: pid,
-            tid: tid
-        )
+        try flowStart(
+            id: id, name: TraceText(name), category: TraceText(category), timestamp: timestamp, pid: pid, tid: tid)
     }
 
     /// The end of a flow arrow (`ph: "f"` with `bp: "e"`): it binds to the slice enclosing `timestamp` on
     /// (`pid`, `tid`) rather than to the next slice that starts there.
     public func flowEnd(id: UInt64, name: String, category: String, timestamp: Int64, pid: Int, tid: Int) throws {
-        try flow(
-            phase: "f",
-            bindEnclosing: true,
-            id: id,
-            name: name,
-            category: category,
-            timestamp: timestamp,
-            pid: pid,
-            tid: tid
-        )
-    }
-
-    private func flow(
-        phase: StaticString,
-        bindEnclosing: Bool,
-        id: UInt64,
-        name: String,
-        category: String,
-        timestamp: Int64,
-        pid: Int,
-        tid: Int
-    ) throws {
-        try event { buffer in
-            Self.head(name: name, category: category, phase: phase, timestamp: timestamp, pid: pid, into: &buffer)
-            Self.tid(tid, into: &buffer)
-            buffer.append(",\"id\":")
-            buffer.append(decimal: Int64(bitPattern: id))
-            if bindEnclosing { buffer.append(",\"bp\":\"e\"") }
-        }
+        try flowEnd(
+            id: id, name: TraceText(name), category: TraceText(category), timestamp: timestamp, pid: pid, tid: tid)
     }
 
     // MARK: - Metadata (`ph: "M"`)

@@ -47,15 +47,14 @@ struct ColumnPlan {
 /// to its mapped logical type straight from the bytes SQLite hands out.
 final class TableReader {
     let schema: TableSchema
-    private let plans: [ColumnPlan]
     private let connection: SQLiteConnection
     private let warnings: ValueWarnings
     private let options: ReadOptions
     private let statement: SQLiteStatement
     /// Maps select-list position to output column, for columns with an expression.
     private let selectPositions: [Int32?]
-    /// `plans[i].type` and whether `plans[i].normalise` is set, kept apart because the per-cell loop would
-    /// otherwise copy (and reference-count) each plan's strings.
+    /// Each column plan's type and whether it has a `normalise`, kept as plain arrays because the per-cell loop
+    /// would otherwise copy (and reference-count) each plan's strings.
     private let types: [LogicalType]
     private let normalised: [Bool]
 
@@ -75,7 +74,6 @@ final class TableReader {
     ) throws {
         precondition(schema.columns.count == plans.count)
         self.schema = schema
-        self.plans = plans
         self.types = plans.map(\.type)
         self.normalised = plans.map { $0.normalise != nil }
         self.connection = connection
