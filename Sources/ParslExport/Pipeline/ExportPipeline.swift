@@ -150,6 +150,7 @@ public struct ExportPipeline {
                 }
             }
             if !demand.queries.isEmpty {
+                releaseFreedMemory()
                 try sink.query(
                     DatabaseSnapshot(database: database, tables: snapshots, options: options, warnings: warnings))
             }
@@ -162,3 +163,15 @@ public struct ExportPipeline {
         }
     }
 }
+
+/// Gives the heap the streaming phase freed back to the system before the query phase builds its own, so the
+/// two phases' peaks do not add up in the process's resident size (glibc keeps freed memory in its arenas).
+private func releaseFreedMemory() {
+    #if os(Linux)
+    _ = glibcMallocTrim(0)
+    #endif
+}
+
+#if os(Linux)
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

@@ -67,6 +67,18 @@ public final class AtomicFile {
         }
     }
 
+    /// Writes out what is buffered and gives the buffer's memory back: for a file that is complete but held back
+    /// until the whole export succeeds (an export of many tables would otherwise keep a buffer per file).
+    public func settle() throws {
+        do {
+            try flush()
+        } catch {
+            discard()
+            throw error
+        }
+        buffer = []
+    }
+
     /// Flushes, syncs and closes the temporary file: after this only the rename is left, which needs no space.
     public func prepare() throws {
         guard descriptor >= 0 else { return }
@@ -131,7 +143,11 @@ public final class TemporaryFiles: Sendable {
 struct PendingFiles {
     private var files: [AtomicFile] = []
 
-    mutating func append(_ file: AtomicFile) { files.append(file) }
+    /// Holds back a complete file; its buffer is written out now, so held files cost no memory.
+    mutating func append(_ file: AtomicFile) throws {
+        files.append(file)
+        try file.settle()
+    }
 
     /// Writes out every file (flush, sync, close) before any is renamed, so a full disk or a failed write leaves
     /// none of them behind.

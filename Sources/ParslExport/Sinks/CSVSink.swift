@@ -65,7 +65,7 @@ public final class CSVSink: ExportSink {
             current = nil
             try state.csv.drain { try state.stream.write($0) }
             try state.stream.finish()
-            completed.append(state.file)
+            try completed.append(state.file)
         case .domain:
             break
         }

@@ -83,7 +83,7 @@ public final class ParquetSink: ExportSink {
                 state.file.discard()
                 throw ExportError(.dataError, "\(state.file.path): \(error)")
             }
-            completed.append(state.file)
+            try completed.append(state.file)
         case .domain:
             break
         }

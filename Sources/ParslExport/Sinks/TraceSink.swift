@@ -199,7 +199,7 @@ public final class TraceSink: ExportSink {
         other.append("events", .int(Int64(runWriter.eventCount)))
         try writer.finish(otherData: other)
         try stream.finish()
-        completed.append(file)
+        try completed.append(file)
         inProgress = nil
     }
 

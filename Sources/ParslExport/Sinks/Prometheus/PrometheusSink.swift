@@ -65,7 +65,7 @@ public final class PrometheusSink: ExportSink {
             file.discard()
             throw error
         }
-        pending.append(file)
+        try pending.append(file)
         try pending.prepareAll()
     }
 
