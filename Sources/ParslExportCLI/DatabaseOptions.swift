@@ -30,7 +30,7 @@ struct DatabaseOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress or warnings on stderr.")
     var quiet = false
 
-    func request(tables: Set<String>? = nil) -> ExportRequest {
+    func request(tables: Set<String>? = nil, parallelTables: Bool = true) -> ExportRequest {
         Interrupts.databasePath = database
         return ExportRequest(
             databasePath: database,
@@ -41,7 +41,8 @@ struct DatabaseOptions: ParsableArguments {
             mappingsDirectory: mappings,
             timeZone: timezone,
             batchSize: batchSize,
-            busyTimeoutMilliseconds: busyTimeout
+            busyTimeoutMilliseconds: busyTimeout,
+            parallelTables: parallelTables
         )
     }
 
@@ -63,9 +64,10 @@ func runReportingErrors(quiet: Bool, _ body: () throws -> Void) throws {
 
 extension DatabaseOptions {
     /// Runs the pipeline into `sink`, with progress on stderr when it is a terminal, then reports what it wrote.
-    func export(into sink: any ExportSink, tables: Set<String>? = nil) throws {
+    func export(into sink: any ExportSink, tables: Set<String>? = nil, parallelTables: Bool = true) throws {
         let progress = Progress(quiet: quiet)
-        let summary = try ExportPipeline(request: request(tables: tables)).run(into: sink, progress: progress.update)
+        let summary = try ExportPipeline(request: request(tables: tables, parallelTables: parallelTables))
+            .run(into: sink, progress: progress.update)
         progress.done()
         report(summary, quiet: quiet)
     }

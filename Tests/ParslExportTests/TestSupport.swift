@@ -58,3 +58,13 @@ func temporaryDirectory() -> String {
     var template = Array("/tmp/parsl-export-test-XXXXXX".utf8CString)
     return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
 }
+
+/// Deletes a directory and everything under it.
+func removeTree(_ path: String) {
+    for name in (try? listDirectory(path)) ?? [] {
+        let child = path + "/" + name
+        var info = stat()
+        if lstat(child, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { removeTree(child) } else { unlink(child) }
+    }
+    rmdir(path)
+}

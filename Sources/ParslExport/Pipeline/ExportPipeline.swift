@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 /// Which database, which runs and tables, and how to read them.
 public struct ExportRequest: Sendable {
     public var databasePath: String
@@ -10,6 +13,8 @@ public struct ExportRequest: Sendable {
     public var timeZone: String?
     public var batchSize: Int
     public var busyTimeoutMilliseconds: Int32
+    /// Read the tables in two lanes, on two connections, when the sink can split and no writer can be held up.
+    public var parallelTables: Bool
 
     public init(
         databasePath: String,
@@ -20,7 +25,8 @@ public struct ExportRequest: Sendable {
         mappingsDirectory: String? = nil,
         timeZone: String? = nil,
         batchSize: Int = 8192,
-        busyTimeoutMilliseconds: Int32 = 5_000
+        busyTimeoutMilliseconds: Int32 = 5_000,
+        parallelTables: Bool = true
     ) {
         self.databasePath = databasePath
         self.immutable = immutable
@@ -31,6 +37,7 @@ public struct ExportRequest: Sendable {
         self.timeZone = timeZone
         self.batchSize = batchSize
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.parallelTables = parallelTables
     }
 }
 
@@ -40,6 +47,9 @@ public struct ExportSummary: Sendable {
     public var rowsRead: [String: Int]
     public var warnings: ValueWarnings
     public var context: ExportContext
+    /// How many connections read the tables side by side (1, or 2 when the sink could split and no writer could be
+    /// held up).
+    public var readingLanes: Int
 }
 
 /// source → model → sinks: reads each needed table once, in Parsl's creation order (try_summary after try), and
@@ -69,6 +79,7 @@ public struct ExportPipeline {
 
     /// Runs the export into `sink`; on any error the sink is aborted (no partial files) and the error rethrown.
     public func run(into sink: any ExportSink, progress: ((String, Int) -> Void)? = nil) throws -> ExportSummary {
+        var sibling: (any ExportSink)?
         do {
             let database = try openDatabase()
             let zone = try request.timeZone.map { try TimeZoneConversion(identifier: $0) }
@@ -84,7 +95,8 @@ public struct ExportPipeline {
                 exporterVersion: Self.exporterVersion,
                 runs: runs,
                 timeZone: request.timeZone,
-                warnings: warnings
+                warnings: warnings,
+                overlappingReadsMayStallAWriter: try database.overlappingReadsMayStallAWriter()
             )
             let demand = sink.demand
             var tableDemand = demand.tables
@@ -92,48 +104,29 @@ public struct ExportPipeline {
             let eventTables = Set(demand.events.map(\.table))
             let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
             let snapshots = try database.snapshots(tables: order, runIDs: selected, highWaterOnly: demand.queries)
+            let schemas = Dictionary(uniqueKeysWithValues: order.map { ($0, database.outputSchema(for: $0)) })
 
             try sink.consume(.start(context))
-            var rowsRead: [String: Int] = [:]
-            let schemas = Dictionary(uniqueKeysWithValues: order.map { ($0, database.outputSchema(for: $0)) })
-            let deriveDomain = Set(order.filter { table in demand.events.contains { $0.table == table } })
-            let reader = ReadAhead(
-                database: database,
-                plan: ReadAhead.Plan(
-                    tables: order, snapshots: snapshots, deriveDomain: deriveDomain, options: options, warnings: warnings)
-            )
-            reader.start()
-            var replayNeeded: [(table: String, targets: [any ExportSink])] = []
-            do {
-                reading: while true {
-                    switch reader.next() {
-                    case .tableStart(let table):
-                        if tableDemand.contains(table) { try sink.consume(.tableStart(schemas[table]!)) }
-                    case .batch(let batch, let domain):
-                        let table = batch.schema.name
-                        if tableDemand.contains(table) { try sink.consume(.batch(batch)) }
-                        if let domain { try sink.consume(.domain(domain)) }
-                        rowsRead[table, default: 0] += batch.rowCount
-                        progress?(table, rowsRead[table] ?? 0)
-                    case .tableEnd(let table, let rows):
-                        rowsRead[table] = rows
-                        if tableDemand.contains(table) { try sink.consume(.tableEnd(schemas[table]!)) }
-                        let targets = sink.replayTargets()
-                        if !targets.isEmpty { replayNeeded.append((table, targets)) }
-                    case .failed(let error):
-                        throw error
-                    case .done:
-                        break reading
-                    }
-                }
-            } catch {
-                reader.stop()
-                throw error
+            // Domain events are derived in table order, so only a pure table stream splits into lanes.
+            let lanes =
+                request.parallelTables && !context.overlappingReadsMayStallAWriter && demand.events.isEmpty
+                ? Self.lanes(order, snapshots: snapshots, schemas: schemas) : [order]
+            if lanes.count == 2 { sibling = sink.laneSibling() }
+            let plan = LanePlan(
+                snapshots: snapshots, schemas: schemas, tableDemand: tableDemand,
+                deriveDomain: Set(order.filter { table in demand.events.contains { $0.table == table } }),
+                options: options, warnings: warnings, progress: progress.map { LockedProgress($0) })
+            var outcome: LaneOutcome
+            if let sibling {
+                try sibling.consume(.start(context))
+                outcome = try Self.readInParallel(
+                    lanes: (lanes[0], lanes[1]), into: (sink, sibling), database: database, plan: plan)
+            } else {
+                outcome = try Self.read(order, into: sink, database: database, plan: plan, cancelled: nil)
             }
-            reader.stop()
             // Replays re-read a table's snapshot for the sinks that asked, once reading is over; each ask relaxes a
             // column, so a table is replayed at most once per column.
-            for (table, firstTargets) in replayNeeded {
+            for (table, firstTargets) in outcome.replayNeeded {
                 let schema = schemas[table]!
                 let snapshot = snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
                 var targets = firstTargets
@@ -154,14 +147,181 @@ public struct ExportPipeline {
                 try sink.query(
                     DatabaseSnapshot(database: database, tables: snapshots, options: options, warnings: warnings))
             }
-            try sink.prepare()
-            let files = try sink.finish()
-            return ExportSummary(files: files, rowsRead: rowsRead, warnings: warnings, context: context)
+            let whole = sibling.map { MultiplexSink([sink, $0]) } ?? sink
+            try whole.prepare()
+            let files = try whole.finish()
+            return ExportSummary(
+                files: files, rowsRead: outcome.rowsRead, warnings: warnings, context: context,
+                readingLanes: sibling == nil ? 1 : 2)
         } catch {
             sink.abort()
+            sibling?.abort()
             throw error
         }
     }
+
+    /// What every lane of one export shares.
+    struct LanePlan: @unchecked Sendable {
+        // @unchecked: the schemas and options are immutable values; `warnings` and `progress` lock.
+        var snapshots: [String: MonitoringDatabase.TableSnapshot]
+        var schemas: [String: TableSchema]
+        var tableDemand: Set<String>
+        var deriveDomain: Set<String>
+        var options: ReadOptions
+        var warnings: ValueWarnings
+        var progress: LockedProgress?
+    }
+
+    struct LaneOutcome {
+        var rowsRead: [String: Int] = [:]
+        var replayNeeded: [(table: String, targets: [any ExportSink])] = []
+    }
+
+    /// Two lanes of about equal work, each in the catalogue's order, or one lane when there is nothing to share.
+    /// A table's work is estimated from its rows and columns: a row costs about as much as seven values (stepping
+    /// SQLite, batching); a try summary joins and aggregates per row, so it counts thrice.
+    static func lanes(
+        _ order: [String], snapshots: [String: MonitoringDatabase.TableSnapshot], schemas: [String: TableSchema]
+    ) -> [[String]] {
+        func work(_ table: String) -> Int64 {
+            let rows = max(snapshots[table]?.rows ?? 0, 0)
+            let perRow = Int64(schemas[table]?.columns.count ?? 1) + 7
+            return rows * perRow * (table == "try_summary" ? 3 : 1)
+        }
+        var loads: [Int64] = [0, 0]
+        var lanes: [Set<String>] = [[], []]
+        for table in order.sorted(by: { work($0) > work($1) }) {
+            let lane = loads[0] <= loads[1] ? 0 : 1
+            loads[lane] += work(table)
+            lanes[lane].insert(table)
+        }
+        // A lane with (almost) nothing to do is not worth a second connection.
+        guard loads.min()! * 8 >= loads.max()!, loads.min()! > 0 else { return [order] }
+        return lanes.map { lane in order.filter { lane.contains($0) } }
+    }
+
+    /// Reads `tables` a few batches ahead on a reading thread and hands them to `sink` on this one.
+    static func read(
+        _ tables: [String], into sink: any ExportSink, database: MonitoringDatabase, plan: LanePlan,
+        cancelled: LaneCancellation?
+    ) throws -> LaneOutcome {
+        var outcome = LaneOutcome()
+        let reader = ReadAhead(
+            database: database,
+            plan: ReadAhead.Plan(
+                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain, options: plan.options,
+                warnings: plan.warnings)
+        )
+        reader.start()
+        defer { reader.stop() }
+        while true {
+            if let cancelled, cancelled.isSet { throw CancellationError() }
+            switch reader.next() {
+            case .tableStart(let table):
+                if plan.tableDemand.contains(table) { try sink.consume(.tableStart(plan.schemas[table]!)) }
+            case .batch(let batch, let domain):
+                let table = batch.schema.name
+                if plan.tableDemand.contains(table) { try sink.consume(.batch(batch)) }
+                if let domain { try sink.consume(.domain(domain)) }
+                outcome.rowsRead[table, default: 0] += batch.rowCount
+                plan.progress?.update(table, outcome.rowsRead[table] ?? 0)
+            case .tableEnd(let table, let rows):
+                outcome.rowsRead[table] = rows
+                if plan.tableDemand.contains(table) { try sink.consume(.tableEnd(plan.schemas[table]!)) }
+                let targets = sink.replayTargets()
+                if !targets.isEmpty { outcome.replayNeeded.append((table, targets)) }
+            case .failed(let error):
+                throw error
+            case .done:
+                return outcome
+            }
+        }
+    }
+
+    /// Reads the second lane on a thread and connection of its own while this thread reads the first; the first
+    /// error of either lane stops the other and is rethrown.
+    static func readInParallel(
+        lanes: ([String], [String]), into sinks: (any ExportSink, any ExportSink), database: MonitoringDatabase,
+        plan: LanePlan
+    ) throws -> LaneOutcome {
+        let secondDatabase = try database.onNewConnection()
+        let cancelled = LaneCancellation()
+        let second = SecondLane(tables: lanes.1, sink: sinks.1, database: secondDatabase, plan: plan)
+        second.start(cancelled: cancelled)
+        var first: LaneOutcome
+        do {
+            first = try read(lanes.0, into: sinks.0, database: database, plan: plan, cancelled: cancelled)
+        } catch {
+            cancelled.set()
+            // Stopped because the other lane failed: its error is the cause.
+            if error is CancellationError, case .failure(let cause) = second.wait() { throw cause }
+            throw error
+        }
+        let other = try second.wait().get()
+        first.rowsRead.merge(other.rowsRead) { $1 }
+        first.replayNeeded += other.replayNeeded
+        return first
+    }
+}
+
+/// The second lane of a parallel read: its own thread, connection and sink.
+private final class SecondLane: @unchecked Sendable {
+    // @unchecked: the lane's sink and database are touched only by its thread until `wait()` returns.
+    private let tables: [String]
+    private let sink: any ExportSink
+    private let database: MonitoringDatabase
+    private let plan: ExportPipeline.LanePlan
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome: Result<ExportPipeline.LaneOutcome, any Error>?
+    /// Touched by the waiting thread only.
+    private var waited = false
+
+    init(tables: [String], sink: any ExportSink, database: MonitoringDatabase, plan: ExportPipeline.LanePlan) {
+        self.tables = tables
+        self.sink = sink
+        self.database = database
+        self.plan = plan
+    }
+
+    func start(cancelled: LaneCancellation) {
+        startDedicatedThread { [self] in
+            do {
+                outcome = .success(
+                    try ExportPipeline.read(tables, into: sink, database: database, plan: plan, cancelled: cancelled))
+            } catch {
+                cancelled.set()
+                outcome = .failure(error)
+            }
+            done.signal()
+        }
+    }
+
+    /// Waits for the lane to end.
+    func wait() -> Result<ExportPipeline.LaneOutcome, any Error> {
+        if !waited {
+            done.wait()
+            waited = true
+        }
+        return outcome!
+    }
+}
+
+/// Set by the lane that fails first, so the other stops at its next batch.
+final class LaneCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// A progress callback that two lanes may call.
+final class LockedProgress: @unchecked Sendable {
+    // @unchecked: the callback runs under the lock only.
+    private let lock = Locked(())
+    private let callback: (String, Int) -> Void
+
+    init(_ callback: @escaping (String, Int) -> Void) { self.callback = callback }
+
+    func update(_ table: String, _ rows: Int) { lock.withLock { _ in callback(table, rows) } }
 }
 
 /// Gives the heap the streaming phase freed back to the system before the query phase builds its own, so the

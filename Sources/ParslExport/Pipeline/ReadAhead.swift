@@ -53,7 +53,7 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     func start() {
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
+        startDedicatedThread { [self] in
             produce()
             stopped.signal()
         }

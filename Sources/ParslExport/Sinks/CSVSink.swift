@@ -101,6 +101,9 @@ public final class CSVSink: ExportSink {
 
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
+    /// Each table is a file of its own, so tables read in parallel can go to a sibling writing beside this sink.
+    public func laneSibling() -> (any ExportSink)? { CSVSink(options: options, tables: demand.tables) }
+
     public func abort() {
         current?.file.discard()
         current = nil

@@ -15,10 +15,14 @@ public struct ExportContext: Sendable {
     /// Timestamps are UTC when set; naive wall clock otherwise.
     public var timeZone: String?
     public var warnings: ValueWarnings
+    /// A second connection reading beside the pipeline's could hold up a writer (see
+    /// `MonitoringDatabase.overlappingReadsMayStallAWriter()`): read on one connection at a time.
+    public var overlappingReadsMayStallAWriter: Bool
 }
 
 /// One value in the stream a sink consumes. Tables arrive one after another, each as
-/// `tableStart`, its batches (and domain events derived from them), `tableEnd`.
+/// `tableStart`, its batches (and domain events derived from them), `tableEnd`. (Tables read in parallel go to
+/// separate sinks: see `ExportSink.laneSibling()`.)
 public enum ExportEvent: Sendable {
     case start(ExportContext)
     case tableStart(TableSchema)
@@ -74,6 +78,10 @@ public protocol ExportSink: AnyObject {
     func replayTargets() -> [any ExportSink]
     /// Called once the pipeline's own reading is over, before `prepare`, for sinks whose demand has `queries`.
     func query(_ snapshot: DatabaseSnapshot) throws
+    /// A new sink like this one, for a second lane of tables that the pipeline reads in parallel on a connection of
+    /// its own: it gets `start`, then whole tables that this sink never gets, and is prepared, finished or aborted
+    /// with it. Nil when the sink needs all its tables in one stream (the pipeline then reads them in one lane).
+    func laneSibling() -> (any ExportSink)?
 }
 
 extension ExportSink {
@@ -81,6 +89,7 @@ extension ExportSink {
     public func prepare() throws {}
     public func abort() {}
     public func replayTargets() -> [any ExportSink] { [] }
+    public func laneSibling() -> (any ExportSink)? { nil }
 }
 
 /// Fans one event stream out to several sinks, each seeing only what it asked for.
@@ -137,6 +146,18 @@ public final class MultiplexSink: ExportSink {
     public func abort() { for sink in sinks { sink.abort() } }
 
     public func replayTargets() -> [any ExportSink] { sinks.flatMap { $0.replayTargets() } }
+
+    /// Siblings of the sinks that stream tables; sinks that only query or only need `start` stay in this lane.
+    public func laneSibling() -> (any ExportSink)? {
+        var siblings: [any ExportSink] = []
+        for sink in sinks {
+            let demand = sink.demand
+            if demand.tables.isEmpty && demand.events.isEmpty { continue }
+            guard let sibling = sink.laneSibling() else { return nil }
+            siblings.append(sibling)
+        }
+        return MultiplexSink(siblings)
+    }
 }
 
 /// Keeps every event in memory; for tests.

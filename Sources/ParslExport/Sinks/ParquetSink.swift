@@ -8,11 +8,18 @@ public final class ParquetSink: ExportSink {
         public var directory: String
         public var compression: ParquetCompression
         public var rowGroupRows: Int
+        /// One row group per file is buffered at a time, in arrays that may hold up to twice their bytes; 12 MiB
+        /// keeps every export within its memory budget.
+        public var rowGroupBytes: Int
 
-        public init(directory: String, compression: ParquetCompression = .snappy, rowGroupRows: Int = 128 * 1024) {
+        public init(
+            directory: String, compression: ParquetCompression = .snappy, rowGroupRows: Int = 128 * 1024,
+            rowGroupBytes: Int = 12 << 20
+        ) {
             self.directory = directory
             self.compression = compression
             self.rowGroupRows = rowGroupRows
+            self.rowGroupBytes = rowGroupBytes
         }
     }
 
@@ -20,7 +27,7 @@ public final class ParquetSink: ExportSink {
     public static let listSuffix = "_list"
 
     public let demand: SinkDemand
-    private let options: Options
+    private var options: Options
     private var context: ExportContext?
     private var current: (file: AtomicFile, writer: ParquetWriter, schema: TableSchema)?
     private var completed = PendingFiles()
@@ -111,12 +118,10 @@ public final class ParquetSink: ExportSink {
             createdBy: "parsl-export version \(context?.exporterVersion ?? ExportPipeline.exporterVersion)",
             compression: options.compression,
             maxRowGroupRows: options.rowGroupRows,
-            // One row group per file is buffered at a time, in arrays that may hold up to twice their bytes;
-            // 12 MiB keeps every export within its memory budget.
-            maxRowGroupBytes: 12 << 20,
+            maxRowGroupBytes: options.rowGroupBytes,
             // Each column keeps an open page's buffer; with Parsl's wide tables (18 columns for resource) 1 MiB
             // pages would cost 18 MiB of buffers for a negligible gain in size.
-            pageSizeBytes: 256 << 10,
+            pageSizeBytes: 64 << 10,
             keyValueMetadata: metadata
         )
     }
@@ -181,6 +186,13 @@ public final class ParquetSink: ExportSink {
     public func prepare() throws { try completed.prepareAll() }
 
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
+
+    /// Each table is a file of its own, so tables read in parallel can go to a sibling writing beside this sink;
+    /// the two then buffer a row group each, so they split the row-group memory budget.
+    public func laneSibling() -> (any ExportSink)? {
+        options.rowGroupBytes = max(options.rowGroupBytes * 2 / 3, 1 << 20)
+        return ParquetSink(options: options, tables: demand.tables)
+    }
 
     public func replayTargets() -> [any ExportSink] {
         guard wantsReplay else { return [] }

@@ -47,11 +47,41 @@ public final class MonitoringDatabase {
         }
     }
 
+    private init(sharing database: MonitoringDatabase, connection: SQLiteConnection) {
+        path = database.path
+        schema = database.schema
+        catalog = database.catalog
+        immutable = database.immutable
+        busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
+        self.connection = connection
+    }
+
     /// Another read-only connection to the same file, for reading on a second thread.
     func openConnection() throws -> SQLiteConnection {
         try guarded {
             try SQLiteConnection(path: path, immutable: immutable, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
+    }
+
+    /// The same database (schema and mappings already read) on a connection of its own, for another thread.
+    func onNewConnection() throws -> MonitoringDatabase {
+        MonitoringDatabase(sharing: self, connection: try openConnection())
+    }
+
+    /// Whether two connections reading at once could hold up a writer. Connections of one process share SQLite's
+    /// file lock, so while either is reading the lock stays held, even between the batches of each. That matters
+    /// only in a rollback-journal database (in WAL mode readers do not block commits, and an immutable file has no
+    /// writer), and only while some run in it is unfinished: Parsl writes a run's rows until it stamps
+    /// `time_completed` (a crashed run lacks it too, and counts, to be safe).
+    public func overlappingReadsMayStallAWriter() throws -> Bool {
+        if immutable { return false }
+        let journalMode = try guarded {
+            let statement = try connection.prepare("PRAGMA journal_mode")
+            defer { statement.reset() }
+            return try statement.step() ? statement.string(0)?.lowercased() : nil
+        }
+        if journalMode == "wal" { return false }
+        return try runs().contains { $0.isUnfinished }
     }
 
     /// A file shorter than the page count in its header lost its tail: SQLite only notices when a query reaches a

@@ -38,9 +38,8 @@ public final class PrometheusSink: ExportSink {
         }
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
-        // Two connections of one process share SQLite's file lock: reading beside the pipeline could keep it held
-        // between the pipeline's batches, so a run Parsl may still be writing is read afterwards, in `prepare`.
-        if !context.runs.contains(where: \.isUnfinished) {
+        // Reading beside the pipeline could hold up a writer: then the metrics are read afterwards, in `prepare`.
+        if !context.overlappingReadsMayStallAWriter {
             collection = BackgroundCollection(configuration: configuration, options: options)
         }
     }
@@ -87,7 +86,7 @@ private final class BackgroundCollection: @unchecked Sendable {
     private var waited = false
 
     init(configuration: MetricsCollector.Configuration, options: PrometheusOptions) {
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
+        startDedicatedThread { [self] in
             outcome = Result {
                 let clock = ContinuousClock()
                 let started = clock.now

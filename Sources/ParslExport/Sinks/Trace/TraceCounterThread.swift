@@ -43,7 +43,7 @@ final class TraceCounterThread: @unchecked Sendable {
 
     func start() {
         running = true
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
+        startDedicatedThread { [self] in
             do {
                 try addResourceTotals()
             } catch {

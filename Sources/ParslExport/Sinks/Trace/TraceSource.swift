@@ -30,7 +30,7 @@ struct TraceSource {
             connection: connection,
             snapshot: snapshot,
             runID: runID,
-            stagesSorts: stageSortedReads ?? Self.sortsBlockWriters(connection, database: snapshot.database)
+            stagesSorts: stageSortedReads ?? snapshot.database.overlappingReadsMayStallAWriter()
         )
     }
 
@@ -44,21 +44,6 @@ struct TraceSource {
         // The two threads' connections take turns reading while a writer may be at work (see `readGate`).
         if stagesSorts { connection.readGate = .shared }
         try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
-    }
-
-    /// Whether a long read could stall a writer: only in a rollback-journal database (in WAL mode readers do not
-    /// block commits, and an immutable file has no writer), and only while some run in it is unfinished — Parsl
-    /// writes a run's rows until it stamps `time_completed` (a crashed run also lacks it: it counts, to be safe).
-    private static func sortsBlockWriters(_ connection: SQLiteConnection, database: MonitoringDatabase) throws -> Bool {
-        if database.immutable { return false }
-        do {
-            let statement = try connection.prepare("PRAGMA journal_mode")
-            defer { statement.reset() }
-            if try statement.step(), statement.string(0)?.lowercased() == "wal" { return false }
-        } catch let error as SQLiteError {
-            throw MonitoringDatabase.describe(error, path: database.path)
-        }
-        return try database.runs().contains { $0.isUnfinished }
     }
 
     /// The same reads through a connection of its own, for another thread.
