@@ -190,7 +190,7 @@ public final class ParquetSink: ExportSink {
     /// Each table is a file of its own, so tables read in parallel can go to a sibling writing beside this sink;
     /// the two then buffer a row group each, so they split the row-group memory budget.
     public func laneSibling() -> (any ExportSink)? {
-        options.rowGroupBytes = max(options.rowGroupBytes * 2 / 3, 1 << 20)
+        options.rowGroupBytes = max(options.rowGroupBytes / 2, 1 << 20)
         return ParquetSink(options: options, tables: demand.tables)
     }
 

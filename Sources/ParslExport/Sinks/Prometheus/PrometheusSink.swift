@@ -40,20 +40,19 @@ public final class PrometheusSink: ExportSink {
         self.configuration = configuration
         // Reading beside the pipeline could hold up a writer: then the metrics are read afterwards, in `prepare`.
         if !context.overlappingReadsMayStallAWriter {
-            collection = BackgroundCollection(configuration: configuration, options: options)
+            collection = BackgroundCollection(configuration: configuration, options: options, format: format)
         }
     }
 
     /// Waits for the metrics and writes the file under its temporary name; `finish` renames it into place.
     public func prepare() throws {
         // Without a start event (or for a run still being written), the read happens now.
-        guard let collection = collection ?? configuration.map({ BackgroundCollection(configuration: $0, options: options) })
+        guard let collection = collection ?? configuration.map({ BackgroundCollection(configuration: $0, options: options, format: format) })
         else { throw ExportError(.usage, "\(path): the export never started") }
         self.collection = collection
-        let (collector, status) = try collection.wait()
         let bytes: [UInt8]
         do {
-            bytes = try collector.aggregator.render(format, status: status)
+            bytes = try collection.wait()
         } catch let error as ExpositionError {
             throw ExportError(.dataError, "\(path): \(error.message)")
         }
@@ -82,10 +81,12 @@ public final class PrometheusSink: ExportSink {
 /// semaphore says the job is over; `waited` belongs to the waiting thread.
 private final class BackgroundCollection: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var outcome: Result<(MetricsCollector, ExporterStatus), any Error>?
+    private var outcome: Result<[UInt8], any Error>?
     private var waited = false
 
-    init(configuration: MetricsCollector.Configuration, options: PrometheusOptions) {
+    /// Renders the file's bytes as soon as the poll is over, so the collector's per-task state is freed then, not
+    /// held while the rest of the export runs.
+    init(configuration: MetricsCollector.Configuration, options: PrometheusOptions, format: ExpositionFormat) {
         startDedicatedThread { [self] in
             outcome = Result {
                 let clock = ContinuousClock()
@@ -96,14 +97,14 @@ private final class BackgroundCollection: @unchecked Sendable {
                 let elapsed = clock.now - started
                 status.scrapeSeconds =
                     Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                return (collector, status)
+                return try collector.aggregator.render(format, status: status)
             }
             done.signal()
         }
     }
 
-    /// The collector and its status once the poll is over; rethrows its error. Callable more than once.
-    func wait() throws -> (MetricsCollector, ExporterStatus) {
+    /// The rendered metrics once the poll is over; rethrows its error. Callable more than once.
+    func wait() throws -> [UInt8] {
         if !waited {
             done.wait()
             waited = true
