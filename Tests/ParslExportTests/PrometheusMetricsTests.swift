@@ -118,15 +118,15 @@ struct PrometheusMetricsTests {
             statuses.append(MetricRow.Status(runID: s.string(0)!, taskID: s.int64(1), tryID: s.int64(2), state: s.string(3)!, time: time))
         }
         let inOrder = MetricsAggregator(options: PrometheusOptions())
-        for row in tasks { inOrder.add(row) }
-        for row in statuses { inOrder.add(row) }
-        inOrder.endPoll(final: true)
+        for row in tasks { try inOrder.add(row) }
+        for row in statuses { try inOrder.add(row) }
+        try inOrder.endPoll(final: true)
         let reversed = MetricsAggregator(options: PrometheusOptions())
-        for row in statuses.reversed() { reversed.add(row) }  // before their tasks: they wait
+        for row in statuses.reversed() { try reversed.add(row) }  // before their tasks: they wait
         #expect(reversed.pendingStatusRows == statuses.count)
-        reversed.endPoll(final: false)  // one poll of grace
-        for row in tasks.reversed() { reversed.add(row) }
-        reversed.endPoll(final: false)
+        try reversed.endPoll(final: false)  // one poll of grace
+        for row in tasks.reversed() { try reversed.add(row) }
+        try reversed.endPoll(final: false)
         #expect(reversed.pendingStatusRows == 0)
         // Same series and values; only the order of series and the float rounding of sums may differ, and a
         // state that was never current in one order has no zero series there.
@@ -135,15 +135,22 @@ struct PrometheusMetricsTests {
                 !($0.key.hasPrefix("parsl_tasks{") && $0.value == 0)
             }
         }
+        // Per-task state paged through two pages of 8 tasks, the rest spilled to a temporary file: the same.
+        let paged = MetricsAggregator(options: PrometheusOptions(), taskPaging: .init(recordsPerPage: 8, cachedPages: 2))
+        for row in statuses.reversed() { try paged.add(row) }
+        try paged.endPoll(final: false)
+        for row in tasks.reversed() { try paged.add(row) }
+        try paged.endPoll(final: false)
         let a = try values(inOrder)
-        let b = try values(reversed)
-        #expect(Set(a.keys) == Set(b.keys))
-        for (key, value) in a {
-            let other = b[key] ?? .nan
-            if key.contains("_sum") {
-                #expect(abs(value - other) <= 1e-9 * max(1, abs(value)), "\(key)")
-            } else {
-                #expect(value == other, "\(key)")
+        for b in [try values(reversed), try values(paged)] {
+            #expect(Set(a.keys) == Set(b.keys))
+            for (key, value) in a {
+                let other = b[key] ?? .nan
+                if key.contains("_sum") {
+                    #expect(abs(value - other) <= 1e-9 * max(1, abs(value)), "\(key)")
+                } else {
+                    #expect(value == other, "\(key)")
+                }
             }
         }
         #expect(Self.sum(a, "parsl_tasks") == Double(Oracle.scalar(path, "SELECT count(*) FROM task")))

@@ -1,5 +1,11 @@
 import ExpositionFormat
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Rows the collector reads, reduced to what the metrics need. Times are UTC microseconds (naive Parsl times are
 /// taken as UTC unless a time zone is given); `nil` where the source has none or it did not parse.
 public enum MetricRow {
@@ -55,9 +61,10 @@ public enum MetricRow {
 /// Turns monitoring rows into Prometheus metric families, incrementally: rows can arrive in any order and in any
 /// number of polls, and the result is the same.
 ///
-/// Per-task state is kept in arrays indexed by task id, per run (an app index, the current state and the key that
-/// decides it: about 17 bytes a task), so 10⁶ tasks cost tens of megabytes, not a dictionary per task. Label values
-/// that come from the data (apps, hosts, states) are capped; beyond the cap they become `other`.
+/// Per-task state (an app index, the current state and the key that decides it: 24 bytes a task) is kept per run in
+/// `PagedRecords` indexed by task id, of which at most 4 MB stay in memory and the rest in an unlinked temporary
+/// file, so memory stays flat from 10⁵ to 10⁶ tasks. Label values that come from the data (apps, hosts, states) are
+/// capped; beyond the cap they become `other`.
 public final class MetricsAggregator {
     public let options: PrometheusOptions
 
@@ -71,10 +78,28 @@ public final class MetricsAggregator {
 
     struct RunState {
         var info: MetricRow.Run
-        var app: [UInt32] = []  // 0: not seen yet, else apps index + 1
-        var state: [UInt8] = []  // 0: no status yet, else states index + 1
-        var stateTry: [Int32] = []
-        var stateTime: [Int64] = []
+        let tasks: PagedRecords<TaskRecord>
+
+        init(info: MetricRow.Run, paging: TaskPaging) {
+            self.info = info
+            tasks = PagedRecords(
+                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages, empty: TaskRecord(),
+                spillDirectory: temporaryDirectory, purpose: "metrics")
+        }
+    }
+
+    /// Pages of per-task state: 160 pages of 1024 tasks (24 KiB) keep at most 3.75 MB per run in memory.
+    struct TaskPaging {
+        var recordsPerPage = 1024
+        var cachedPages = 160
+    }
+
+    struct TaskRecord {
+        /// Time and try of the status row that decided `state`.
+        var stateTime: Int64 = 0
+        var app: UInt32 = 0  // 0: not seen yet, else apps index + 1
+        var stateTry: Int32 = 0
+        var state: UInt8 = 0  // 0: no status yet, else states index + 1
     }
 
     /// (run or -1, app index + 1 or 0, state or outcome index + 1 or 0): the label set of the task families.
@@ -139,8 +164,15 @@ public final class MetricsAggregator {
     private var pending: [(row: MetricRow.Status, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
 
-    public init(options: PrometheusOptions) {
+    let taskPaging: TaskPaging
+
+    public convenience init(options: PrometheusOptions) {
+        self.init(options: options, taskPaging: TaskPaging())
+    }
+
+    init(options: PrometheusOptions, taskPaging: TaskPaging) {
         self.options = options
+        self.taskPaging = taskPaging
     }
 
     // MARK: Ingest
@@ -150,17 +182,17 @@ public final class MetricsAggregator {
         runs[Int(index)].info = row
     }
 
-    public func add(_ row: MetricRow.Task) {
+    public func add(_ row: MetricRow.Task) throws {
         guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return skip("task") }
         let r = Int(run(row.runID))
         let t = Int(row.taskID)
-        grow(&runs[r], to: t)
         let app = apps.index(row.app ?? "") + 1
-        let old = runs[r].app[t]
+        let record = try runs[r].tasks.read(t)
+        let old = record.app
         guard old != app else { return }
-        runs[r].app[t] = app
+        try runs[r].tasks.update(t) { $0.app = app }
         // A state applied before the task row was read moves to the right app.
-        let state = runs[r].state[t]
+        let state = record.state
         if state != 0 && options.labels.contains(.app) {
             let run = options.labels.contains(.runID) ? Int32(r) : -1
             taskCounts[SeriesKey(run: run, app: old, state: state), default: 0] -= 1
@@ -168,28 +200,26 @@ public final class MetricsAggregator {
         }
     }
 
-    public func add(_ row: MetricRow.Status) {
+    public func add(_ row: MetricRow.Status) throws {
         guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return skip("status") }
         let r = Int(run(row.runID))
-        let t = Int(row.taskID)
-        grow(&runs[r], to: t)
         // Counters and histograms are attributed to an app once; wait for the task row rather than guess.
-        if options.labels.contains(.app) && runs[r].app[t] == 0 {
+        if options.labels.contains(.app), try runs[r].tasks.read(Int(row.taskID)).app == 0 {
             pending.append((row, 0))
             return
         }
-        apply(row, run: r)
+        try apply(row, run: r)
     }
 
     /// Ends a poll. Status rows still waiting for their task row get one more poll (Parsl commits the task row
     /// first, so this is rare); `final` (a one-shot export) applies them all.
-    public func endPoll(final: Bool) {
+    public func endPoll(final: Bool) throws {
         let waiting = pending
         pending = []
         for (row, polls) in waiting {
             let r = Int(runIndex[row.runID]!)
-            if runs[r].app[Int(row.taskID)] != 0 || final || polls >= 1 {
-                apply(row, run: r)
+            if try runs[r].tasks.read(Int(row.taskID)).app != 0 || final || polls >= 1 {
+                try apply(row, run: r)
             } else {
                 pending.append((row, polls + 1))
             }
@@ -246,19 +276,20 @@ public final class MetricsAggregator {
 
     // MARK: Status logic
 
-    private func apply(_ row: MetricRow.Status, run r: Int) {
+    private func apply(_ row: MetricRow.Status, run r: Int) throws {
         let t = Int(row.taskID)
         let state = states.index(row.state)
         let stateCode = UInt8(state + 1)
         let attempt = row.tryID ?? -1
         let time = row.time ?? Int64.min
-        let app = runs[r].app[t]
+        let record = try runs[r].tasks.read(t)
+        let app = record.app
         let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
         let appLabel: UInt32 = options.labels.contains(.app) ? app : 0
 
         // Current task state: a terminal state beats any other, then the later try, then the later time. Status
         // rows are not in logical order (a worker's `running` can land after the next try's `launched`).
-        let current = runs[r].state[t]
+        let current = record.state
         let newKey = (TaskState.terminal.contains(row.state) ? 1 : 0, Int64(attempt), time)
         let replace: Bool
         if current == 0 {
@@ -266,16 +297,18 @@ public final class MetricsAggregator {
         } else {
             let currentName = states.names[Int(current) - 1]
             let oldKey = (
-                TaskState.terminal.contains(currentName) ? 1 : 0, Int64(runs[r].stateTry[t]), runs[r].stateTime[t]
+                TaskState.terminal.contains(currentName) ? 1 : 0, Int64(record.stateTry), record.stateTime
             )
             replace = newKey >= oldKey
         }
         if replace {
             if current != 0 { taskCounts[SeriesKey(run: runLabel, app: appLabel, state: current), default: 0] -= 1 }
             taskCounts[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1
-            runs[r].state[t] = stateCode
-            runs[r].stateTry[t] = Int32(clamping: attempt)
-            runs[r].stateTime[t] = time
+            try runs[r].tasks.update(t) {
+                $0.state = stateCode
+                $0.stateTry = Int32(clamping: attempt)
+                $0.stateTime = time
+            }
         }
 
         // Tries by outcome: one status row with a try-ending state per try.
@@ -316,25 +349,21 @@ public final class MetricsAggregator {
     private func run(_ id: String) -> Int32 {
         if let index = runIndex[id] { return index }
         let index = Int32(runs.count)
-        runs.append(RunState(info: MetricRow.Run(runID: id)))
+        runs.append(RunState(info: MetricRow.Run(runID: id), paging: taskPaging))
         runIndex[id] = index
         return index
-    }
-
-    private func grow(_ state: inout RunState, to task: Int) {
-        guard task >= state.app.count else { return }
-        let count = max(task + 1, state.app.count * 3 / 2)
-        let extra = count - state.app.count
-        state.app.append(contentsOf: repeatElement(0, count: extra))
-        state.state.append(contentsOf: repeatElement(0, count: extra))
-        state.stateTry.append(contentsOf: repeatElement(0, count: extra))
-        state.stateTime.append(contentsOf: repeatElement(0, count: extra))
     }
 
     /// Tasks tracked, for the exporter's own metrics and tests.
     public var pendingStatusRows: Int { pending.count }
     public var triesInFlight: Int { inFlight.count }
 }
+
+/// Where per-task state spills: `TMPDIR`, else /tmp.
+private let temporaryDirectory: String = {
+    if let value = getenv("TMPDIR"), value.pointee != 0 { return String(cString: value) }
+    return "/tmp"
+}()
 
 extension MetricRow.Run {
     init(runID: String) { self.init(runID: runID, workflowName: nil, host: nil, user: nil, began: nil, completed: nil) }

@@ -119,7 +119,7 @@ public final class MetricsCollector {
                 guard let mark = newMarks[table], mark > (marks[table] ?? 0) else { continue }
                 rows += try read(table, database, after: marks[table] ?? 0, upTo: mark)
             }
-            aggregator.endPoll(final: final)
+            try aggregator.endPoll(final: final)
             return rows
         }
     }
@@ -211,7 +211,7 @@ public final class MetricsCollector {
                 rows += 1
                 after = s.int64(0)
                 guard let runID = s.string(1), selected(runID) else { continue }
-                ingest(table, s, runID: runID)
+                try ingest(table, s, runID: runID)
             }
             s.reset()
             total += rows
@@ -223,13 +223,13 @@ public final class MetricsCollector {
         return total
     }
 
-    private func ingest(_ table: String, _ s: SQLiteStatement, runID: String) {
+    private func ingest(_ table: String, _ s: SQLiteStatement, runID: String) throws {
         switch table {
         case "task":
-            aggregator.add(MetricRow.Task(runID: runID, taskID: s.int64(2), app: s.string(3)))
+            try aggregator.add(MetricRow.Task(runID: runID, taskID: s.int64(2), app: s.string(3)))
         case "status":
             guard let state = s.string(3) else { return aggregator.skip("status") }
-            aggregator.add(
+            try aggregator.add(
                 MetricRow.Status(
                     runID: runID, taskID: s.int64(2), tryID: s.isNull(5) ? nil : s.int64(5), state: state,
                     time: time(s, 4)))
