@@ -71,40 +71,40 @@ struct ParallelLaneTests {
         #expect(try ExportPipeline(request: ExportRequest(databasePath: copy, immutable: true)).run(into: again).readingLanes == 2)
     }
 
-    @Test("an error in the second lane stops the export, names its cause and leaves no file")
-    func secondLaneFailure() throws {
-        let directory = temporaryDirectory()
-        defer { removeTree(directory) }
-        let sink = FailingInSibling(inner: CSVSink(options: CSVSink.Options(directory: directory), tables: Self.tables))
-        let error = #expect(throws: ExportError.self) {
-            _ = try ExportPipeline(request: ExportRequest(databasePath: Fixtures.htex2026)).run(into: sink)
+    @Test("an error in either lane stops both, names its cause and leaves no file", arguments: [true, false])
+    func laneFailure(inSibling: Bool) throws {
+        // The other lane is usually mid-table when the error comes: repeat so the race gets its chances.
+        for _ in 0..<20 {
+            let directory = temporaryDirectory()
+            defer { removeTree(directory) }
+            let inner = CSVSink(options: CSVSink.Options(directory: directory), tables: Self.tables)
+            let sink = FailingLane(inner: inner, failing: inSibling ? .sibling : .first)
+            let error = #expect(throws: ExportError.self) {
+                _ = try ExportPipeline(request: ExportRequest(databasePath: Fixtures.htex2026)).run(into: sink)
+            }
+            #expect(error?.message == "lane failed on purpose")
+            #expect(try listDirectory(directory).isEmpty)
         }
-        #expect(error?.message == "sibling lane failed on purpose")
-        #expect(sink.siblingFailed)
-        #expect(try listDirectory(directory).isEmpty)
     }
 }
 
-/// Forwards to a real sink; its lane sibling fails on its first batch.
-private final class FailingInSibling: ExportSink {
+/// Forwards to a real sink; the chosen lane fails on its first batch.
+private final class FailingLane: ExportSink {
+    enum Lane { case first, sibling }
     let inner: any ExportSink
-    let isSibling: Bool
-    private let parent: FailingInSibling?
-    private(set) var siblingFailed = false
+    let lane: Lane
+    let failing: Lane
 
-    init(inner: any ExportSink, sibling: Bool = false, parent: FailingInSibling? = nil) {
+    init(inner: any ExportSink, failing: Lane, lane: Lane = .first) {
         self.inner = inner
-        isSibling = sibling
-        self.parent = parent
+        self.failing = failing
+        self.lane = lane
     }
 
     var demand: SinkDemand { inner.demand }
 
     func consume(_ event: ExportEvent) throws {
-        if isSibling, case .batch = event {
-            parent?.siblingFailed = true
-            throw ExportError(.dataError, "sibling lane failed on purpose")
-        }
+        if lane == failing, case .batch = event { throw ExportError(.dataError, "lane failed on purpose") }
         try inner.consume(event)
     }
 
@@ -113,7 +113,7 @@ private final class FailingInSibling: ExportSink {
     func abort() { inner.abort() }
 
     func laneSibling() -> (any ExportSink)? {
-        inner.laneSibling().map { FailingInSibling(inner: $0, sibling: true, parent: self) }
+        inner.laneSibling().map { FailingLane(inner: $0, failing: failing, lane: .sibling) }
     }
 }
 

@@ -103,14 +103,19 @@ public struct ExportPipeline {
             if let only = request.tables { tableDemand.formIntersection(only) }
             let eventTables = Set(demand.events.map(\.table))
             let order = database.catalog.tableNames.filter { tableDemand.contains($0) || eventTables.contains($0) }
-            let snapshots = try database.snapshots(tables: order, runIDs: selected, highWaterOnly: demand.queries)
+            // Domain events are derived in table order, so only a pure table stream may split into lanes.
+            let mayUseLanes =
+                request.parallelTables && !context.overlappingReadsMayStallAWriter && demand.events.isEmpty
+            // Counting every table's rows for the snapshots is most of the start-up time; when nothing can be
+            // writing the file, each table is counted by its lane just before it is read, and the lanes are
+            // balanced by last rowid instead (Parsl never deletes, so it is about the row count).
+            var snapshots = try database.snapshots(
+                tables: mayUseLanes ? [] : order, runIDs: selected,
+                highWaterOnly: demand.queries.union(mayUseLanes ? order : []))
             let schemas = Dictionary(uniqueKeysWithValues: order.map { ($0, database.outputSchema(for: $0)) })
 
             try sink.consume(.start(context))
-            // Domain events are derived in table order, so only a pure table stream splits into lanes.
-            let lanes =
-                request.parallelTables && !context.overlappingReadsMayStallAWriter && demand.events.isEmpty
-                ? Self.lanes(order, snapshots: snapshots, schemas: schemas) : [order]
+            let lanes = mayUseLanes ? Self.lanes(order, snapshots: snapshots, schemas: schemas) : [order]
             if lanes.count == 2 { sibling = sink.laneSibling() }
             let plan = LanePlan(
                 snapshots: snapshots, schemas: schemas, tableDemand: tableDemand,
@@ -124,6 +129,7 @@ public struct ExportPipeline {
             } else {
                 outcome = try Self.read(order, into: sink, database: database, plan: plan, cancelled: nil)
             }
+            snapshots.merge(outcome.snapshots) { $1 }
             // Replays re-read a table's snapshot for the sinks that asked, once reading is over; each ask relaxes a
             // column, so a table is replayed at most once per column.
             for (table, firstTargets) in outcome.replayNeeded {
@@ -174,6 +180,8 @@ public struct ExportPipeline {
 
     struct LaneOutcome {
         var rowsRead: [String: Int] = [:]
+        /// The snapshot each table was read to (taken by the lane when the export's start had none).
+        var snapshots: [String: MonitoringDatabase.TableSnapshot] = [:]
         var replayNeeded: [(table: String, targets: [any ExportSink])] = []
     }
 
@@ -184,7 +192,8 @@ public struct ExportPipeline {
         _ order: [String], snapshots: [String: MonitoringDatabase.TableSnapshot], schemas: [String: TableSchema]
     ) -> [[String]] {
         func work(_ table: String) -> Int64 {
-            let rows = max(snapshots[table]?.rows ?? 0, 0)
+            let snapshot = snapshots[MonitoringDatabase.sourceTable(table)]
+            let rows = max(snapshot?.rows ?? 0, snapshot?.highWater ?? 0, 0)
             let perRow = Int64(schemas[table]?.columns.count ?? 1) + 7
             return rows * perRow * (table == "try_summary" ? 3 : 1)
         }
@@ -225,8 +234,9 @@ public struct ExportPipeline {
                 if let domain { try sink.consume(.domain(domain)) }
                 outcome.rowsRead[table, default: 0] += batch.rowCount
                 plan.progress?.update(table, outcome.rowsRead[table] ?? 0)
-            case .tableEnd(let table, let rows):
+            case .tableEnd(let table, let rows, let snapshot):
                 outcome.rowsRead[table] = rows
+                outcome.snapshots[table] = snapshot
                 if plan.tableDemand.contains(table) { try sink.consume(.tableEnd(plan.schemas[table]!)) }
                 let targets = sink.replayTargets()
                 if !targets.isEmpty { outcome.replayNeeded.append((table, targets)) }
@@ -253,12 +263,15 @@ public struct ExportPipeline {
             first = try read(lanes.0, into: sinks.0, database: database, plan: plan, cancelled: cancelled)
         } catch {
             cancelled.set()
+            // Wait for the other lane in every case: its sink must be idle before the caller aborts it.
+            let other = second.wait()
             // Stopped because the other lane failed: its error is the cause.
-            if error is CancellationError, case .failure(let cause) = second.wait() { throw cause }
+            if error is CancellationError, case .failure(let cause) = other { throw cause }
             throw error
         }
         let other = try second.wait().get()
         first.rowsRead.merge(other.rowsRead) { $1 }
+        first.snapshots.merge(other.snapshots) { $1 }
         first.replayNeeded += other.replayNeeded
         return first
     }

@@ -11,13 +11,15 @@ final class ReadAhead: @unchecked Sendable {
     enum Item: Sendable {
         case tableStart(String)
         case batch(RecordBatch, DomainBatch?)
-        case tableEnd(String, rows: Int)
+        case tableEnd(String, rows: Int, snapshot: MonitoringDatabase.TableSnapshot)
         case failed(any Error)
         case done
     }
 
     struct Plan: @unchecked Sendable {
         var tables: [String]
+        /// Where each table stood when the export started; a table missing here, or without a row count, gets its
+        /// snapshot when its turn comes (only when nothing can be writing the file, so the moment does not matter).
         var snapshots: [String: MonitoringDatabase.TableSnapshot]
         var deriveDomain: Set<String>
         var options: ReadOptions
@@ -64,13 +66,15 @@ final class ReadAhead: @unchecked Sendable {
             for table in plan.tables {
                 guard push(.tableStart(table)) else { return }
                 var rows = 0
-                let snapshot = plan.snapshots[table] ?? MonitoringDatabase.TableSnapshot(highWater: 0, rows: 0)
+                // A table without a counted snapshot is counted now, just before it is read (see `Plan`).
+                let known = plan.snapshots[table].flatMap { $0.rows >= 0 ? $0 : nil }
+                let snapshot = try known ?? database.countedSnapshot(of: table, runIDs: plan.options.runIDs)
                 let derive = plan.deriveDomain.contains(table)
                 try database.read(table: table, snapshot: snapshot, options: plan.options, warnings: plan.warnings) {
                     rows += $0.rowCount
                     guard push(.batch($0, derive ? DomainBatch.derive(from: $0) : nil)) else { throw Cancelled() }
                 }
-                guard push(.tableEnd(table, rows: rows)) else { return }
+                guard push(.tableEnd(table, rows: rows, snapshot: snapshot)) else { return }
             }
             _ = push(.done)
         } catch is Cancelled {

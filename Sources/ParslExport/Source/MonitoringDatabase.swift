@@ -175,24 +175,39 @@ public final class MonitoringDatabase {
     {
         try guarded {
             var snapshots: [String: TableSnapshot] = [:]
-            let counted = Set(tables.map { $0 == "try_summary" ? "try" : $0 })
-            for table in counted.union(highWaterOnly).sorted() where schema.tables[table] != nil {
+            let counted = Set(tables.map(Self.sourceTable))
+            for table in counted.union(highWaterOnly.map(Self.sourceTable)).sorted() where schema.tables[table] != nil {
                 if !counted.contains(table) {
                     let statement = try connection.prepare("SELECT max(rowid) FROM \(quoteIdentifier(table))")
                     _ = try statement.step()
                     snapshots[table] = TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: -1)
                     continue
                 }
-                var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
-                if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
-                let statement = try connection.prepare(sql)
-                _ = try statement.step()
-                snapshots[table] = TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: statement.int64(1))
+                snapshots[table] = try countedSnapshot(of: table, runIDs: runIDs, on: connection)
             }
             if let trySnapshot = snapshots["try"] { snapshots["try_summary"] = trySnapshot }
             return snapshots
         }
     }
+
+    /// One table's snapshot with its row count, taken in one statement (so the two agree) on `connection`; for a
+    /// table the database lacks, an empty one.
+    func countedSnapshot(of table: String, runIDs: [String]?, on connection: SQLiteConnection? = nil) throws
+        -> TableSnapshot
+    {
+        let table = Self.sourceTable(table)
+        guard schema.tables[table] != nil else { return TableSnapshot(highWater: 0, rows: 0) }
+        return try guarded {
+            var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
+            if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
+            let statement = try (connection ?? self.connection).prepare(sql)
+            _ = try statement.step()
+            return TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: statement.int64(1))
+        }
+    }
+
+    /// The table a derived table is read from.
+    static func sourceTable(_ table: String) -> String { table == "try_summary" ? "try" : table }
 
     /// The output schema of a table for this database: mapped columns that exist here or that Parsl still writes,
     /// then columns the mappings do not know, as text.
@@ -264,7 +279,7 @@ public final class MonitoringDatabase {
         warnings: ValueWarnings,
         _ body: (RecordBatch) throws -> Void
     ) throws {
-        let sourceTable = table == "try_summary" ? "try" : table
+        let sourceTable = Self.sourceTable(table)
         guard schema.tables[sourceTable] != nil else { return }
         let reader = try makeReader(table: table, options: options, warnings: warnings)
         try guarded {

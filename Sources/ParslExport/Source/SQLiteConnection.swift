@@ -180,6 +180,40 @@ public final class SQLiteStatement {
         if isNull(index) { return nil }
         return withText(index) { String(decoding: $0, as: UTF8.self) }
     }
+
+    /// The column's value in the current row, for reading it with one call into SQLite's statement API instead of
+    /// one per accessor (each `sqlite3_column_*` call checks the statement and its error state again).
+    func cell(_ index: Int32) -> SQLiteCell { SQLiteCell(value: sqlite3_column_value(statement, index)) }
+}
+
+/// One value of the current row, valid until the statement steps or resets. It is SQLite's unprotected value, which
+/// is safe to read here because a connection is confined to one thread at a time.
+struct SQLiteCell {
+    let value: OpaquePointer?
+
+    var storageClass: StorageClass {
+        // A switch the compiler inlines: `StorageClass(rawValue:)` is a call per cell.
+        switch sqlite3_value_type(value) {
+        case SQLITE_INTEGER: .integer
+        case SQLITE_FLOAT: .float
+        case SQLITE_TEXT: .text
+        case SQLITE_BLOB: .blob
+        default: .null
+        }
+    }
+    var int64: Int64 { sqlite3_value_int64(value) }
+    var double: Double { sqlite3_value_double(value) }
+
+    /// The value's text bytes (converted to text when it is not), without copying.
+    func withText<T>(_ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
+        let pointer = sqlite3_value_text(value)
+        let count = Int(sqlite3_value_bytes(value))
+        return try body(UnsafeBufferPointer(start: pointer, count: pointer == nil ? 0 : count))
+    }
+
+    var string: String? {
+        storageClass == .null ? nil : withText { String(decoding: $0, as: UTF8.self) }
+    }
 }
 
 /// SQLite's storage classes (the type of a value, not of its column).

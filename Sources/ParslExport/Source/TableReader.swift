@@ -139,14 +139,15 @@ final class TableReader {
     }
 
     private func append(position: Int32, column: Int, to builder: inout ColumnBuilder) {
-        let storage = statement.storageClass(position)
+        let cell = statement.cell(position)
+        let storage = cell.storageClass
         if storage == .null {
             builder.appendNull()
             return
         }
         switch types[column] {
         case .text, .idList:
-            statement.withText(position) { bytes in
+            cell.withText { bytes in
                 if isValidUTF8(bytes) {
                     builder.appendText(bytes)
                 } else {
@@ -158,9 +159,9 @@ final class TableReader {
         case .int64:
             switch storage {
             case .integer:
-                builder.appendInt64(statement.int64(position))
+                builder.appendInt64(cell.int64)
             case .float:
-                let value = statement.double(position)
+                let value = cell.double
                 if let exact = Int64(exactly: value) {
                     builder.appendInt64(exact)
                 } else {
@@ -168,35 +169,35 @@ final class TableReader {
                     builder.appendNull()
                 }
             default:
-                let parsed = statement.withText(position) { parseInteger($0) }
+                let parsed = cell.withText { parseInteger($0) }
                 if let parsed {
                     if !normalised[column] {
                         // Parsl stores it as an integer; text that merely looks like one is still suspicious.
-                        warn(column, "integers stored as text (read as numbers)", statement.string(position) ?? "")
+                        warn(column, "integers stored as text (read as numbers)", cell.string ?? "")
                     }
                     builder.appendInt64(parsed)
                 } else {
-                    warn(column, "values that are not integers", statement.string(position) ?? "")
+                    warn(column, "values that are not integers", cell.string ?? "")
                     builder.appendNull()
                 }
             }
         case .float64:
             switch storage {
             case .integer, .float:
-                builder.appendDouble(statement.double(position))
+                builder.appendDouble(cell.double)
             default:
-                if let text = statement.string(position), let value = Double(text) {
+                if let text = cell.string, let value = Double(text) {
                     warn(column, "numbers stored as text (read as numbers)", text)
                     builder.appendDouble(value)
                 } else {
-                    warn(column, "values that are not numbers", statement.string(position) ?? "")
+                    warn(column, "values that are not numbers", cell.string ?? "")
                     builder.appendNull()
                 }
             }
         case .bool:
             switch storage {
             case .integer:
-                let value = statement.int64(position)
+                let value = cell.int64
                 if value == 0 || value == 1 {
                     builder.appendBool(value == 1)
                 } else {
@@ -204,18 +205,18 @@ final class TableReader {
                     builder.appendNull()
                 }
             default:
-                if let value = statement.withText(position, parseBoolean) {
+                if let value = cell.withText(parseBoolean) {
                     builder.appendBool(value)
                 } else {
-                    warn(column, "values that are not booleans", statement.string(position) ?? "")
+                    warn(column, "values that are not booleans", cell.string ?? "")
                     builder.appendNull()
                 }
             }
         case .timestamp:
             let parsed: Timestamp.Parsed? =
-                storage == .text ? statement.withText(position) { Timestamp.parse($0) } : nil
+                storage == .text ? cell.withText { Timestamp.parse($0) } : nil
             guard let parsed else {
-                warn(column, "timestamps that do not parse", statement.string(position) ?? "")
+                warn(column, "timestamps that do not parse", cell.string ?? "")
                 builder.appendNull()
                 return
             }
