@@ -12,7 +12,8 @@ public final class AtomicFile {
     public let temporaryPath: String
     private var descriptor: Int32
     private var buffer: [UInt8] = []
-    private let bufferLimit = 1 << 20
+    // Writers hand over large pieces (a row group, a compressed block): a small buffer only gathers the crumbs.
+    private let bufferLimit = 256 << 10
     public private(set) var bytesWritten: Int64 = 0
 
     public init(path: String) throws {
