@@ -161,35 +161,39 @@ public struct BorrowedColumn {
 
 extension RecordBatch {
     /// Calls `body` with every column lent as raw buffers, in column order; they are valid only inside `body`.
-    public func withBorrowedColumns<Result>(_ body: ([BorrowedColumn]) throws -> Result) rethrows -> Result {
+    ///
+    /// An error from `body` is carried out of the nested buffer closures as a value and thrown only once they have
+    /// all returned: thrown through them (a generic, recursive `rethrows` chain), it crashed the specialised code
+    /// in release builds (Swift 6.3, a full disk during `csv`).
+    public func withBorrowedColumns<Result>(_ body: ([BorrowedColumn]) throws -> Result) throws -> Result {
         var borrowed: [BorrowedColumn] = []
         borrowed.reserveCapacity(columns.count)
-        return try Self.borrow(columns[...], into: &borrowed, body)
+        var outcome: Swift.Result<Result, any Error>?
+        Self.borrow(columns[...], into: &borrowed) { lent in outcome = Swift.Result { try body(lent) } }
+        return try outcome!.get()
     }
 
     /// Pins one column's arrays, then recurses for the rest, so every buffer stays valid while `body` runs.
-    private static func borrow<Result>(
+    private static func borrow(
         _ columns: ArraySlice<ColumnVector>,
         into borrowed: inout [BorrowedColumn],
-        _ body: ([BorrowedColumn]) throws -> Result
-    ) rethrows -> Result {
-        guard let column = columns.first else { return try body(borrowed) }
+        _ body: ([BorrowedColumn]) -> Void
+    ) {
+        guard let column = columns.first else { return body(borrowed) }
         let rest = columns.dropFirst()
-        return try column.isNull.withUnsafeBufferPointer { isNull in
-            func lend(_ values: BorrowedValues) throws -> Result {
+        column.isNull.withUnsafeBufferPointer { isNull in
+            func lend(_ values: BorrowedValues) {
                 borrowed.append(BorrowedColumn(values: values, isNull: isNull))
-                return try borrow(rest, into: &borrowed, body)
+                borrow(rest, into: &borrowed, body)
             }
             switch column.values {
-            case .int64(let values): return try values.withUnsafeBufferPointer { try lend(.int64($0)) }
-            case .float64(let values): return try values.withUnsafeBufferPointer { try lend(.float64($0)) }
-            case .bool(let values): return try values.withUnsafeBufferPointer { try lend(.bool($0)) }
-            case .timestamp(let values): return try values.withUnsafeBufferPointer { try lend(.timestamp($0)) }
+            case .int64(let values): values.withUnsafeBufferPointer { lend(.int64($0)) }
+            case .float64(let values): values.withUnsafeBufferPointer { lend(.float64($0)) }
+            case .bool(let values): values.withUnsafeBufferPointer { lend(.bool($0)) }
+            case .timestamp(let values): values.withUnsafeBufferPointer { lend(.timestamp($0)) }
             case .text(let text):
-                return try text.bytes.withUnsafeBufferPointer { bytes in
-                    try text.offsets.withUnsafeBufferPointer { offsets in
-                        try lend(.text(bytes: bytes, offsets: offsets))
-                    }
+                text.bytes.withUnsafeBufferPointer { bytes in
+                    text.offsets.withUnsafeBufferPointer { offsets in lend(.text(bytes: bytes, offsets: offsets)) }
                 }
             }
         }
