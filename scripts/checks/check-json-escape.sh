@@ -4,7 +4,8 @@
 # literals; scripts/checks/json_escape_roundtrip.py parses every literal back and compares.
 #
 # Environment (scripts/test sets it): PYTHON, any Python 3 (default: .venv/bin/python, else python3).
-# Runs `swift test` for one test; after scripts/test's own `swift test` that builds nothing new.
+# Runs `swift test` for one test; after scripts/test's own `swift test` that builds nothing new. Each run draws a new
+# seed (printed); TRACE_JSON_ROUNDTRIP_SEED replays one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -12,8 +13,11 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 CORPUS="$(mktemp "${TMPDIR:-/tmp}/parsl-export-json-escape.XXXXXX")"
 trap 'rm -f "$CORPUS"' EXIT
 
+SEED="${TRACE_JSON_ROUNDTRIP_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+echo "check-json-escape: seed $SEED"
+
 cd "$ROOT"
-TRACE_JSON_ROUNDTRIP_FILE="$CORPUS" TRACE_JSON_ROUNDTRIP_COUNT=100000 \
+TRACE_JSON_ROUNDTRIP_FILE="$CORPUS" TRACE_JSON_ROUNDTRIP_COUNT=100000 TRACE_JSON_ROUNDTRIP_SEED="$SEED" \
     swift test --filter 'TraceEventEscapeTests/writeRoundTripCorpus' > "$CORPUS.log" 2>&1 || {
     tail -n 20 "$CORPUS.log" >&2
     rm -f "$CORPUS.log"
