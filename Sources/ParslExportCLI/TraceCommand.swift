@@ -7,11 +7,11 @@ struct TraceCommand: AsyncParsableCommand {
         commandName: "trace",
         abstract: "Write a Chrome trace (JSON) per run, for Perfetto (ui.perfetto.dev) and chrome://tracing.",
         discussion: """
-            Each executor block is a process whose threads are worker lanes: a try sits on the lane of its worker \
-            process when resource samples name it, and tries are otherwise packed into the fewest lanes; slices \
-            never overlap on a lane. A try is a slice named after its app, coloured by its final state, with \
-            waiting (launched → running) and running (running → returned) phases inside, status changes as \
-            instants, and arrows from each dependency. Tries that never ran have a process of their own. Resource \
+            Each executor block is a process. Its "lane" threads hold the tries, packed into the fewest lanes \
+            (slices never overlap on a lane): a try is a slice named after its app, coloured by its final state, \
+            with waiting (launched → running) and running (running → returned) phases inside, status changes as \
+            instants, and arrows from each dependency. Its "worker" threads show what each worker process did: \
+            the execution (running → returned) of every try whose resource samples name that worker. Tries that never ran have a process of their own. Resource \
             samples become counters per worker (resident memory, CPU cores in use), block lifecycles are slices on \
             the "blocks" process, and manager snapshots are counters (active managers, connected workers). A \
             crashed run's open tries end at the last timestamp in the database and are marked unfinished.

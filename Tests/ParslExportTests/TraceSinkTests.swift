@@ -127,6 +127,38 @@ struct TraceSinkTests {
         }
     }
 
+    /// Worker lanes show what each worker process ran: an execution slice per try whose resource rows name the
+    /// worker, on the thread named after that pid, from the try's running time to its return, never overlapping.
+    @Test func executionsSitOnTheLaneOfTheirWorker() throws {
+        let (_, events, other) = try trace(Fixtures.htex2026)
+        var threadNames: [[Int]: String] = [:]
+        var tries: [[Int]: [String: Any]] = [:]
+        for event in events {
+            let key = [event["pid"] as? Int ?? 0, event["tid"] as? Int ?? 0]
+            let args = event["args"] as? [String: Any] ?? [:]
+            if event["name"] as? String == "thread_name" { threadNames[key] = args["name"] as? String }
+            if event["cat"] as? String == "try", let task = args["task"] as? Int, let attempt = args["try"] as? Int {
+                tries[[task, attempt]] = event
+            }
+        }
+        let executions = events.filter { $0["cat"] as? String == "execution" }
+        let withWorker = tries.values.filter { ($0["args"] as? [String: Any])?["worker_pid"] != nil }.count
+        #expect(executions.count == other["executions_on_worker_lanes"] as? Int)
+        // The fixture's workers ran their tasks one at a time: nearly every try shows on its worker's lane.
+        #expect(executions.count * 10 >= withWorker * 9, "\(executions.count) executions for \(withWorker) tries")
+        for execution in executions {
+            let args = try #require(execution["args"] as? [String: Any])
+            let owner = try #require(tries[[args["task"] as? Int ?? -1, args["try"] as? Int ?? -1]])
+            let pid = try #require((owner["args"] as? [String: Any])?["worker_pid"] as? Int)
+            let thread = [execution["pid"] as? Int ?? 0, execution["tid"] as? Int ?? 0]
+            #expect(threadNames[thread] == "worker \(pid)")
+            #expect(execution["pid"] as? Int == owner["pid"] as? Int)
+            #expect(execution["name"] as? String == owner["name"] as? String)
+            let end = (execution["ts"] as? Int ?? 0) + (execution["dur"] as? Int ?? 0)
+            #expect(end == (owner["ts"] as? Int ?? 0) + (owner["dur"] as? Int ?? 0))
+        }
+    }
+
     @Test func countsAgreeWithSQLite() throws {
         let (_, events, other) = try trace(Fixtures.htex2026)
         func count(_ phase: String, _ category: String) -> Int64 {

@@ -195,6 +195,7 @@ public final class TraceSink: ExportSink {
         if let since = runWriter.windowSince { other.append("window_since", .string(Timestamp.format(since))) }
         if let until = runWriter.windowUntil { other.append("window_until", .string(Timestamp.format(until))) }
         other.append("tries", .int(Int64(runWriter.triesWritten)))
+        other.append("executions_on_worker_lanes", .int(Int64(runWriter.executionsOnWorkers)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
         other.append("events", .int(Int64(runWriter.eventCount)))
         try writer.finish(otherData: other)

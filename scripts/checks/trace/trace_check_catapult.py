@@ -61,7 +61,7 @@ def counts_from(result):
     for key, n in result["categories"].items():
         category, _, name = key.partition("/")
         target = {"try": "tries_ran", "try.not_run": "tries_not_run", "status": "status_instants",
-                  "block": "block_slices"}.get(category)
+                  "block": "block_slices", "execution": "executions"}.get(category)
         if category == "phase":
             target = {"waiting": "waiting_phases", "running": "running_phases"}.get(name, "unknown_phases")
         if target:
@@ -119,7 +119,7 @@ def main():
                             problems += trace_expect.compare(counts, exp, [
                                 "tries_ran", "tries_not_run", "waiting_phases", "running_phases",
                                 "status_instants", "block_slices", "dependency_edges", "rss_samples", "cpu_samples",
-                                "node_samples", "worker_samples"])
+                                "node_samples", "worker_samples", "executions"])
                             problems += trace_expect.expected_process_problems(result["processes"], exp)
                 except (ChromeError, OSError, ValueError, KeyError) as error:
                     problems.append(f"{type(error).__name__}: {error}")

@@ -131,6 +131,8 @@ def check(chrome, server, path, db, timeout):
             counts["status_instants"] = counts.get("status_instants", 0) + n
         elif category == "block":
             counts["block_slices"] = counts.get("block_slices", 0) + n
+        elif category == "execution":
+            counts["executions"] = counts.get("executions", 0) + n
     counts["dependency_edges"] = q["flows"][0]["n"]
     counts["open_tries"] = q["open_tries"][0]["n"]
     for row in q["counters"]:
@@ -154,7 +156,8 @@ def check(chrome, server, path, db, timeout):
             exp = trace_expect.expected(db, other["run_id"])
             problems += trace_expect.compare(counts, exp, [
                 "tries_ran", "tries_not_run", "waiting_phases", "running_phases", "status_instants",
-                "block_slices", "dependency_edges", "rss_samples", "cpu_samples", "node_samples", "open_tries"])
+                "block_slices", "dependency_edges", "rss_samples", "cpu_samples", "node_samples", "open_tries",
+                "executions"])
             if workers != exp.get("worker_samples", 0):
                 problems.append(f"workers counter: trace has {workers}, database says {exp.get('worker_samples', 0)}")
             problems += trace_expect.expected_process_problems(result["processes"], exp)

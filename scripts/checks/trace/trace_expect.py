@@ -6,6 +6,9 @@ The rules mirrored here are the trace layout's documented ones (parsl-export tra
 - a try that ran has a "waiting" phase when running > launched and a "running" phase when it ends after
   max(launched, running); a try with no returned time in an unfinished run ends at the last timestamp of the run
   and is marked unfinished;
+- a try that ran on a block, whose resource rows name a worker pid (the largest, if several), also has an
+  "execution" slice (max(launched, running) → its end) on that worker's lane, taken in start order (start, task,
+  try) when the lane is free strictly before it; otherwise it has none;
 - every status row is one instant (category "status");
 - every dependency edge (task.task_depends) between two tries in the trace is one flow;
 - block rows become one slice per change of status per block;
@@ -85,7 +88,15 @@ def expected(db_path, run_id):
     for s in statuses:
         by_try[(s["task_id"], s.get("try_id"))].append(s)
 
+    worker_pid = {}
+    for r in resources:
+        pid = r.get("psutil_process_pid")
+        if pid is not None:
+            key = (r["task_id"], r.get("try_id"))
+            worker_pid[key] = max(worker_pid.get(key, pid), pid)
+
     e = defaultdict(int)
+    executions = []           # (start, task, try, worker lane, from, end) of tries that ran on a block with a pid
     in_trace = set()          # task ids with at least one try slice
     block_of_try = {}         # (task, try) -> (executor, block) for tries that ran on a block
     hosts = defaultdict(set)  # (executor, block) -> hostnames
@@ -124,10 +135,19 @@ def expected(db_path, run_id):
         if t.get("block_id") is not None:
             block = (t["task_executor"], t["block_id"])
             block_of_try[key] = block
+            if key in worker_pid and end > running_from:
+                executions.append((start, t["task_id"], t["try_id"], (block, worker_pid[key]), running_from, end))
             if t.get("hostname"):
                 hosts[block].add(t["hostname"])
         else:
             executors_without_block.add(t["task_executor"])
+
+    busy_until = {}
+    for _, _, _, lane, begin, end in sorted(executions, key=lambda x: x[:3]):
+        if lane not in busy_until or busy_until[lane] < begin:
+            busy_until[lane] = end
+            e["executions"] += 1
+    e["tries_with_worker"] = len(executions)
 
     e["status_instants"] = sum(1 for s in statuses if s["timestamp"] is not None)
 

@@ -113,10 +113,15 @@ struct TraceLayout {
         if blockLifecycleThread[key] == nil { blockLifecycleThread[key] = 0 }
     }
 
-    /// Places a try on a lane of `process`; tries must come in start order.
-    mutating func place(process: Int, start: Int64, end: Int64, workerPID: Int32?) -> (lane: Int32, onWorker: Bool) {
-        let byWorker = processes[process].kind == .block
-        return processes[process].lanes.place(start: start, end: end, workerPID: byWorker ? workerPID : nil)
+    /// Places a try on a shared lane of `process`, and its execution (running → end) on the lane of its worker
+    /// when the worker is known and free then. Tries must come in start order.
+    mutating func place(
+        process: Int, start: Int64, end: Int64, execution: (workerPID: Int32, from: Int64)?
+    ) -> (lane: Int32, executionOnWorker: Bool) {
+        let lane = processes[process].lanes.place(start: start, end: end)
+        guard processes[process].kind == .block, let execution, execution.from < end else { return (lane, false) }
+        let placed = processes[process].lanes.occupyWorker(execution.workerPID, from: execution.from, to: end)
+        return (lane, placed)
     }
 
     /// Names the lanes and numbers processes in display order: lifecycles, blocks by executor and number,
@@ -153,12 +158,11 @@ struct TraceLayout {
         for (position, index) in order.enumerated() { processes[index].pid = position + 1 }
     }
 
-    /// The thread of a placed try.
-    func tid(process: Int, lane: Int32, onWorker: Bool) -> Int {
-        let entry = processes[process]
-        if onWorker { return entry.workerTID[lane] ?? 1 }
-        return entry.workerTID.count + Int(lane) + 1
-    }
+    /// The shared lane a try was placed on.
+    func tid(process: Int, lane: Int32) -> Int { processes[process].workerTID.count + Int(lane) + 1 }
+
+    /// The lane of a worker of a block process.
+    func workerTID(process: Int, workerPID: Int32) -> Int { processes[process].workerTID[workerPID] ?? 1 }
 
     /// Block ids are numbers in text: "2" before "10".
     static func numericOrder(_ a: String, _ b: String) -> Bool {
@@ -171,11 +175,12 @@ struct TraceLayout {
     }
 }
 
-/// Lanes of one process, assigned as tries arrive in start order. A try with a known worker pid takes that
-/// worker's lane when the lane is free before the try starts (HTEX launches tries long before a worker runs them,
-/// so launched→returned spans of one worker can overlap). Everything else takes the lowest-numbered free shared
-/// lane (greedy interval partitioning: optimal in the number of lanes). "Free" is strict, so that an instant at
-/// the end of one try never lands inside the next.
+/// Lanes of one process, assigned as tries arrive in start order. A try's whole life (launched → returned) takes
+/// the lowest-numbered free shared lane (greedy interval partitioning: optimal in the number of lanes); HTEX
+/// launches tries long before a worker runs them, so these spans overlap and need lanes of their own. What a
+/// worker did is shown on its own lane: each try's execution (running → returned), when the worker is free by
+/// then (a worker runs one task at a time, but its start and end come from different clocks). "Free" is strict,
+/// so that an instant at the end of one slice never lands inside the next.
 struct LanePacker {
     private var workerBusyUntil: [Int32: Int64] = [:]
     private(set) var sharedCount: Int32 = 0
@@ -189,16 +194,11 @@ struct LanePacker {
         static func < (a: Busy, b: Busy) -> Bool { (a.end, a.lane) < (b.end, b.lane) }
     }
 
+    /// Workers with at least one execution on their lane.
     var workers: Dictionary<Int32, Int64>.Keys { workerBusyUntil.keys }
 
-    mutating func place(start: Int64, end: Int64, workerPID: Int32?) -> (lane: Int32, onWorker: Bool) {
-        if let pid = workerPID {
-            let until = workerBusyUntil[pid]
-            if until == nil || until! < start {
-                workerBusyUntil[pid] = end
-                return (pid, true)
-            }
-        }
+    /// A shared lane for a try's whole span.
+    mutating func place(start: Int64, end: Int64) -> Int32 {
         while let top = busy.peek, top.end < start {
             busy.pop()
             free.push(top.lane)
@@ -211,7 +211,14 @@ struct LanePacker {
             sharedCount += 1
         }
         busy.push(Busy(end: end, lane: lane))
-        return (lane, false)
+        return lane
+    }
+
+    /// Puts an execution on its worker's lane if the lane is free before `from`.
+    mutating func occupyWorker(_ pid: Int32, from: Int64, to: Int64) -> Bool {
+        if let until = workerBusyUntil[pid], until >= from { return false }
+        workerBusyUntil[pid] = to
+        return true
     }
 }
 

@@ -48,6 +48,8 @@ struct TraceRunWriter {
     private(set) var seen: (first: Int64, last: Int64) = (.max, .min)
     private(set) var flowCount = 0
     private(set) var triesWritten = 0
+    /// Tries whose execution is also on their worker's lane.
+    private(set) var executionsOnWorkers = 0
 
     init(source: TraceSource, run: WorkflowRun, writer: TraceEventWriter, counterWriter: TraceEventWriter,
          options: Options, extent: (first: Int64, last: Int64)?, spillDirectory: String, slotCache: (pages: Int, slotsPerPage: Int)) throws
@@ -173,15 +175,17 @@ struct TraceRunWriter {
             guard let running = row.time(6) else { return }
             var state: String?
             if returned == nil { state = try source.finalState(task: task, attempt: attempt) }
+            // A try's phases switch from waiting to running here; an inverted pair has no waiting phase.
+            let runningFrom = launched.map { max($0, running) } ?? running
             try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
-                      returned: returned, state: state, runOpen: runOpen)
+                      returned: returned, state: state, runOpen: runOpen, runningFrom: runningFrom)
         }
         counters.waitForResourceTotals()
         try source.notRunRows { row in
             guard let task = row.int(0), let attempt = row.int(1) else { return }
             let times = [row.time(5), row.time(7), row.int(8), row.int(9)]
             try place(row, task: task, attempt: attempt, times: times, ran: false, returned: row.time(7),
-                      state: row.text(10), runOpen: runOpen)
+                      state: row.text(10), runOpen: runOpen, runningFrom: nil)
         }
         try source.blockKeys { row in
             layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
@@ -190,10 +194,11 @@ struct TraceRunWriter {
         layout.finish()
     }
 
-    /// A try's span, process and lane. Columns 2–4 of `row`: executor, block, host.
+    /// A try's span, process and lane, and whether its execution (from `runningFrom`) goes on its worker's lane.
+    /// Columns 2–4 of `row`: executor, block, host.
     private mutating func place(
         _ row: TraceRow, task: Int64, attempt: Int64, times: [Int64?], ran: Bool, returned: Int64?, state: String?,
-        runOpen: Bool
+        runOpen: Bool, runningFrom: Int64?
     ) throws {
         guard let index = slots.index(task: task, try: attempt, create: true) else { return }
         var first = Int64.max
@@ -222,17 +227,15 @@ struct TraceRunWriter {
         }
         let process = processes.process(
             row, layout: &layout, ran: ran, executor: 2, block: 3, host: 4)
-        let workerPID = slot.workerPID == .min ? nil : slot.workerPID
-        let placement = layout.place(process: process, start: slot.start, end: slot.end, workerPID: workerPID)
+        let execution = runningFrom.flatMap { from in slot.workerPID == .min ? nil : (slot.workerPID, from) }
+        let placement = layout.place(process: process, start: slot.start, end: slot.end, execution: execution)
         slot.process = Int32(process)
         slot.lane = placement.lane
-        if placement.onWorker { slot.flags.insert(.onWorkerLane) }
+        if placement.executionOnWorker { slot.flags.insert(.executionOnWorkerLane) }
         try slots.update(index) { $0 = slot }
     }
 
-    private func tid(_ slot: TrySlot) -> Int {
-        layout.tid(process: Int(slot.process), lane: slot.lane, onWorker: slot.flags.contains(.onWorkerLane))
-    }
+    private func tid(_ slot: TrySlot) -> Int { layout.tid(process: Int(slot.process), lane: slot.lane) }
 
     private func pid(_ slot: TrySlot) -> Int { layout.processes[Int(slot.process)].pid }
 
@@ -418,6 +421,7 @@ struct TraceRunWriter {
         let phaseCategory = TraceText("phase")
         let waiting = TraceText("waiting")
         let running = TraceText("running")
+        let executionCategory = TraceText("execution")
         let runID = TraceText(run.runID)
         var apps = TextCache()
         try source.tryRows { row in
@@ -481,6 +485,19 @@ struct TraceRunWriter {
                 try writer.complete(
                     name: running, category: phaseCategory, timestamp: runningFrom - window.origin,
                     duration: slot.end - runningFrom, pid: pid, tid: tid, color: open ? .yellow : .threadStateRunning)
+            }
+            // A slice of its own: kept when it overlaps the window, like the try.
+            if slot.flags.contains(.executionOnWorkerLane), overlaps(runningFrom, slot.end) {
+                try writer.complete(
+                    name: name, category: executionCategory, timestamp: runningFrom - window.origin,
+                    duration: slot.end - runningFrom, pid: pid,
+                    tid: layout.workerTID(process: Int(slot.process), workerPID: slot.workerPID),
+                    color: open ? .yellow : Self.stateColor(state)
+                ) { args in
+                    args.int("task", task)
+                    args.int("try", attempt)
+                }
+                executionsOnWorkers += 1
             }
             if triesWritten & 1023 == 0 { try guardLimit() }
         }

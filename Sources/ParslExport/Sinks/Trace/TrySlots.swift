@@ -27,7 +27,8 @@ struct TrySlot {
         static let ran = Flags(rawValue: 1 << 2)
         /// Unfinished: still open at the end of its span.
         static let open = Flags(rawValue: 1 << 3)
-        static let onWorkerLane = Flags(rawValue: 1 << 4)
+        /// Its execution (running → end) is also on its worker's lane.
+        static let executionOnWorkerLane = Flags(rawValue: 1 << 4)
         /// The deciding status is a terminal one.
         static let terminalState = Flags(rawValue: 1 << 5)
     }
