@@ -57,8 +57,13 @@ func runReportingErrors(quiet: Bool, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ExportError {
+        // The sinks have discarded their files; directories made for them go too, so a failure leaves nothing.
+        TemporaryFiles.shared.removeAll()
         Console.error("parsl-export: \(error.message)")
         throw ExitCode(error.code.rawValue)
+    } catch {
+        TemporaryFiles.shared.removeAll()
+        throw error
     }
 }
 

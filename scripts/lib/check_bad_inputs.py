@@ -162,6 +162,8 @@ def run_one(binary, command, item, expect, db, counts):
                 problems.append(f"error line does not name the file: {lines[0][:300]!r}")
             if files:
                 problems.append(f"failed but left files: {files}")
+            if os.listdir(out):
+                problems.append(f"failed but left {sorted(os.listdir(out))} in the output's parent (it made them)")
         if rc not in expected_codes(expect) and not problems:
             first = lines[0][:200] if lines else ""
             problems.append(f"exit {rc}, expected {expect.replace('wi', '').replace('w', '')} ({first!r})")

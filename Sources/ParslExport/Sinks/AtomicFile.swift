@@ -126,17 +126,22 @@ public final class AtomicFile {
     }
 }
 
-/// Temporary output files in flight, so an interrupt can remove them before the process exits.
+/// Temporary output files in flight, and the output directories this export created, so that a failed or
+/// interrupted export can remove them before the process exits.
 public final class TemporaryFiles: Sendable {
     public static let shared = TemporaryFiles()
     private let paths = Locked<Set<String>>([])
+    private let createdDirectories = Locked<[String]>([])
 
     func register(_ path: String) { paths.withLock { _ = $0.insert(path) } }
     func unregister(_ path: String) { paths.withLock { _ = $0.remove(path) } }
+    func registerCreatedDirectory(_ path: String) { createdDirectories.withLock { $0.append(path) } }
 
-    /// Deletes every registered temporary file.
+    /// Deletes every registered temporary file, then the directories the export created, deepest first, where
+    /// they are empty (a directory that holds anything else is kept).
     public func removeAll() {
         for path in paths.withLock({ $0 }) { unlink(path) }
+        for path in createdDirectories.withLock({ $0 }).reversed() { rmdir(path) }
     }
 }
 

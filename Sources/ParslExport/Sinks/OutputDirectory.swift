@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 enum OutputDirectory {
-    /// Creates `path` and its parents when missing; fails with an error naming it when that is impossible.
+    /// Creates `path` and its parents when missing; fails with an error naming it when that is impossible. What it
+    /// creates is removed again if the export fails (`TemporaryFiles.removeAll`).
     static func create(_ path: String) throws {
         var partial = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
@@ -17,7 +18,9 @@ enum OutputDirectory {
                 }
                 continue
             }
-            guard mkdir(partial, 0o755) == 0 || errno == EEXIST else {
+            if mkdir(partial, 0o755) == 0 {
+                TemporaryFiles.shared.registerCreatedDirectory(partial)
+            } else if errno != EEXIST {
                 throw ExportError(.outputFailed, "\(partial): cannot create directory (\(String(cString: strerror(errno))))")
             }
         }

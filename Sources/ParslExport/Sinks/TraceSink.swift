@@ -155,7 +155,7 @@ public final class TraceSink: ExportSink {
             counterWriter: counterWriter,
             options: .init(
                 absoluteTime: options.absoluteTime, since: options.since, until: options.until,
-                maxEvents: options.maxEvents),
+                maxEvents: options.maxEvents, databasePath: context.databasePath),
             extent: extent,
             spillDirectory: directory.isEmpty ? "/" : directory,
             slotCache: (options.slotCachePages, options.slotsPerPage)

@@ -273,11 +273,12 @@ final class TraceCounterThread: @unchecked Sendable {
 final class TraceEventBudget: Sendable {
     private let limit: Int
     private let used = Atomic<Int>(0)
-    private let runID: String
+    /// Names the trace in the error: the database and the run.
+    private let subject: String
 
-    init(limit: Int, runID: String) {
+    init(limit: Int, subject: String) {
         self.limit = limit
-        self.runID = runID
+        self.subject = subject
     }
 
     /// Counts `events` more; throws once the trace has more than the limit.
@@ -286,7 +287,7 @@ final class TraceEventBudget: Sendable {
         guard limit > 0, total > limit else { return }
         throw ExportError(
             .limitExceeded,
-            "run \(runID): the trace has more than --max-events \(limit) events; "
+            "\(subject): the trace has more than --max-events \(limit) events; "
                 + "narrow it with --since/--until or raise --max-events (0 means no limit)"
         )
     }

@@ -17,6 +17,8 @@ struct TraceRunWriter {
         var since: TraceTimeBound?
         var until: TraceTimeBound?
         var maxEvents: Int
+        /// The database, named in errors.
+        var databasePath = ""
     }
 
     /// What the window resolved to: the origin subtracted from every timestamp, and [since, until] in the
@@ -59,7 +61,7 @@ struct TraceRunWriter {
         self.writer = writer
         self.counterWriter = counterWriter
         self.options = options
-        budget = TraceEventBudget(limit: options.maxEvents, runID: run.runID)
+        budget = TraceEventBudget(limit: options.maxEvents, subject: "\(options.databasePath): run \(run.runID)")
         self.extent = extent
         layout = TraceLayout(workflowName: run.workflowName ?? run.runID)
         let geometry = try source.tryGeometry()
