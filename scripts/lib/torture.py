@@ -589,12 +589,15 @@ def fuzz_case(binary, commands, work, n, seed):
 
 def fuzz(binary, runnable, work, iterations, seed):
     section = "fuzz"
-    commands = [c for c in ("inspect", "csv") if c in runnable]
-    print(f"\n== (d) corrupt-database fuzz: {iterations} cases × {' '.join(commands)}", flush=True)
+    # Every case runs inspect and one export, taking the exports in turn, so each command meets corrupt files.
+    exports = [c for c in ("csv", "parquet", "trace", "prometheus", "all") if c in runnable]
+    first = ["inspect"] if "inspect" in runnable else []
+    cases = [first + exports[n % len(exports):][:1] for n in range(iterations)]
+    print(f"\n== (d) corrupt-database fuzz: {iterations} cases, each inspect and one of {' '.join(exports)}", flush=True)
     histogram, kinds = {}, {}
     kept = tempfile.mkdtemp(prefix="torture-fuzz-failures-")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(fuzz_case, binary, commands, work, n, seed * 100003 + n) for n in range(iterations)]
+        jobs = [pool.submit(fuzz_case, binary, cases[n], work, n, seed * 100003 + n) for n in range(iterations)]
         for n, job in enumerate(jobs):
             codes, problems, case_dir = job.result()
             for c in codes:
@@ -613,7 +616,7 @@ def fuzz(binary, runnable, work, iterations, seed):
         fail(section, f"{len(cases)} cases, {kind}; first: {cases[0][:400]}")
     if not kinds:
         os.rmdir(kept)
-    figure(f"fuzz: {iterations} corrupt databases, {iterations * len(commands)} runs, exit codes "
+    figure(f"fuzz: {iterations} corrupt databases, {sum(map(len, cases))} runs ({' '.join(first + exports)}), exit codes "
            + ", ".join(f"{k}: {v}" for k, v in sorted(histogram.items(), key=lambda kv: str(kv[0]))))
 
 
