@@ -11,6 +11,7 @@ import json
 
 import duckdb
 import polars as pl
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 TABLES = ["workflow", "task", "try", "status", "resource", "block", "node"]
@@ -80,13 +81,21 @@ def check(db, out):
             if arrow.num_rows != 0:
                 problems.append(f"{table}: absent in source but {arrow.num_rows} rows written")
             continue
-        source_cols = [r[1] for r in src.execute(f'pragma table_info("{table}")')]
+        info = {r[1]: r for r in src.execute(f'pragma table_info("{table}")')}
+        source_cols = list(info)
         cols = [c for c in arrow.schema.names if c in source_cols]
         for c in cols:
             kind = md.get(c, {}).get("type", "text")
             got = str(arrow.schema.field(c).type)
             if got != expected_type[kind]:
                 problems.append(f"{table}.{c}: arrow type {got}, mapping says {kind}")
+            # REQUIRED exactly where the source says NOT NULL and the mapping agrees (no value here fails to parse).
+            required = bool(info[c][3]) and md.get(c, {}).get("nullable", True) is False
+            if arrow.schema.field(c).nullable == required:
+                problems.append(f"{table}.{c}: nullable {arrow.schema.field(c).nullable}, source NOT NULL {bool(info[c][3])}")
+        for c in source_cols:
+            if c not in arrow.schema.names:
+                problems.append(f"{table}: source column {c} missing from the Parquet file")
         # Every mapped column of the current schema must be there, even when this era lacks it.
         for name, column in md.items():
             if "until" not in column and name not in arrow.schema.names:
@@ -103,21 +112,40 @@ def check(db, out):
                 if not equal(normalise_source(sv, kind), normalise_parquet(dv, kind), kind):
                     problems.append(f"{table}.{c} row {i}: sqlite {sv!r} parquet {dv!r}")
                 compared += 1
-        # LIST<INT64> columns hold the same edges as the text.
+        # LIST<INT64> columns hold the same ids as the source text, row by row (DuckDB reads the list).
         for c in cols:
             if md.get(c, {}).get("type") == "id-list":
-                text_edges = duckdb.sql(
-                    f"select count(*) from (select unnest(string_split({c}, ',')) e from '{path}' where {c} <> '') ").fetchone()[0]
-                list_edges = duckdb.sql(f"select coalesce(sum(len({c}_list)), 0) from '{path}'").fetchone()[0]
-                if text_edges != list_edges:
-                    problems.append(f"{table}.{c}_list: {list_edges} ids, text has {text_edges}")
-        # Statistics and column orders, as DuckDB sees them.
+                texts = [r[0] for r in src.execute(f'select "{c}" from "{table}" order by rowid')]
+                lists = [r[0] for r in duckdb.sql(f"select {c}_list from '{path}'").fetchall()]
+                edges = 0
+                for i, (text, ids) in enumerate(zip(texts, lists)):
+                    want = [int(p) for p in str(text or "").split(",") if p.strip()]
+                    edges += len(want)
+                    if (ids or []) != want:
+                        problems.append(f"{table}.{c}_list row {i}: {ids!r}, source text {text!r}")
+                        break
+                compared += edges
+        # Statistics in every row group: present, and min/max/null count equal to the values pyarrow reads.
         meta = pf.metadata
-        if meta.num_row_groups and meta.row_group(0).num_columns:
-            for j in range(meta.row_group(0).num_columns):
-                col = meta.row_group(0).column(j)
-                if col.statistics is None:
+        for g in range(meta.num_row_groups):
+            group = pf.read_row_group(g)
+            for j in range(meta.row_group(g).num_columns):
+                col = meta.row_group(g).column(j)
+                stats = col.statistics
+                if stats is None:
                     problems.append(f"{table}: column {col.path_in_schema} has no statistics")
+                    continue
+                name = col.path_in_schema
+                if name not in group.schema.names:
+                    continue  # a list's element column
+                values = group.column(name)
+                if stats.null_count != values.null_count:
+                    problems.append(f"{table}.{name} group {g}: null_count {stats.null_count}, {values.null_count} nulls")
+                if stats.has_min_max and values.null_count < len(values):
+                    low, high = pc.min_max(values).values()
+                    if (stats.min, stats.max) != (low.as_py(), high.as_py()):
+                        problems.append(f"{table}.{name} group {g}: statistics {stats.min!r}..{stats.max!r}, "
+                                        f"values {low.as_py()!r}..{high.as_py()!r}")
         if not meta.created_by.startswith("parsl-export version"):
             problems.append(f"{table}: created_by {meta.created_by!r}")
     return compared, problems

@@ -248,11 +248,11 @@ public final class MonitoringDatabase {
         return (TableSchema(name: table, meaning: mapping?.meaning ?? "", columns: columns), plans)
     }
 
-    /// Required only where the source declares NOT NULL and the mapping agrees; timestamps stay nullable because
-    /// a value that does not parse becomes NULL.
+    /// Required only where the source declares NOT NULL and the mapping agrees. (A value that does not parse
+    /// becomes NULL; a sink that needs the column required then writes it as optional, see `ParquetSink`.)
     static func isNullable(_ column: TableMapping.Column, _ source: SourceColumn?) -> Bool {
         guard let source, source.notNull, !column.nullable else { return true }
-        return column.type == .timestamp
+        return false
     }
 
     func makeReader(table: String, options: ReadOptions, warnings: ValueWarnings) throws -> TableReader {
