@@ -86,6 +86,24 @@ struct EndToEndTests {
         )
     }
 
+    @Test("--timezone converts the naive wall clock to UTC: the bundled run (November, Paris is UTC+1)")
+    func timezone() throws {
+        let out = temporaryDirectory()
+        for (name, extra) in [("naive", [String]()), ("utc", ["--timezone", "Europe/Paris"])] {
+            let result = try Binary.run(
+                ["csv", Fixtures.htex2026, "-o", "\(out)/\(name)", "--no-gzip", "--tables", "workflow", "--quiet"] + extra)
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        func timeBegan(_ name: String) throws -> String {
+            let text = String(decoding: try readFile("\(out)/\(name)/workflow.csv"), as: UTF8.self)
+            let lines = text.split(separator: "\r\n")
+            let column = try #require(lines[0].split(separator: ",").firstIndex(of: "time_began"))
+            return String(lines[1].split(separator: ",", omittingEmptySubsequences: false)[column])
+        }
+        #expect(try timeBegan("naive") == "2026-11-24 23:30:33.700966")
+        #expect(try timeBegan("utc") == "2026-11-24 22:30:33.700966")
+    }
+
     @Test("an unwritable output directory is an output error, and nothing is left behind")
     func unwritableOutput() throws {
         let result = try Binary.run(["csv", Fixtures.htex2026, "-o", "/proc/parsl-export-test"])

@@ -33,12 +33,27 @@ public final class TimeZoneConversion: Sendable {
         return micros - offset * 1_000_000
     }
 
+    /// The offset of the zone at a wall-clock reading. In a repeated hour both readings round-trip and the earlier
+    /// instant (the first occurrence) wins; in a skipped hour neither does, and `mktime` moves it forward.
     private static func offsetSeconds(wallClockSeconds: Int64) -> Int64 {
         var wall = time_t(wallClockSeconds)
         var parts = tm()
         gmtime_r(&wall, &parts)
+        var candidates: [Int64] = []
+        for isDST: Int32 in [1, 0] {
+            var attempt = parts
+            attempt.tm_isdst = isDST
+            var utc = mktime(&attempt)
+            guard utc != -1 else { continue }
+            var back = tm()
+            localtime_r(&utc, &back)
+            let sameReading =
+                (back.tm_year, back.tm_mon, back.tm_mday, back.tm_hour, back.tm_min, back.tm_sec)
+                == (parts.tm_year, parts.tm_mon, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+            if sameReading { candidates.append(Int64(utc)) }
+        }
+        if let first = candidates.min() { return wallClockSeconds - first }
         parts.tm_isdst = -1
-        let utc = mktime(&parts)
-        return wallClockSeconds - Int64(utc)
+        return wallClockSeconds - Int64(mktime(&parts))
     }
 }
