@@ -226,6 +226,8 @@ public final class ParquetWriter {
             case .binary:
                 schema.append(SchemaElement(type: .byteArray, repetition: repetition, name: spec.name))
             case .timestampMicros(let utcAdjusted):
+                // LogicalTypes.md ("Deprecated timestamp ConvertedType"): writers must give local timestamps the
+                // legacy TIMESTAMP_MICROS annotation too, for readers that only know ConvertedType.
                 schema.append(
                     SchemaElement(
                         type: .int64,

@@ -380,19 +380,23 @@ public enum IDList {
         var value: Int64 = 0
         var digits = 0
         var valid = true
+        var ended = false  // a space after the digits: more digits make the piece invalid ("1 2" is not 12)
         func flush() {
             if digits > 0 && valid { ids.append(value) }
             value = 0
             digits = 0
             valid = true
+            ended = false
         }
         for byte in bytes {
             if byte == UInt8(ascii: ",") {
                 flush()
-            } else if byte &- UInt8(ascii: "0") < 10, digits < 18 {
+            } else if byte &- UInt8(ascii: "0") < 10, digits < 18, !ended {
                 value = value * 10 + Int64(byte &- UInt8(ascii: "0"))
                 digits += 1
-            } else if byte != UInt8(ascii: " ") {
+            } else if byte == UInt8(ascii: " ") {
+                ended = digits > 0
+            } else {
                 valid = false
             }
         }
