@@ -124,8 +124,11 @@ def cases_for(db, args, work, has, peers=True):
     if not peers:
         cases = [c for c in cases if c.ours or c.floor]
     if has("trace"):
-        cases.append(Case("trace", "parsl-export trace",
+        cases.append(Case("trace", "parsl-export trace (.json)",
                           f"{px} trace {q(db)} -o {q(out('px-trace.json'))} --max-events 0 --quiet", out("px-trace.json"), ours=True))
+        cases.append(Case("trace", "parsl-export trace (.json.gz, level 6)",
+                          f"{px} trace {q(db)} -o {q(out('px-trace.json.gz'))} --max-events 0 --quiet",
+                          out("px-trace.json.gz"), ours=True))
     if has("prometheus"):
         cases.append(Case("prometheus", "parsl-export prometheus",
                           f"{px} prometheus {q(db)} -o {q(out('px.prom'))} --quiet", out("px.prom"), ours=True))
@@ -168,11 +171,25 @@ def report(results, machine, args):
             name = f"**{c.tool}**" if c.ours else c.tool
             lines.append(f"| {c.group} | {name} | {w:.2f} | {cpu:.2f} | {rss / 1024:.0f} | "
                          f"{'–' if c.floor else f'{size / 1e6:.1f}'} | " + " | ".join(ratios) + " |")
+        tries = db_tries(db)
+        traces = [c for c in cases if c.ours and c.group == "trace"]
+        if traces and tries:
+            lines.append("")
+            lines.append("Trace size per try (" + f"{tries:,} tries): "
+                         + ", ".join(f"{c.median(3) / tries:,.0f} bytes ({c.tool.split('(')[1].split(',')[0].rstrip(')')})"
+                                     for c in traces) + ".")
     lines.append("")
     lines.append("### Targets (issue 7, 100k database, 2 cores)")
     lines.append("")
     lines.extend(targets(results))
     return "\n".join(lines) + "\n"
+
+
+def db_tries(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    tries = con.execute("select count(*) from try").fetchone()[0]
+    con.close()
+    return tries
 
 
 def db_rows(db):
@@ -211,7 +228,7 @@ def targets(results):
     factor = all_case.median(0) / floor.median(0)
     check(factor <= 1.5, f"`all` ≤ 1.5× the sqlite3 read floor: {factor:.2f}× "
                          f"({all_case.median(0):.2f} s vs {floor.median(0):.2f} s)")
-    trace = get("trace", "parsl-export", True)
+    trace = next((c for c in cases if c.ours and c.group == "trace"), None)
     if trace:
         check(trace.median(0) <= 1.5, f"trace ≤ 1.5 s: {trace.median(0):.2f} s")
     else:
@@ -227,7 +244,7 @@ def targets(results):
         growth = {t: big[t].median(2) / small[t].median(2) for t in small if t in big}
         worst = max(growth, key=growth.get)
         check(growth[worst] <= 1.2, f"RSS at 1M ≤ 1.2× RSS at 100k: worst {growth[worst]:.2f}× (`{worst}`); "
-              + ", ".join(f"{t.split(' ')[1]} {g:.2f}×" for t, g in growth.items()))
+              + ", ".join(f"{t.removeprefix('parsl-export ')} {g:.2f}×" for t, g in growth.items()))
     else:
         out.append("- NOT MEASURED: RSS at 1M ≤ 1.2× RSS at 100k (run with --1m)")
     return out
