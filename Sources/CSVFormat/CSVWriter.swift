@@ -87,12 +87,10 @@ public struct CSVWriter {
 
     // MARK: - Rows
 
-    /// Writes a header row: one text cell per name, quoted as needed, never neutralised; then ends the row.
+    /// Writes a header row: one text cell per name, quoted and neutralised like any text cell (a column name
+    /// can come from the database); then ends the row.
     public mutating func writeHeader(_ names: some Sequence<String>) {
-        for name in names {
-            var name = name
-            name.withUTF8 { self.appendText($0, neutralize: false) }
-        }
+        for name in names { self.appendText(name) }
         self.endRow()
     }
 
