@@ -49,9 +49,10 @@ public enum SchemaDocument {
         "Column names are Parsl's own; derived tables and columns have names of their own.",
         "Columns a database's schema era lacks are exported as NULL when Parsl still writes them today, and left out when Parsl has since dropped them; columns not in the mappings pass through as text.",
         "timestamp: Parsl writes naive local time of the writing host. Exported as is (naive) unless --timezone ZONE is given, then converted to UTC. CSV: `YYYY-MM-DD HH:MM:SS.ffffff`; Parquet: INT64 TIMESTAMP(MICROS, isAdjustedToUTC=false, or true with --timezone). A value that does not parse is reported and exported as NULL.",
+        "int64: CSV decimal digits; Parquet INT64. float64: CSV the shortest text that reads back as the same double (`0.1`, `1.0`, `1e-05`; `inf`, `-inf`, `nan`), nothing rounded; Parquet DOUBLE.",
         "bool: CSV `true`/`false`; Parquet BOOLEAN.",
         "id-list: comma-separated task ids exactly as in the source (`''` when none). Parquet adds a `<name>_list` LIST<INT64> column.",
         "NULL: an empty CSV field; a Parquet null. Parsl's own empty markers ('' and the text 'None') are kept as they are.",
-        "CSV: RFC 4180, UTF-8, CRLF, header row; text starting with = + - @ TAB or CR gets a leading ' unless --raw (spreadsheet formula safety); numbers are never altered.",
+        "CSV: RFC 4180, UTF-8, CRLF, header row; text (header names included) starting with = + - @ TAB or CR gets a leading ' unless --raw (spreadsheet formula safety); numbers are never altered. --bom starts each file with a UTF-8 byte-order mark for Excel.",
     ]
 }
