@@ -263,14 +263,19 @@ def serve_while_writing(binary, db, log_path, base, seconds, spans):
     return scrapes, checked
 
 
-def live_writer(binary, runnable, work, seconds, copies):
+def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
     section = "writer"
     print(f"\n== (a) live writer for {seconds} s while exports run", flush=True)
     db = os.path.join(work, "live.db")
-    make_big_db(db, copies)
+    if tasks:
+        make_synthetic_db(db, tasks, work)
+    else:
+        make_big_db(db, copies)
+        figure(f"writer's database: the real fixture's rows ×{copies + 1}, {os.path.getsize(db) >> 20} MiB")
     base = outputs.sqlite_counts(db)  # rows before the writer's run; metrics count all runs
     log_path = os.path.join(work, "writer.log")
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, db, log_path, "1.0", "50"])
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, db, log_path, str(interval), "50"])
+    figure(f"writer: a batch of 50 tasks every {interval:g} s")
     exports = [c for c in runnable if c not in ("inspect", "serve")] + (["inspect"] if "inspect" in runnable else [])
     runs = {c: 0 for c in exports}
     checked_rows = 0
@@ -625,6 +630,9 @@ def main():
     ap.add_argument("--binary", default=os.environ.get("PARSL_EXPORT"))
     ap.add_argument("--writer-seconds", type=int, default=60)
     ap.add_argument("--copies", type=int, default=60, help="copies of the real fixture's rows for the writer's database")
+    ap.add_argument("--writer-tasks", type=int, default=0,
+                    help="instead, a scripts/synth-db database of this many tasks for the writer (e.g. 100000)")
+    ap.add_argument("--writer-interval", type=float, default=1.0, help="seconds between the writer's batches")
     ap.add_argument("--tasks", type=int, default=15000, help="tasks in the synthetic database for the signal runs")
     ap.add_argument("--signal-repeats", type=int, default=3)
     ap.add_argument("--fuzz", type=int, default=300, help="fuzz iterations")
@@ -644,7 +652,8 @@ def main():
     started = time.monotonic()
     try:
         if "writer" in parts:
-            live_writer(args.binary, runnable, work, args.writer_seconds, args.copies)
+            live_writer(args.binary, runnable, work, args.writer_seconds, args.copies, args.writer_tasks,
+                        args.writer_interval)
         if "signals" in parts:
             interrupts(args.binary, runnable, work, args.tasks, args.signal_repeats, rng)
         if "output" in parts:
