@@ -313,6 +313,13 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
         for rel in [f for f in outputs.list_files(out) if f.endswith(".prom")]:
             with open(os.path.join(out, rel)) as f:
                 checked_rows += check_rows_read(section, f"{command} {rel}", f.read(), base, before)
+        # A trace of the writer's run holds a slice for every try committed before the export started.
+        for rel in [f for f in outputs.list_files(out) if os.path.basename(f) == f"trace-{before['run']}.json.gz"]:
+            checked_rows += 1
+            with gzip.open(os.path.join(out, rel)) as f:
+                tries = json.load(f)["otherData"]["tries"]
+            if tries < before["counts"]["try"]:
+                fail(section, f"{command} {rel}: {tries} try slices, {before['counts']['try']} tries were committed before it started")
         for rel, (table, count, ids) in exported_rows(out, before["run"]).items():
             checked_rows += 1
             want = before["counts"].get(table, 0)
@@ -353,7 +360,7 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
     figure("exports while writing: " + ", ".join(f"{c} ×{n}" for c, n in runs.items())
            + f"; {checked_rows} table files checked for rows committed before start "
            + "(csv/parquet: rows of the writer's run; prometheus/serve: parsl_export_rows_read_total; "
-           + "trace/inspect: exit code and validity only)")
+           + "trace: try slices of the writer's run; inspect: exit code only)")
     if longest > 100:
         fail(section, f"longest writer commit wait {longest:.1f} ms > 100 ms")
     if any(n == 0 for n in runs.values()):
