@@ -127,6 +127,15 @@ struct TraceSinkTests {
         }
     }
 
+    /// Perfetto lists a thread whose tid equals its pid first, as the main thread, ignoring the sort index.
+    @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
+    func noThreadHasItsProcessesPid(database: String) throws {
+        let (_, events, _) = try trace(database)
+        for event in events where event["tid"] != nil {
+            #expect(event["tid"] as? Int != event["pid"] as? Int, "\(event)")
+        }
+    }
+
     /// Worker lanes show what each worker process ran: an execution slice per try whose resource rows name the
     /// worker, on the thread named after that pid, from the try's running time to its return, never overlapping.
     @Test func executionsSitOnTheLaneOfTheirWorker() throws {

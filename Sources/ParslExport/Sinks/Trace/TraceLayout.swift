@@ -156,10 +156,27 @@ struct TraceLayout {
             return Self.numericOrder(a.block, b.block)
         }
         for (position, index) in order.enumerated() { processes[index].pid = position + 1 }
+        for index in processes.indices {
+            let pid = processes[index].pid
+            for thread in processes[index].threads.indices {
+                processes[index].threads[thread].tid = Self.tid(processes[index].threads[thread].tid, avoiding: pid)
+            }
+            processes[index].workerTID = processes[index].workerTID.mapValues { Self.tid($0, avoiding: pid) }
+        }
+        if let blocksProcess {
+            let pid = processes[blocksProcess].pid
+            blockLifecycleThread = blockLifecycleThread.mapValues { Self.tid($0, avoiding: pid) }
+        }
     }
 
+    /// Thread numbers skip their process's pid: Perfetto takes the thread whose tid equals the pid for the
+    /// process's main thread and lists it first, whatever its sort index.
+    static func tid(_ number: Int, avoiding pid: Int) -> Int { number >= pid ? number + 1 : number }
+
     /// The shared lane a try was placed on.
-    func tid(process: Int, lane: Int32) -> Int { processes[process].workerTID.count + Int(lane) + 1 }
+    func tid(process: Int, lane: Int32) -> Int {
+        Self.tid(processes[process].workerTID.count + Int(lane) + 1, avoiding: processes[process].pid)
+    }
 
     /// The lane of a worker of a block process.
     func workerTID(process: Int, workerPID: Int32) -> Int { processes[process].workerTID[workerPID] ?? 1 }
