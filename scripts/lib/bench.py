@@ -179,7 +179,7 @@ def report(results, machine, args):
                          + ", ".join(f"{c.median(3) / tries:,.0f} bytes ({c.tool.split('(')[1].split(',')[0].rstrip(')')})"
                                      for c in traces) + ".")
     lines.append("")
-    lines.append("### Targets (issue 7, 100k database, 2 cores)")
+    lines.append("### Targets (100k database, 2 cores)")
     lines.append("")
     lines.extend(targets(results))
     return "\n".join(lines) + "\n"
