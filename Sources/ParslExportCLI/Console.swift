@@ -26,9 +26,9 @@ enum Interrupts {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                TemporaryFiles.shared.removeAll()
-                Console.error("parsl-export: \(databasePath.isEmpty ? "" : databasePath + ": ")interrupted; temporary files removed")
-                _exit(ExportError.Code.interrupted.rawValue)
+                TemporaryFiles.shared.removeAllAndExit(ExportError.Code.interrupted.rawValue) {
+                    Console.error("parsl-export: \(databasePath.isEmpty ? "" : databasePath + ": ")interrupted; temporary files removed")
+                }
             }
             source.resume()
             sources.append(source)

@@ -6,7 +6,7 @@ import Darwin
 
 /// An output file written under a temporary name in its final directory and renamed into place on `commit`, so
 /// readers never see a partial file. Temporary files still open when the process is interrupted are removed by
-/// `TemporaryFiles.removeAll()` (called from the signal handler path).
+/// `TemporaryFiles.removeAllAndExit` (the signal handler's).
 public final class AtomicFile {
     public let path: String
     public let temporaryPath: String
@@ -21,11 +21,10 @@ public final class AtomicFile {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let base = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
         temporaryPath = (directory.isEmpty ? "" : directory + "/") + "." + base + ".\(getpid()).tmp"
-        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        descriptor = TemporaryFiles.shared.openFile(temporaryPath)
         guard descriptor >= 0 else {
-            throw ExportError(.outputFailed, "\(path): cannot create (\(String(cString: strerror(errno))))")
+            throw ExportError(.outputFailed, "\(path): cannot create (\(String(cString: strerror(-descriptor))))")
         }
-        TemporaryFiles.shared.register(temporaryPath)
         buffer.reserveCapacity(bufferLimit)
     }
 
@@ -128,20 +127,57 @@ public final class AtomicFile {
 
 /// Temporary output files in flight, and the output directories this export created, so that a failed or
 /// interrupted export can remove them before the process exits.
+///
+/// Files and directories are created under the registry's lock, and an interrupt removes them and exits while
+/// holding it: any creation either happened before (and is removed) or waits until the process is gone.
 public final class TemporaryFiles: Sendable {
     public static let shared = TemporaryFiles()
-    private let paths = Locked<Set<String>>([])
-    private let createdDirectories = Locked<[String]>([])
 
-    func register(_ path: String) { paths.withLock { _ = $0.insert(path) } }
-    func unregister(_ path: String) { paths.withLock { _ = $0.remove(path) } }
-    func registerCreatedDirectory(_ path: String) { createdDirectories.withLock { $0.append(path) } }
+    private struct State {
+        var files: Set<String> = []
+        var directories: [String] = []
+    }
+
+    private let state = Locked(State())
+
+    /// Creates (or truncates) a temporary file for writing; its descriptor, or minus the errno.
+    func openFile(_ path: String) -> Int32 {
+        state.withLock { state in
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { return -errno }
+            state.files.insert(path)
+            return descriptor
+        }
+    }
+
+    /// Creates a directory; 0, or the errno.
+    func makeDirectory(_ path: String) -> Int32 {
+        state.withLock { state in
+            guard mkdir(path, 0o755) == 0 else { return errno }
+            state.directories.append(path)
+            return 0
+        }
+    }
+
+    /// The file was renamed into place or deleted.
+    func unregister(_ path: String) { state.withLock { _ = $0.files.remove(path) } }
 
     /// Deletes every registered temporary file, then the directories the export created, deepest first, where
     /// they are empty (a directory that holds anything else is kept).
-    public func removeAll() {
-        for path in paths.withLock({ $0 }) { unlink(path) }
-        for path in createdDirectories.withLock({ $0 }).reversed() { rmdir(path) }
+    public func removeAll() { state.withLock { Self.remove($0) } }
+
+    /// `removeAll`, then `lastWords` and `_exit(code)`, without letting go of the lock in between.
+    public func removeAllAndExit(_ code: Int32, lastWords: () -> Void) -> Never {
+        state.withLock { state -> Never in
+            Self.remove(state)
+            lastWords()
+            _exit(code)
+        }
+    }
+
+    private static func remove(_ state: State) {
+        for path in state.files { unlink(path) }
+        for path in state.directories.reversed() { rmdir(path) }
     }
 }
 

@@ -18,10 +18,9 @@ enum OutputDirectory {
                 }
                 continue
             }
-            if mkdir(partial, 0o755) == 0 {
-                TemporaryFiles.shared.registerCreatedDirectory(partial)
-            } else if errno != EEXIST {
-                throw ExportError(.outputFailed, "\(partial): cannot create directory (\(String(cString: strerror(errno))))")
+            let failure = TemporaryFiles.shared.makeDirectory(partial)
+            guard failure == 0 || failure == EEXIST else {
+                throw ExportError(.outputFailed, "\(partial): cannot create directory (\(String(cString: strerror(failure))))")
             }
         }
         guard access(path, W_OK) == 0 else {
