@@ -251,8 +251,7 @@ public final class MonitoringDatabase {
     /// Required only where the source declares NOT NULL and the mapping agrees. (A value that does not parse
     /// becomes NULL; a sink that needs the column required then writes it as optional, see `ParquetSink`.)
     static func isNullable(_ column: TableMapping.Column, _ source: SourceColumn?) -> Bool {
-        guard let source, source.notNull, !column.nullable else { return true }
-        return false
+        column.nullable || !(source?.notNull ?? false)
     }
 
     func makeReader(table: String, options: ReadOptions, warnings: ValueWarnings) throws -> TableReader {
