@@ -38,7 +38,7 @@ public final class MonitoringDatabase {
         } catch let error as SQLiteError {
             throw Self.describe(error, path: path)
         }
-        try Self.checkNotTruncated(connection: connection, path: path, fileSize: Int64(info.st_size))
+        try Self.checkNotTruncated(connection: connection, path: path)
         if schema.era == .notParsl {
             throw ExportError(
                 .inputInvalid,
@@ -85,17 +85,24 @@ public final class MonitoringDatabase {
     }
 
     /// A file shorter than the page count in its header lost its tail: SQLite only notices when a query reaches a
-    /// missing page, so check up front. With a write-ahead log the header may lag behind, so skip the check then.
-    static func checkNotTruncated(connection: SQLiteConnection, path: String, fileSize: Int64) throws {
+    /// missing page, so check up front. The size is taken inside the read transaction that reads the header, so a
+    /// writer cannot grow the file in between. With a write-ahead log the header may lag behind: no check then.
+    static func checkNotTruncated(connection: SQLiteConnection, path: String) throws {
         var info = stat()
         if stat(path + "-wal", &info) == 0 && info.st_size > 0 { return }
         do {
+            try connection.execute("BEGIN")
+            defer { try? connection.execute("COMMIT") }
             let pages = try connection.prepare("PRAGMA page_count")
             let size = try connection.prepare("PRAGMA page_size")
-            guard try pages.step(), try size.step() else { return }
+            defer {
+                pages.reset()
+                size.reset()
+            }
+            guard try pages.step(), try size.step(), stat(path, &info) == 0 else { return }
             let expected = pages.int64(0) * size.int64(0)
-            if fileSize < expected {
-                throw ExportError(.inputInvalid, "\(path): database is truncated (\(fileSize) bytes, its header says \(expected))")
+            if Int64(info.st_size) < expected {
+                throw ExportError(.inputInvalid, "\(path): database is truncated (\(info.st_size) bytes, its header says \(expected))")
             }
         } catch let error as SQLiteError {
             throw describe(error, path: path)
