@@ -367,6 +367,29 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
         fail(section, f"some commands never ran while writing: {runs}")
 
 
+def opens_while_growing(binary, work, count=100):
+    """A database that grows many times a second must still open: its size is checked against its header."""
+    section = "writer/open"
+    db = os.path.join(work, "growing.db")
+    shutil.copyfile(FIXTURE, db)
+    log_path = os.path.join(work, "growing-writer.log")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, db, log_path, "0.02", "5"])
+    time.sleep(1)
+    failures = 0
+    try:
+        for _ in range(count):
+            p = subprocess.run([binary, "inspect", db], capture_output=True, timeout=TIMEOUT)
+            if p.returncode != 0:
+                failures += 1
+                if failures == 1:
+                    fail(section, f"inspect exit {p.returncode}: {p.stderr.decode()[-200:]!r}")
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(timeout=30)
+    commits = len(read_writer_log(log_path))
+    figure(f"opens while the file grows ({commits} commits, 50 a second): {count - failures}/{count} inspect runs exit 0")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # (b) SIGINT / SIGTERM in the middle of every export.
 
@@ -661,6 +684,8 @@ def main():
         if "writer" in parts:
             live_writer(args.binary, runnable, work, args.writer_seconds, args.copies, args.writer_tasks,
                         args.writer_interval)
+            if "inspect" in runnable:
+                opens_while_growing(args.binary, work)
         if "signals" in parts:
             interrupts(args.binary, runnable, work, args.tasks, args.signal_repeats, rng)
         if "output" in parts:
