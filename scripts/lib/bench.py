@@ -54,7 +54,7 @@ class Case:
     def run(self, work):
         if self.output != os.devnull:
             clear(self.output, work)
-            if not self.output.endswith((".json", ".prom")):
+            if not self.output.endswith((".json", ".json.gz", ".prom")):
                 os.makedirs(self.output, exist_ok=True)
         timing = os.path.join(work, "time.txt")
         proc = subprocess.run(
