@@ -28,11 +28,9 @@ struct MetricsServerTests {
         return try parse(response)
     }
 
-    /// Sends `text` as it is and reads until the server closes the connection (closed), or until nothing has come
-    /// for `wait` seconds (not closed).
-    static func exchange(_ port: Int, _ text: String, wait: Int = 10) throws -> (response: String, closed: Bool) {
+    /// A TCP connection to 127.0.0.1:`port`; the caller closes it.
+    static func connection(_ port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -40,7 +38,18 @@ struct MetricsServerTests {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw ClientError() }
+        guard connected == 0 else {
+            close(fd)
+            throw ClientError()
+        }
+        return fd
+    }
+
+    /// Sends `text` as it is and reads until the server closes the connection (closed), or until nothing has come
+    /// for `wait` seconds (not closed).
+    static func exchange(_ port: Int, _ text: String, wait: Int = 10) throws -> (response: String, closed: Bool) {
+        let fd = try connection(port)
+        defer { close(fd) }
         var timeout = timeval(tv_sec: wait, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = text.withCString { send(fd, $0, strlen($0), 0) }
@@ -59,16 +68,8 @@ struct MetricsServerTests {
     /// Sends one request, reads its whole answer (headers and Content-Length bytes, waiting up to a minute), then
     /// whether the connection is still open one second later.
     static func keptAliveExchange(_ port: Int, _ text: String) throws -> (response: String, openAfterwards: Bool) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try connection(port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw ClientError() }
         func receiveTimeout(_ seconds: Int) {
             var timeout = timeval(tv_sec: seconds, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
