@@ -11,10 +11,10 @@ struct TraceCommand: AsyncParsableCommand {
             (slices never overlap on a lane): a try is a slice named after its app, coloured by its final state, \
             with waiting (launched → running) and running (running → returned) phases inside, status changes as \
             instants, and arrows from each dependency. Its "worker" threads show what each worker process did: \
-            the execution (running → returned) of every try whose resource samples name that worker. Tries that never ran have a process of their own. Resource \
-            samples become counters per worker (resident memory, CPU cores in use), block lifecycles are slices on \
-            the "blocks" process, and manager snapshots are counters (active managers, connected workers). A \
-            crashed run's open tries end at the last timestamp in the database and are marked unfinished.
+            the execution (running → returned) of every try whose resource samples name that worker. Tries that \
+            never ran have a process of their own. Resource samples become counters per worker (resident memory, \
+            CPU cores in use), block lifecycles are slices on the "blocks" process, and manager snapshots are \
+            counters (active managers, connected workers). A crashed run's open tries end at the last timestamp in the database and are marked unfinished.
 
             -o: a path ending in .json or .json.gz is one file (one run: use --run or --latest when the database \
             holds several); any other path is a directory that gets trace-<run id>.json.gz per run.

@@ -177,10 +177,9 @@ struct TraceRunWriter {
             guard let running = row.time(6) else { return }
             var state: String?
             if returned == nil { state = try source.finalState(task: task, attempt: attempt) }
-            // A try's phases switch from waiting to running here; an inverted pair has no waiting phase.
-            let runningFrom = launched.map { max($0, running) } ?? running
             try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
-                      returned: returned, state: state, runOpen: runOpen, runningFrom: runningFrom)
+                      returned: returned, state: state, runOpen: runOpen,
+                      runningFrom: Self.runningFrom(launched: launched, running: running))
         }
         counters.waitForResourceTotals()
         try source.notRunRows { row in
@@ -476,8 +475,7 @@ struct TraceRunWriter {
             }
             triesWritten += 1
             guard ran, let runningAt else { return }
-            // Phases; an inverted pair (running stamped before launched) has no waiting phase.
-            let runningFrom = launched.map { max($0, runningAt) } ?? runningAt
+            let runningFrom = Self.runningFrom(launched: launched, running: runningAt)
             if let launched, runningAt > launched {
                 try writer.complete(
                     name: waiting, category: phaseCategory, timestamp: launched - window.origin,
@@ -505,6 +503,10 @@ struct TraceRunWriter {
         }
         try guardLimit()
     }
+
+    /// Where a try's waiting phase ends and its running phase (and execution) begins: an inverted pair (running
+    /// stamped before launched) has no waiting phase.
+    static func runningFrom(launched: Int64?, running: Int64) -> Int64 { launched.map { max($0, running) } ?? running }
 
     static func stateColor(_ state: String?) -> TraceColor {
         switch state {
