@@ -156,6 +156,27 @@ struct PrometheusMetricsTests {
         #expect(Self.sum(a, "parsl_tasks") == Double(Oracle.scalar(path, "SELECT count(*) FROM task")))
     }
 
+    /// A task row without an app name and a status row whose task row never came are both `app=""`: one series.
+    /// (A damaged schema that hides `task_func_name` made the family carry that label set twice.)
+    @Test func unknownAppsShareOneSeries() throws {
+        let aggregator = MetricsAggregator(options: PrometheusOptions())
+        try aggregator.add(MetricRow.Task(runID: "r", taskID: 0, app: nil))
+        try aggregator.add(MetricRow.Task(runID: "r", taskID: 1, app: ""))
+        try aggregator.add(MetricRow.Task(runID: "r", taskID: 3, app: "double"))
+        for task: Int64 in [0, 1, 2, 3] {
+            try aggregator.add(MetricRow.Status(runID: "r", taskID: task, tryID: 0, state: "pending", time: 1))
+        }
+        try aggregator.endPoll(final: true)
+        let samples = Self.parse(try aggregator.render(.prometheusText, status: ExporterStatus()))
+        #expect(samples["parsl_tasks{app=\"\",state=\"pending\"}"] == 3)
+        #expect(samples["parsl_tasks{app=\"double\",state=\"pending\"}"] == 1)
+        // The late task row of task 2 moves its state from the unknown app to its own.
+        try aggregator.add(MetricRow.Task(runID: "r", taskID: 2, app: "double"))
+        let moved = Self.parse(try aggregator.render(.prometheusText, status: ExporterStatus()))
+        #expect(moved["parsl_tasks{app=\"\",state=\"pending\"}"] == 2)
+        #expect(moved["parsl_tasks{app=\"double\",state=\"pending\"}"] == 2)
+    }
+
     @Test func textfileIsWrittenAtomicallyWithoutTimestamps() throws {
         let directory = temporaryDirectory()
         let path = directory + "/parsl.prom"

@@ -27,7 +27,7 @@ extension MetricsAggregator {
         let withRun = labels.contains(.runID)
         let withApp = labels.contains(.app)
         func runLabel(_ run: Int32) -> [String] { withRun ? [runs[Int(run)].info.runID] : [] }
-        func appLabel(_ app: UInt32) -> [String] { withApp ? [app == 0 ? "" : apps.names[Int(app) - 1]] : [] }
+        func appLabel(_ app: UInt32) -> [String] { withApp ? [apps.names[Int(app) - 1]] : [] }
         let taskLabelNames = (withRun ? ["run_id"] : []) + (withApp ? ["app"] : [])
 
         // Runs.

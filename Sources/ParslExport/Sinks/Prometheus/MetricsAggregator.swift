@@ -76,6 +76,22 @@ public final class MetricsAggregator {
 
     // MARK: State
 
+    /// The app series of tasks whose app is unknown: no task row read, or one without a name. Both are `app=""`, so
+    /// they must be one series, not two with the same label set.
+    static let unknownApp: UInt32 = 1
+
+    private static func newAppInterner() -> Interner {
+        var interner = Interner(limit: maxApps)
+        precondition(interner.index("") + 1 == unknownApp)
+        return interner
+    }
+
+    /// The app part of a series key: 0 when the families carry no app label.
+    private func appSeries(_ app: UInt32) -> UInt32 {
+        guard options.labels.contains(.app) else { return 0 }
+        return app == 0 ? Self.unknownApp : app
+    }
+
     struct RunState {
         var info: MetricRow.Run
         let tasks: PagedRecords<TaskRecord>
@@ -102,7 +118,8 @@ public final class MetricsAggregator {
         var state: UInt8 = 0  // 0: no status yet, else states index + 1
     }
 
-    /// (run or -1, app index + 1 or 0, state or outcome index + 1 or 0): the label set of the task families.
+    /// (run or -1, app index + 1 or 0 without app labels, state or outcome index + 1 or 0): the label set of the task
+    /// families.
     struct SeriesKey: Hashable {
         var run: Int32
         var app: UInt32
@@ -149,7 +166,7 @@ public final class MetricsAggregator {
 
     private(set) var runs: [RunState] = []
     private var runIndex: [String: Int32] = [:]
-    private(set) var apps = Interner(limit: MetricsAggregator.maxApps)
+    private(set) var apps = MetricsAggregator.newAppInterner()
     private(set) var hosts = Interner(limit: MetricsAggregator.maxHosts)
     private(set) var states = Interner(limit: MetricsAggregator.maxStates)
     private(set) var taskCounts: [SeriesKey: Int] = [:]
@@ -193,10 +210,10 @@ public final class MetricsAggregator {
         try runs[r].tasks.update(t) { $0.app = app }
         // A state applied before the task row was read moves to the right app.
         let state = record.state
-        if state != 0 && options.labels.contains(.app) {
+        if state != 0 && appSeries(old) != appSeries(app) {
             let run = options.labels.contains(.runID) ? Int32(r) : -1
-            taskCounts[SeriesKey(run: run, app: old, state: state), default: 0] -= 1
-            taskCounts[SeriesKey(run: run, app: app, state: state), default: 0] += 1
+            taskCounts[SeriesKey(run: run, app: appSeries(old), state: state), default: 0] -= 1
+            taskCounts[SeriesKey(run: run, app: appSeries(app), state: state), default: 0] += 1
         }
     }
 
@@ -259,7 +276,7 @@ public final class MetricsAggregator {
     public func reset() {
         runs = []
         runIndex = [:]
-        apps = Interner(limit: Self.maxApps)
+        apps = Self.newAppInterner()
         hosts = Interner(limit: Self.maxHosts)
         states = Interner(limit: Self.maxStates)
         taskCounts = [:]
@@ -285,7 +302,7 @@ public final class MetricsAggregator {
         let record = try runs[r].tasks.read(t)
         let app = record.app
         let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
-        let appLabel: UInt32 = options.labels.contains(.app) ? app : 0
+        let appLabel = appSeries(app)
 
         // Current task state: a terminal state beats any other, then the later try, then the later time. Status
         // rows are not in logical order (a worker's `running` can land after the next try's `launched`).
