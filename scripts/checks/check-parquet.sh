@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Parquet, judged by its readers: every test database exported, every value read back by DuckDB equal to SQLite's,
-# pyarrow and polars agreeing on rows, types as the mappings say, LIST<INT64> edges equal to the text column.
+# pyarrow and polars agreeing on rows, types as the mappings say, LIST<INT64> edges equal to the text column,
+# try_summary equal to the summary recomputed in Python from the raw tables.
 # Env: PARSL_EXPORT (binary), PYTHON (venv with duckdb, pyarrow, polars).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -647,8 +647,8 @@ def fuzz(binary, runnable, work, iterations, seed):
                 kind = p.split(":")[0] + ": " + ("error of several lines" if "stderr [" in p and "', '" in p
                                                  else p.split(":", 1)[1].strip()[:60])
                 kinds.setdefault(kind, []).append(f"case {n} ({target}): {p}")
-    for kind, cases in kinds.items():
-        fail(section, f"{len(cases)} cases, {kind}; first: {cases[0][:400]}")
+    for kind, examples in kinds.items():
+        fail(section, f"{len(examples)} cases, {kind}; first: {examples[0][:400]}")
     if not kinds:
         os.rmdir(kept)
     figure(f"fuzz: {iterations} corrupt databases, {sum(map(len, cases))} runs ({' '.join(first + exports)}), exit codes "
