@@ -61,6 +61,12 @@ func runReportingErrors(quiet: Bool, _ body: () throws -> Void) throws {
         TemporaryFiles.shared.removeAll()
         Console.error("parsl-export: \(error.message)")
         throw ExitCode(error.code.rawValue)
+    } catch let error as SQLiteError {
+        // Every read is meant to name its file; should one slip through, it still gets the one line and the code.
+        TemporaryFiles.shared.removeAll()
+        let described = MonitoringDatabase.describe(error, path: Interrupts.databasePath)
+        Console.error("parsl-export: \(described.message)")
+        throw ExitCode(described.code.rawValue)
     } catch {
         TemporaryFiles.shared.removeAll()
         throw error

@@ -1,5 +1,5 @@
 import CParslSQLite
-import ParslExport
+@testable import ParslExport
 import Testing
 
 #if canImport(Glibc)
@@ -60,6 +60,50 @@ struct BadInputTests {
             #expect(error.code == .inputInvalid, "\(error.message)")
             #expect(error.message.hasPrefix(path))
         }
+    }
+
+    /// The run list is read before any table is exported (for `--run`, `--latest`, and whether a run is still being
+    /// written); damage there is an error about the file too.
+    @Test func damagedWorkflowTable() throws {
+        let path = temporaryDirectory() + "/damaged-workflow.db"
+        var bytes = try readFile(Fixtures.htex2026)
+        let connection = try SQLiteConnection(path: Fixtures.htex2026)
+        let root = try connection.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'workflow'")
+        #expect(try root.step())
+        let pageSize = 4096  // the fixture's, as its header says
+        #expect(bytes[16] == 0x10 && bytes[17] == 0)
+        let page = (Int(root.int64(0)) - 1) * pageSize
+        bytes.replaceSubrange(page..<page + 8, with: [0x0d] + [UInt8](repeating: 0xff, count: 7))
+        try writeFile(path, bytes)
+        let database = try MonitoringDatabase(path: path, catalog: MappingCatalog.embedded())
+        do {
+            _ = try database.runs()
+            Issue.record("a damaged workflow table was read")
+        } catch let error as ExportError {
+            #expect(error.code == .inputInvalid, "\(error.message)")
+            #expect(error.message.hasPrefix(path), "\(error.message)")
+        }
+        expectFailure(path, .inputInvalid)
+    }
+
+    /// Text from the database reaches the terminal in errors, warnings and `inspect`: control characters, line
+    /// separators and bidirectional overrides in it are escaped, so it can neither break the line nor drive the
+    /// terminal.
+    @Test func textFromTheDatabaseIsPrintable() throws {
+        let hostile = "a\u{1b}]0;title\u{7}b\u{9b}2Jc\u{2028}d\u{202e}e\u{85}f\ng\u{7f}"
+        func isSafe(_ text: String) -> Bool { !text.unicodeScalars.contains { needsEscape($0) } }
+        #expect(isSafe(ExportError(.inputInvalid, hostile).message))
+        #expect(ExportError(.inputInvalid, hostile).message == #"a\u{1b}]0;title\u{7}b\u{9b}2Jc\u{2028}d\u{202e}e\u{85}f\ng\u{7f}"#)
+        #expect(quoted(hostile).hasPrefix(#""a\u{1b}]0;"#))
+        #expect(isSafe(quoted(hostile)))
+        #expect(printable("plain é 漢字 🙂") == "plain é 漢字 🙂")
+
+        let path = temporaryDirectory() + "/hostile-names.db"
+        try writeFile(path, try readFile(Fixtures.htex2026))
+        try execute(path, "UPDATE workflow SET workflow_name = '\(hostile)', run_id = run_id || char(27) || '[31m'")
+        let report = try Inspection.inspect(ExportRequest(databasePath: path)).report()
+        #expect(report.split(separator: "\n").allSatisfy { isSafe(String($0)) })
+        #expect(report.contains(#"a\u{1b}]0;title"#))
     }
 
     @Test func sqliteWithoutParslTables() throws {

@@ -568,19 +568,66 @@ def output_failures(binary, runnable, work, copies):
 # ---------------------------------------------------------------------------------------------------------------
 # (d) Corrupt-database fuzz loop.
 
+SCHEMA_NAMES = ["task_id", "run_id", "try_id", "timestamp", "task_func_name", "hostname", "x", "Q", "\"a b\"",
+                "\"é\"", "\"\u2028\"", "block_id", "task_status_name", "psutil_process_pid"]
+SCHEMA_TYPES = ["INTEGER", "TEXT", "REAL", "BLOB", "FLOAT", "DATETIME", "BOOLEAN", "VARCHAR(8)", "NUMERIC", ""]
+
+
+def damage_schema(path, rng):
+    """Rewrites one table's CREATE statement as damage to the schema page can, on an otherwise sound file: a column
+    renamed, dropped (the values after it shift into the wrong columns), retyped, made nullable or NOT NULL, or one
+    character replaced. Returns what was done."""
+    con = sqlite3.connect(path)
+    tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL").fetchall()
+    name, sql = rng.choice(tables)
+    lines = sql.split("\n")
+    columns = [i for i, line in enumerate(lines) if line.startswith("\t")
+               and not line.lstrip().startswith(("PRIMARY", "FOREIGN", "UNIQUE", "CHECK", "CONSTRAINT"))]
+    kind = rng.choice(["rename", "drop", "type", "nullable", "character"])
+    i = rng.choice(columns)
+    words = lines[i].strip().rstrip(",").split(" ")
+    comma = "," if lines[i].rstrip().endswith(",") else ""
+    if kind == "rename":
+        words[0] = rng.choice(SCHEMA_NAMES)
+    elif kind == "type":
+        words[1:2] = [t for t in [rng.choice(SCHEMA_TYPES)] if t]
+    elif kind == "nullable":
+        text = " ".join(words)
+        words = (text.replace(" NOT NULL", "") if "NOT NULL" in text else text + " NOT NULL").split(" ")
+    if kind == "drop":
+        del lines[i]
+        if lines[i - 1].rstrip().endswith(",") and lines[i].startswith(")"):
+            lines[i - 1] = lines[i - 1].rstrip().rstrip(",")
+    elif kind == "character":
+        pos = rng.randrange(len(sql))
+        lines = (sql[:pos] + chr(rng.choice([rng.randrange(32, 127), rng.randrange(0, 32), 0xE9, 0x2028]))
+                 + sql[pos + 1:]).split("\n")
+    else:
+        lines[i] = "\t" + " ".join(words) + comma
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", ("\n".join(lines), name))
+    con.commit()
+    con.close()
+    return f"{name}: {kind}"
+
+
 def fuzz_case(binary, commands, work, n, seed):
     rng = random.Random(seed)
     data = bytearray(open(FIXTURE, "rb").read())
-    flips = rng.randint(1, 16)
-    for _ in range(flips):
-        # Half the flips hit the header and schema page, where damage changes the most.
-        pos = rng.randrange(0, 4096) if rng.random() < 0.5 else rng.randrange(len(data))
-        data[pos] = rng.randrange(256) if rng.random() < 0.5 else data[pos] ^ (1 << rng.randrange(8))
+    schema_damage = n % 2 == 1
+    if not schema_damage:
+        flips = rng.randint(1, 16)
+        for _ in range(flips):
+            # Half the flips hit the header and schema page, where damage changes the most.
+            pos = rng.randrange(0, 4096) if rng.random() < 0.5 else rng.randrange(len(data))
+            data[pos] = rng.randrange(256) if rng.random() < 0.5 else data[pos] ^ (1 << rng.randrange(8))
     case_dir = os.path.join(work, f"fuzz-{n}")
     os.makedirs(case_dir)
     db = os.path.join(case_dir, "monitoring.db")
     with open(db, "wb") as f:
         f.write(data)
+    if schema_damage:
+        damage_schema(db, rng)
     digest = sha256(db)
     problems, codes = [], []
     for command in commands:
@@ -628,7 +675,8 @@ def fuzz(binary, runnable, work, iterations, seed):
     exports = [c for c in ("csv", "parquet", "trace", "prometheus", "all") if c in runnable]
     first = ["inspect"] if "inspect" in runnable else []
     cases = [first + exports[n % len(exports):][:1] for n in range(iterations)]
-    print(f"\n== (d) corrupt-database fuzz: {iterations} cases, each inspect and one of {' '.join(exports)}", flush=True)
+    print(f"\n== (d) corrupt-database fuzz: {iterations} cases (random bytes flipped, or one table's CREATE statement "
+          f"damaged, in turn), each inspect and one of {' '.join(exports)}", flush=True)
     histogram, kinds = {}, {}
     kept = tempfile.mkdtemp(prefix="torture-fuzz-failures-")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

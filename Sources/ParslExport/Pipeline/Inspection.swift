@@ -56,16 +56,16 @@ public struct Inspection: Sendable {
     /// A plain-text report.
     public func report() -> String {
         var lines: [String] = []
-        lines.append("database: \(path)")
+        lines.append("database: \(printable(path))")
         lines.append("schema era: \(era.rawValue)")
         lines.append("")
         lines.append("tables:")
         for table in tables {
-            var line = "  " + table.name.padding(12) + (table.present ? String(table.rows).leftPadding(10) + " rows" : "    (absent: read as empty)")
-            if !table.missingColumns.isEmpty { line += "; columns this era lacks: " + table.missingColumns.joined(separator: ", ") }
+            var line = "  " + printable(table.name).padding(12) + (table.present ? String(table.rows).leftPadding(10) + " rows" : "    (absent: read as empty)")
+            if !table.missingColumns.isEmpty { line += "; columns this era lacks: " + table.missingColumns.map(printable).joined(separator: ", ") }
             lines.append(line)
             if !table.unknownColumns.isEmpty {
-                lines.append("    columns not in Mappings/ (exported as text): " + table.unknownColumns.joined(separator: ", "))
+                lines.append("    columns not in Mappings/ (exported as text): " + table.unknownColumns.map(printable).joined(separator: ", "))
             }
         }
         lines.append("")
@@ -75,7 +75,7 @@ public struct Inspection: Sendable {
             let began = run.began.map(Timestamp.format) ?? "?"
             let ended = run.completed.map(Timestamp.format) ?? "-"
             let tasks = runTaskCounts[run.runID].map { "\($0) tasks" } ?? "0 tasks"
-            lines.append("  \(run.runID)  \(run.workflowName ?? "(no name)")  \(began) → \(ended)  \(state), \(tasks)")
+            lines.append("  \(printable(run.runID))  \(run.workflowName.map(printable) ?? "(no name)")  \(began) → \(ended)  \(state), \(tasks)")
         }
         lines.append("")
         if warnings.isEmpty {

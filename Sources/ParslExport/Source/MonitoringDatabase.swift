@@ -137,8 +137,10 @@ public final class MonitoringDatabase {
     public func runs() throws -> [WorkflowRun] {
         var runs: [WorkflowRun] = []
         let reader = try makeReader(table: "workflow", options: ReadOptions(), warnings: ValueWarnings())
-        try reader.read(upTo: Int64.max) { batch in
-            if case .runs(let some) = DomainBatch.derive(from: batch) { runs += some }
+        try guarded {
+            try reader.read(upTo: Int64.max) { batch in
+                if case .runs(let some) = DomainBatch.derive(from: batch) { runs += some }
+            }
         }
         return runs.sorted { ($0.began ?? 0, $0.runID) < ($1.began ?? 0, $1.runID) }
     }

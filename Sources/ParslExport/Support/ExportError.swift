@@ -43,20 +43,36 @@ public struct ExportError: Error, Sendable, CustomStringConvertible {
         self.message = Self.oneLine(message)
     }
 
-    static func oneLine(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let s where s.value < 0x20 || s.value == 0x7F: out += "\\x" + String(s.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    static func oneLine(_ text: String) -> String { printable(text) }
 
     public var description: String { message }
+}
+
+/// Characters that must not reach a terminal or a log line as they are: C0 and C1 controls and DEL (terminal escape
+/// sequences), the Unicode line and paragraph separators (line breaks to many readers), and the bidirectional
+/// overrides and isolates (they reorder what is shown). Messages quote text from the database, which may hold any.
+func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+    default: false
+    }
+}
+
+/// `text` with every character `needsEscape` names escaped: safe to print on one line.
+func printable(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars { appendEscaped(scalar, to: &out) }
+    return out
+}
+
+/// Appends `scalar`, as `\n`, `\r`, `\t` or `\u{hex}` when `needsEscape` says so.
+func appendEscaped(_ scalar: Unicode.Scalar, to out: inout String) {
+    switch scalar {
+    case "\n": out += "\\n"
+    case "\r": out += "\\r"
+    case "\t": out += "\\t"
+    case let s where needsEscape(s): out += "\\u{\(String(s.value, radix: 16))}"
+    default: out.unicodeScalars.append(scalar)
+    }
 }

@@ -45,11 +45,7 @@ func quoted(_ text: String) -> String {
         switch scalar {
         case "\"": out += "\\\""
         case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case let s where s.value < 0x20 || s.value == 0x7f: out += "\\u{\(String(s.value, radix: 16))}"
-        default: out.unicodeScalars.append(scalar)
+        default: appendEscaped(scalar, to: &out)
         }
     }
     return out + "\""
