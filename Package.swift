@@ -22,11 +22,12 @@ let package = Package(
         .systemLibrary(name: "CParslSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CParslZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CParslDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CParslZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // Format writers: they know nothing of Parsl.
         .target(name: "GzipStream", dependencies: ["CParslZlib", "CParslDeflate"]),
         .target(name: "CSVFormat"),
-        .target(name: "ParquetFormat", dependencies: ["CParslZlib"]),
+        .target(name: "ParquetFormat", dependencies: ["CParslZlib", "CParslZstd"]),
         .target(name: "TraceEventFormat"),
         .target(name: "ExpositionFormat"),
 

@@ -1,4 +1,5 @@
 import CParslZlib
+import CParslZstd
 
 /// Compresses page bodies with the file's codec, reusing one codec state and scratch across pages.
 final class PageCompressor {
@@ -6,6 +7,8 @@ final class PageCompressor {
     private var snappy: SnappyCompressor?
     /// zlib keeps a back-pointer to its z_stream, so the stream needs a stable heap address.
     private var zstream: UnsafeMutablePointer<z_stream>?
+    private var zstdContext: OpaquePointer?
+    private var zstdLevel: Int32 = 0
 
     init(_ compression: ParquetCompression) throws {
         switch compression {
@@ -29,6 +32,16 @@ final class PageCompressor {
                 throw ParquetError(.compressionFailed, "zlib deflateInit2 failed (\(rc))")
             }
             zstream = stream
+        case .zstd(let level):
+            codec = .zstd
+            guard (1...19).contains(level) else {
+                throw ParquetError(.invalidOptions, "ZSTD level must be between 1 and 19, got \(level)")
+            }
+            guard let context = ZSTD_createCCtx() else {
+                throw ParquetError(.compressionFailed, "ZSTD_createCCtx failed")
+            }
+            zstdContext = context
+            zstdLevel = level
         }
     }
 
@@ -38,6 +51,7 @@ final class PageCompressor {
             zstream.deinitialize(count: 1)
             zstream.deallocate()
         }
+        if let zstdContext { ZSTD_freeCCtx(zstdContext) }
     }
 
     /// Appends the compressed form of `input` to `out` (a plain copy for `.none`).
@@ -49,7 +63,26 @@ final class PageCompressor {
             input.withUnsafeBytes { snappy!.compress($0, into: &out) }
         case .gzip:
             try deflate(input, into: &out)
+        case .zstd:
+            try zstdCompress(input, into: &out)
         }
+    }
+
+    /// One Zstandard frame per page, its content size in the header, as Parquet's ZSTD codec expects.
+    private func zstdCompress(_ input: [UInt8], into out: inout [UInt8]) throws {
+        let bound = ZSTD_compressBound(input.count)
+        let oldCount = out.count
+        out.append(contentsOf: repeatElement(0, count: bound))
+        let written: Int = input.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                ZSTD_compressCCtx(zstdContext, dst.baseAddress! + oldCount, bound, src.baseAddress, src.count, zstdLevel)
+            }
+        }
+        guard ZSTD_isError(written) == 0 else {
+            out.removeLast(bound)
+            throw ParquetError(.compressionFailed, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        }
+        out.removeLast(bound - written)
     }
 
     private func deflate(_ input: [UInt8], into out: inout [UInt8]) throws {

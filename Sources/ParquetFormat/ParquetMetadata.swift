@@ -25,6 +25,7 @@ enum CompressionCodec: Int32 {
     case uncompressed = 0
     case snappy = 1
     case gzip = 2
+    case zstd = 6
 }
 
 enum ConvertedType: Int32 {

@@ -6,6 +6,9 @@ public enum ParquetCompression: Sendable, Hashable {
     case snappy
     /// GZIP (RFC 1952) through zlib at the given level (-1 = zlib's default, 0...9).
     case gzip(level: Int32)
+    /// Zstandard frames through libzstd at the given level (1...19): smaller than Snappy at a similar decoding
+    /// speed. The compressor's memory grows with the level (about 0.6 MB at 1, 1.3 MB at 3, 83 MB at 19).
+    case zstd(level: Int32)
 }
 
 /// One top-level column of the file: its name, value type and whether it may hold nulls.

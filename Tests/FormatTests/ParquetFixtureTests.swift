@@ -61,6 +61,7 @@ struct Fixture {
     static var all: [Fixture] {
         [
             types(.none, "types_none"), types(.snappy, "types_snappy"), types(.gzip(level: 6), "types_gzip"),
+            types(.zstd(level: 3), "types_zstd"),
             zeroRows, allNull, bigString, unicode, dictionaryOverflow, byteBoundRowGroups, lists,
         ]
     }
@@ -351,6 +352,7 @@ struct Fixture {
         case .none: "UNCOMPRESSED"
         case .snappy: "SNAPPY"
         case .gzip: "GZIP"
+        case .zstd: "ZSTD"
         }
     }
 

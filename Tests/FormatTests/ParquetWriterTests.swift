@@ -270,18 +270,32 @@ struct ParquetWriterTests {
         #expect(after.code == .writerClosed)
     }
 
-    @Test func gzipPagesAreRFC1952Members() throws {
+    /// Each codec's pages start with its own magic: gzip 1F 8B 08 (RFC 1952, deflate), a Zstandard frame
+    /// 28 B5 2F FD; the column metadata names the codec (GZIP = 2, ZSTD = 6).
+    @Test(arguments: [
+        (ParquetCompression.gzip(level: 6), Int64(2), [0x1F, 0x8B, 0x08] as [UInt8]),
+        (ParquetCompression.zstd(level: 1), Int64(6), [0x28, 0xB5, 0x2F, 0xFD] as [UInt8]),
+    ])
+    func pagesAreFramesOfTheirCodec(compression: ParquetCompression, codec: Int64, magic: [UInt8]) throws {
         let spec = [ParquetColumnSpec(name: "v", kind: .int64, required: true)]
         let file = try writeParquet(
             spec,
-            options: options { $0.compression = .gzip(level: 6) },
+            options: options { $0.compression = compression },
             batches: [ParquetBatch(rowCount: 3, columns: [.int64([1, 2, 3], isNull: nil)])]
         )
         let meta = try #require(columnMetaData(try parquetFooter(file), rowGroup: 0, column: 0))
-        #expect(meta[4]?.int == 2)
+        #expect(meta[4]?.int == codec)
         var reader = ThriftCompactReader(file, at: Int(try #require(meta[9]?.int)))
         _ = try reader.readStruct()
-        // gzip magic 1F 8B, method 8 (deflate).
-        #expect(Array(file[reader.position..<(reader.position + 3)]) == [0x1F, 0x8B, 0x08])
+        #expect(Array(file[reader.position..<(reader.position + magic.count)]) == magic)
+    }
+
+    @Test(arguments: [0, 20, -1] as [Int32])
+    func zstdLevelOutOfRangeIsRejected(level: Int32) throws {
+        let spec = [ParquetColumnSpec(name: "v", kind: .int64, required: true)]
+        let error = try #require(throws: ParquetError.self) {
+            _ = try writeParquet(spec, options: options { $0.compression = .zstd(level: level) }, batches: [])
+        }
+        #expect(error.code == .invalidOptions)
     }
 }

@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 status=0
 for db in Tests/Fixtures/databases/*.db; do
     name=$(basename "$db" .db)
-    for codec in snappy gzip none; do
+    for codec in snappy zstd gzip none; do
         "$PARSL_EXPORT" parquet "$db" -o "$tmp/$name-$codec" --compression "$codec" --quiet
     done
     "$PYTHON" scripts/checks/parquet_values.py "$db" "$tmp/$name-snappy" || status=1
@@ -20,7 +20,7 @@ import sys, pyarrow.parquet as pq, glob, os
 base = sys.argv[1]
 for f in glob.glob(base + "-snappy/*.parquet"):
     t = pq.read_table(f)
-    for codec in ("gzip", "none"):
+    for codec in ("zstd", "gzip", "none"):
         other = pq.read_table(f.replace("-snappy/", f"-{codec}/"))
         assert t.equals(other), (f, codec)
 PY

@@ -17,7 +17,7 @@ need_apt() {
 }
 
 setup_build() {
-    need_apt libsqlite3-dev zlib1g-dev libdeflate-dev pkg-config sqlite3 gzip
+    need_apt libsqlite3-dev zlib1g-dev libdeflate-dev libzstd-dev pkg-config sqlite3 gzip
     command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
 }
 
