@@ -14,7 +14,8 @@ struct TraceCommand: AsyncParsableCommand {
             the execution (running → returned) of every try whose resource samples name that worker. Tries that \
             never ran have a process of their own. Resource samples become counters per worker (resident memory, \
             CPU cores in use), block lifecycles are slices on the "blocks" process, and manager snapshots are \
-            counters (active managers, connected workers). A crashed run's open tries end at the last timestamp in the database and are marked unfinished.
+            counters (active managers, connected workers). A crashed run's open tries end at the last timestamp \
+            in the database and are marked unfinished.
 
             -o: a path ending in .json or .json.gz is one file (one run: use --run or --latest when the database \
             holds several); any other path is a directory that gets trace-<run id>.json.gz per run.

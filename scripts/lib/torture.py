@@ -576,7 +576,7 @@ SCHEMA_TYPES = ["INTEGER", "TEXT", "REAL", "BLOB", "FLOAT", "DATETIME", "BOOLEAN
 def damage_schema(path, rng):
     """Rewrites one table's CREATE statement as damage to the schema page can, on an otherwise sound file: a column
     renamed, dropped (the values after it shift into the wrong columns), retyped, made nullable or NOT NULL, or one
-    character replaced. Returns what was done."""
+    character replaced."""
     con = sqlite3.connect(path)
     tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL").fetchall()
     name, sql = rng.choice(tables)
@@ -608,7 +608,6 @@ def damage_schema(path, rng):
     con.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", ("\n".join(lines), name))
     con.commit()
     con.close()
-    return f"{name}: {kind}"
 
 
 def fuzz_case(binary, commands, work, n, seed):

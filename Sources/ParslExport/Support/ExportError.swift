@@ -40,10 +40,8 @@ public struct ExportError: Error, Sendable, CustomStringConvertible {
     /// the error stays one line.
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = Self.oneLine(message)
+        self.message = printable(message)
     }
-
-    static func oneLine(_ text: String) -> String { printable(text) }
 
     public var description: String { message }
 }
