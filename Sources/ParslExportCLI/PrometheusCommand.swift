@@ -78,13 +78,7 @@ struct PrometheusCommand: AsyncParsableCommand {
     func run() async throws {
         let options = try metrics.resolved()
         try runReportingErrors(quiet: database.quiet) {
-            var configuration = MetricsCollector.Configuration(path: database.database)
-            configuration.immutable = database.immutable
-            configuration.runPrefixes = database.runs
-            configuration.latestRun = database.latest
-            configuration.timeZone = database.timezone
-            configuration.batchSize = database.batchSize
-            configuration.busyTimeoutMilliseconds = database.busyTimeout
+            let configuration = MetricsCollector.Configuration(request: database.request(tables: []))
             let sink = PrometheusSink(
                 path: output, options: options, format: openmetrics ? .openMetrics : .prometheusText,
                 configuration: configuration)

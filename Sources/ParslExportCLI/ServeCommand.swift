@@ -52,12 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let options = try metrics.resolved()
         let (host, port) = try Self.parseListen(listen)
-        var collector = MetricsCollector.Configuration(path: database.database)
-        collector.immutable = database.immutable
-        collector.runPrefixes = database.runs
-        collector.latestRun = database.latest
-        collector.timeZone = database.timezone
-        collector.batchSize = database.batchSize
+        var collector = MetricsCollector.Configuration(request: database.request())
         collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
         let quiet = database.quiet
         let live: LiveMetrics

@@ -15,10 +15,12 @@ enum Fixtures {
     static let htex2026 = database("parsl-2026.10.26-htex.db")
     static let threads2026 = database("parsl-2026.10.26-threads.db")
 
-    /// Every committed database.
-    static var all: [String] {
-        (try? listDirectory(root))?.filter { $0.hasSuffix(".db") }.sorted().map { root + "/" + $0 } ?? []
-    }
+    /// Every committed database. Without them the tests that take each would run no case and pass: stop instead.
+    static let all: [String] = {
+        let names = ((try? listDirectory(root)) ?? []).filter { $0.hasSuffix(".db") }.sorted()
+        guard !names.isEmpty else { fatalError("no fixture databases in \(root): the tests cannot run without them") }
+        return names.map { root + "/" + $0 }
+    }()
 }
 
 /// Answers straight from SQLite, independent of the exporter's reader.
@@ -28,10 +30,33 @@ enum Oracle {
         sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil)
         defer { sqlite3_close_v2(db) }
         var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else { return -1 }
+        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else {
+            // A query that cannot run proves nothing: the test fails rather than compare with a made-up value.
+            Issue.record("oracle query failed on \(path): \(sql): \(String(cString: sqlite3_errmsg(db)))")
+            return -1
+        }
         defer { sqlite3_finalize(statement) }
-        guard sqlite3_step(statement) == SQLITE_ROW else { return -1 }
+        guard sqlite3_step(statement) == SQLITE_ROW else {
+            Issue.record("oracle query gave no row on \(path): \(sql)")
+            return -1
+        }
         return sqlite3_column_int64(statement, 0)
+    }
+
+    /// The text of the first column of the first row; a failed query fails the test.
+    static func text(_ path: String, _ sql: String) -> String? {
+        var db: OpaquePointer?
+        sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil)
+        defer { sqlite3_close_v2(db) }
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, sqlite3_step(statement) == SQLITE_ROW
+        else {
+            Issue.record("oracle query failed on \(path): \(sql)")
+            sqlite3_finalize(statement)
+            return nil
+        }
+        defer { sqlite3_finalize(statement) }
+        return sqlite3_column_text(statement, 0).map { String(cString: $0) }
     }
 
     static func tableExists(_ path: String, _ table: String) -> Bool {

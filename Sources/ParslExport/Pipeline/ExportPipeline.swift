@@ -96,7 +96,8 @@ public struct ExportPipeline {
                 runs: runs,
                 timeZone: request.timeZone,
                 warnings: warnings,
-                overlappingReadsMayStallAWriter: try database.overlappingReadsMayStallAWriter()
+                overlappingReadsMayStallAWriter: try database.overlappingReadsMayStallAWriter(),
+                request: request
             )
             let demand = sink.demand
             var tableDemand = demand.tables

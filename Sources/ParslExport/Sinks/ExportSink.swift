@@ -18,6 +18,9 @@ public struct ExportContext: Sendable {
     /// A second connection reading beside the pipeline's could hold up a writer (see
     /// `MonitoringDatabase.overlappingReadsMayStallAWriter()`): read on one connection at a time.
     public var overlappingReadsMayStallAWriter: Bool
+    /// How the export opens and reads the database (`--immutable`, `--busy-timeout`, `--batch-size`, ...), for a
+    /// sink that reads it on a connection of its own.
+    public var request: ExportRequest? = nil
 }
 
 /// One value in the stream a sink consumes. Tables arrive one after another, each as
@@ -57,6 +60,19 @@ public struct DatabaseSnapshot {
     public let tables: [String: MonitoringDatabase.TableSnapshot]
     public let options: ReadOptions
     public let warnings: ValueWarnings
+    /// The gate this export's connections take turns at while a writer may be at work (see
+    /// `SQLiteConnection.readGate`): one per export, so exports in one process do not serialise each other.
+    let readGate = ReadGate()
+
+    public init(
+        database: MonitoringDatabase, tables: [String: MonitoringDatabase.TableSnapshot], options: ReadOptions,
+        warnings: ValueWarnings
+    ) {
+        self.database = database
+        self.tables = tables
+        self.options = options
+        self.warnings = warnings
+    }
 
     /// The last rowid of `table` that belongs to the export (0 for a table the database lacks).
     public func highWater(_ table: String) -> Int64 { tables[table]?.highWater ?? 0 }

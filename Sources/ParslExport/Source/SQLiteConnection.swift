@@ -283,9 +283,6 @@ extension SQLiteConnection {
 final class ReadGate: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    /// The gate of every connection that takes part.
-    static let shared = ReadGate()
-
     init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)

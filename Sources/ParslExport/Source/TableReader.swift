@@ -167,77 +167,31 @@ final class TableReader {
                 }
             }
         case .int64:
-            switch storage {
-            case .integer:
-                builder.appendInt64(cell.int64)
-            case .float:
-                let value = cell.double
-                if let exact = Int64(exactly: value) {
-                    builder.appendInt64(exact)
-                } else {
-                    warn(column, "non-integer numbers in an integer column", "\(value)")
-                    builder.appendNull()
-                }
-            default:
-                let parsed = cell.withText { parseInteger($0) }
-                if let parsed {
-                    if !normalised[column] {
-                        // Parsl stores it as an integer; text that merely looks like one is still suspicious.
-                        warn(column, "integers stored as text (read as numbers)", cell.string ?? "")
-                    }
-                    builder.appendInt64(parsed)
-                } else {
-                    warn(column, "values that are not integers", cell.string ?? "")
-                    builder.appendNull()
-                }
-            }
+            let (value, problem) = ValueRules.integer(cell)
+            // Text in a normalised column is what the normalisation expects, not a problem.
+            if let problem, !(problem == .integerAsText && normalised[column]) { warn(column, problem, cell) }
+            if let value { builder.appendInt64(value) } else { builder.appendNull() }
         case .float64:
-            switch storage {
-            case .integer, .float:
-                builder.appendDouble(cell.double)
-            default:
-                if let text = cell.string, let value = Double(text) {
-                    warn(column, "numbers stored as text (read as numbers)", text)
-                    builder.appendDouble(value)
-                } else {
-                    warn(column, "values that are not numbers", cell.string ?? "")
-                    builder.appendNull()
-                }
-            }
+            let (value, problem) = ValueRules.double(cell)
+            if let problem { warn(column, problem, cell) }
+            if let value { builder.appendDouble(value) } else { builder.appendNull() }
         case .bool:
-            switch storage {
-            case .integer:
-                let value = cell.int64
-                if value == 0 || value == 1 {
-                    builder.appendBool(value == 1)
-                } else {
-                    warn(column, "integers other than 0/1 in a boolean column", "\(value)")
-                    builder.appendNull()
-                }
-            default:
-                if let value = cell.withText(parseBoolean) {
-                    builder.appendBool(value)
-                } else {
-                    warn(column, "values that are not booleans", cell.string ?? "")
-                    builder.appendNull()
-                }
-            }
+            let (value, problem) = ValueRules.boolean(cell)
+            if let problem { warn(column, problem, cell) }
+            if let value { builder.appendBool(value) } else { builder.appendNull() }
         case .timestamp:
-            let parsed: Timestamp.Parsed? =
-                storage == .text ? cell.withText { Timestamp.parse($0) } : nil
-            guard let parsed else {
-                warn(column, "timestamps that do not parse", cell.string ?? "")
-                builder.appendNull()
-                return
-            }
-            builder.appendInt64(convert(parsed))
+            let (value, problem) = ValueRules.timestamp(cell, zone: options.timeZone)
+            if let problem { warn(column, problem, cell) }
+            if let value { builder.appendInt64(value) } else { builder.appendNull() }
         }
     }
 
-    private func convert(_ parsed: Timestamp.Parsed) -> Int64 { parsed.micros(in: options.timeZone) }
-
     private func warn(_ column: Int, _ problem: String, _ example: @autoclosure () -> String) {
         warnings.record(table: schema.name, column: schema.columns[column].name, problem: problem, example: example())
+    }
+
+    private func warn(_ column: Int, _ problem: ValueRules.Problem, _ cell: SQLiteCell) {
+        warn(column, problem.rawValue, cell.string ?? "")
     }
 }
 
@@ -420,10 +374,11 @@ func sqlList(_ values: [String]) -> String {
 }
 
 extension Timestamp.Parsed {
-    /// Microseconds in the export's clock: the naive wall clock, or UTC when a zone is given.
+    /// Microseconds in the export's clock. A timestamp that carries its offset (`+02:00`, `Z`) is an instant:
+    /// it becomes UTC, with or without a zone. A naive one is the wall clock, converted to UTC when a zone is given.
     func micros(in zone: TimeZoneConversion?) -> Int64 {
-        guard let zone else { return wallClockMicros }
         if let offset = offsetSeconds { return wallClockMicros - Int64(offset) * 1_000_000 }
+        guard let zone else { return wallClockMicros }
         return zone.utcMicros(fromWallClock: wallClockMicros)
     }
 }

@@ -1,11 +1,7 @@
 /// The derived try_summary table: each try joined with its task, its final status and its resource samples.
-/// The joins run in SQLite, on the primary-key indexes, one batch of tries at a time.
-enum TrySummary {
-    /// Terminal states sort first, then the latest timestamp: status order is not logical order in Parsl data.
-    static let finalStateRank =
-        "CASE s.task_status_name WHEN 'exec_done' THEN 2 WHEN 'memo_done' THEN 2 WHEN 'failed' THEN 2 "
-        + "WHEN 'dep_fail' THEN 2 WHEN 'done' THEN 2 WHEN 'fail_retryable' THEN 2 ELSE 0 END"
-}
+/// The joins run in SQLite, on the primary-key indexes, one batch of tries at a time. What a try's times and
+/// statuses mean is `TryLifecycle`'s, shared with the trace and the metrics.
+enum TrySummary {}
 
 extension MonitoringDatabase {
     /// The FROM clause of the try_summary query; resource joins in only where its rows name their try.
@@ -28,9 +24,7 @@ extension MonitoringDatabase {
         let finalState: String? =
             schema.tables["status"] == nil
             ? nil
-            : "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = t.task_id AND s.run_id = t.run_id"
-                + (hasStatusTry ? " AND s.try_id = t.try_id" : "")
-                + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
+            : TryLifecycle.finalStateSQL(task: "t.task_id", attempt: "t.try_id", run: "t.run_id", statusHasTry: hasStatusTry)
         let expressions: [String: String?] = [
             "run_id": "t.run_id",
             "task_id": "t.task_id",
@@ -76,25 +70,24 @@ extension MonitoringDatabase {
 }
 
 extension TrySummary {
-    /// Queue wait and run time from the parsed timestamps; a negative difference (running stamped by the worker's
-    /// clock before launched, as join_apps and thread pools do) counts as 0.
+    /// Queue wait and run time from the parsed timestamps (`TryLifecycle`).
     static func fillDurations(_ batch: inout RecordBatch) {
         guard let launched = batch.column("launched"), let running = batch.column("running"),
             let returned = batch.column("returned"),
             let waitIndex = batch.schema.index(of: "queue_wait_seconds"),
             let runIndex = batch.schema.index(of: "run_time_seconds")
         else { return }
-        func seconds(_ from: ColumnVector, _ to: ColumnVector) -> ColumnVector {
+        func seconds(_ from: ColumnVector, _ to: ColumnVector, _ span: (Int64?, Int64?) -> Int64?) -> ColumnVector {
             var values = [Double](repeating: 0, count: batch.rowCount)
             var isNull = [Bool](repeating: true, count: batch.rowCount)
             for row in 0..<batch.rowCount {
-                guard let start = from.int64(at: row), let end = to.int64(at: row) else { continue }
-                values[row] = Double(max(0, end - start)) / 1_000_000
+                guard let micros = span(from.int64(at: row), to.int64(at: row)) else { continue }
+                values[row] = Double(micros) / 1_000_000
                 isNull[row] = false
             }
             return ColumnVector(values: .float64(values), isNull: isNull)
         }
-        batch.columns[waitIndex] = seconds(launched, running)
-        batch.columns[runIndex] = seconds(running, returned)
+        batch.columns[waitIndex] = seconds(launched, running, TryLifecycle.queueWait)
+        batch.columns[runIndex] = seconds(running, returned, TryLifecycle.runTime)
     }
 }

@@ -26,6 +26,28 @@ public final class MetricsCollector {
         public var warnings: ValueWarnings? = nil
 
         public init(path: String) { self.path = path }
+
+        /// The reading settings of an export request: the one place they are copied from.
+        public init(request: ExportRequest) {
+            path = request.databasePath
+            immutable = request.immutable
+            runPrefixes = request.runPrefixes
+            latestRun = request.latestRun
+            timeZone = request.timeZone
+            batchSize = request.batchSize
+            busyTimeoutMilliseconds = request.busyTimeoutMilliseconds
+        }
+
+        /// Reads what an export reads: its database with its settings, its runs, its clock, its warnings.
+        public init(context: ExportContext) {
+            if let request = context.request { self.init(request: request) } else { self.init(path: context.databasePath) }
+            path = context.databasePath
+            runPrefixes = []
+            latestRun = false
+            runIDs = Set(context.runs.map(\.runID))
+            timeZone = context.timeZone
+            warnings = context.warnings
+        }
     }
 
     public let configuration: Configuration
@@ -250,59 +272,19 @@ public final class MetricsCollector {
             aggregator.add(
                 MetricRow.Resource(
                     runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
-                    residentBytes: s.isNull(5) ? nil : s.double(5), cpuSeconds: s.isNull(6) ? nil : s.double(6)))
+                    residentBytes: number(s, 5), cpuSeconds: number(s, 6)))
         }
     }
 
     // MARK: Values
 
-    private func integer(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
-        switch s.storageClass(i) {
-        case .integer: return s.int64(i)
-        case .float: return Int64(exactly: s.double(i).rounded())
-        case .null: return nil
-        default:
-            if let value = s.string(i).flatMap({ Int64($0) }) { return value }
-            warn(s, i, "values that are not integers")
-            return nil
-        }
+    /// Each value by the rules every reader applies (`ValueRules`), problems counted as the pipeline counts them.
+    private func row(_ s: SQLiteStatement) -> SourceRow {
+        SourceRow(statement: s, warnings: configuration.warnings, zone: zone, table: currentTable)
     }
 
-    /// Counts a value that is dropped, as the pipeline's reader does for the other sinks.
-    private func warn(_ s: SQLiteStatement, _ i: Int32, _ problem: String) {
-        configuration.warnings?.record(
-            table: currentTable, column: s.columnName(i), problem: problem, example: s.string(i) ?? "")
-    }
-
-    private func boolean(_ s: SQLiteStatement, _ i: Int32) -> Bool? {
-        switch s.storageClass(i) {
-        case .integer, .float: s.double(i) != 0
-        case .text:
-            switch s.string(i)?.lowercased() {
-            case "1", "true", "t": true
-            case "0", "false", "f": false
-            default:
-                { warn(s, i, "values that are not booleans"); return nil }()
-            }
-        default: nil
-        }
-    }
-
-    /// UTC microseconds of a Parsl timestamp: its own offset when it has one, else `--timezone`, else taken as UTC.
-    private func time(_ s: SQLiteStatement, _ i: Int32) -> Int64? {
-        switch s.storageClass(i) {
-        case .null: return nil
-        case .text: break
-        default:
-            warn(s, i, "timestamps that do not parse")
-            return nil
-        }
-        guard let parsed = s.withText(i, { Timestamp.parse($0) }) else {
-            warn(s, i, "timestamps that do not parse")
-            return nil
-        }
-        if let offset = parsed.offsetSeconds { return parsed.wallClockMicros - Int64(offset) * 1_000_000 }
-        if let zone { return zone.utcMicros(fromWallClock: parsed.wallClockMicros) }
-        return parsed.wallClockMicros
-    }
+    private func integer(_ s: SQLiteStatement, _ i: Int32) -> Int64? { row(s).integer(i) }
+    private func number(_ s: SQLiteStatement, _ i: Int32) -> Double? { row(s).double(i) }
+    private func boolean(_ s: SQLiteStatement, _ i: Int32) -> Bool? { row(s).boolean(i) }
+    private func time(_ s: SQLiteStatement, _ i: Int32) -> Int64? { row(s).timestamp(i) }
 }

@@ -31,11 +31,7 @@ public final class PrometheusSink: ExportSink {
 
     public func consume(_ event: ExportEvent) throws {
         guard case .start(let context) = event else { return }
-        var configuration = self.configuration ?? MetricsCollector.Configuration(path: context.databasePath)
-        if self.configuration == nil {
-            configuration.runIDs = Set(context.runs.map(\.runID))
-            configuration.timeZone = context.timeZone
-        }
+        var configuration = self.configuration ?? MetricsCollector.Configuration(context: context)
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
         // Reading beside the pipeline could hold up a writer: then the metrics are read afterwards, in `prepare`.

@@ -10,6 +10,9 @@ struct TraceSource {
     let runID: String
     /// Whether time-sorted queries sort a staged copy (see `eachSorted`).
     let stagesSorts: Bool
+    /// Where the passes read tries: a copy of the run's try rows taken once (see `stageTries`), or the table itself
+    /// on a connection that has no copy.
+    let tries: String
     private let statements = StatementCache()
 
     private final class StatementCache {
@@ -30,26 +33,76 @@ struct TraceSource {
             connection: connection,
             snapshot: snapshot,
             runID: runID,
-            stagesSorts: stageSortedReads ?? snapshot.database.overlappingReadsMayStallAWriter()
+            stagesSorts: stageSortedReads ?? snapshot.database.overlappingReadsMayStallAWriter(),
+            tries: Self.stagedTries
         )
+        try stageTries()
     }
 
-    private init(connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String, stagesSorts: Bool) throws {
+    private init(
+        connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String, stagesSorts: Bool, tries: String
+    ) throws {
         self.connection = connection
         schema = snapshot.database.schema
         path = snapshot.database.path
         self.snapshot = snapshot
         self.runID = runID
         self.stagesSorts = stagesSorts
+        self.tries = tries
         // The two threads' connections take turns reading while a writer may be at work (see `readGate`).
-        if stagesSorts { connection.readGate = .shared }
+        if stagesSorts { connection.readGate = snapshot.readGate }
         try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
     }
 
-    /// The same reads through a connection of its own, for another thread.
+    /// The same reads through a connection of its own, for another thread. It reads the try table itself (the
+    /// staged copy is the first connection's): only for what a sample's try adds to it, never for which tries exist.
     func onNewConnection() throws -> TraceSource {
         try TraceSource(
-            connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID, stagesSorts: stagesSorts)
+            connection: snapshot.database.openConnection(), snapshot: snapshot, runID: runID, stagesSorts: stagesSorts,
+            tries: "\"try\"")
+    }
+
+    private static let stagedTries = "temp.parsl_trace_try"
+
+    /// Copies the run's try rows of the snapshot into a temporary table, each row read once, in rowid ranges (each
+    /// a short read transaction). Parsl updates a try in place as it runs (running time, then block and host, then
+    /// returned time); passes that read the table itself at different moments could see one try in two states, or
+    /// in neither of the two passes that split tries by whether they ran. The copy keeps each try's rowid.
+    private func stageTries() throws {
+        guard has("try") else { return }
+        let columns = (schema.tables["try"] ?? []).map { quoteIdentifier($0.name) }
+        let list = columns.joined(separator: ", ")
+        try guarded {
+            try connection.execute("DROP TABLE IF EXISTS \(tries)")
+            try connection.execute("CREATE TEMP TABLE parsl_trace_try AS SELECT \(list) FROM \"try\" LIMIT 0")
+            let run = has("try", "run_id") ? " AND run_id = ?1" : ""
+            try copyInRanges(
+                "INSERT INTO \(tries) (rowid, \(list)) SELECT rowid, \(list) FROM \"try\" WHERE rowid > ?2 AND rowid <= ?3\(run)",
+                table: "try")
+        }
+    }
+
+    /// Runs `insert` (with the run as ?1 and a rowid range of `table` as ?2 < rowid <= ?3) over the snapshot's
+    /// rows of `table`, one range at a time: each is a read transaction of its own, as short as a pipeline batch.
+    private func copyInRanges(_ insert: String, table: String) throws {
+        let statement = try connection.prepare(insert)
+        defer { statement.reset() }
+        let highWater = snapshot.highWater(table)
+        var after: Int64 = 0
+        let first = try connection.prepare("SELECT min(rowid) FROM \(quoteIdentifier(table))")
+        if try first.step(), !first.isNull(0) { after = first.int64(0) - 1 }
+        first.reset()
+        // Parsl never deletes, so rowids are dense and a range holds about as many rows as a pipeline batch.
+        let span: Int64 = 8192
+        while after < highWater {
+            let upTo = min(highWater, after + span)
+            statement.reset()
+            statement.bind(1, runID)  // ignored by SQLite where the statement has no ?1
+            statement.bind(2, after)
+            statement.bind(3, upTo)
+            _ = try statement.step()
+            after = upTo
+        }
     }
 
     /// Runs `body`, turning SQLite errors into errors about the database file.
@@ -163,24 +216,7 @@ struct TraceSource {
             create.bind(3, Int64(0))
             _ = try create.step()
             create.reset()
-            let insert = try connection.prepare("INSERT INTO \(stage) SELECT * FROM (\(inner))")
-            defer { insert.reset() }
-            let highWater = snapshot.highWater(table)
-            var after: Int64 = 0
-            let first = try connection.prepare("SELECT min(rowid) FROM \(quoteIdentifier(table))")
-            if try first.step(), !first.isNull(0) { after = first.int64(0) - 1 }
-            first.reset()
-            // Parsl never deletes, so rowids are dense and a range holds about as many rows as a pipeline batch.
-            let span: Int64 = 8192
-            while after < highWater {
-                let upTo = min(highWater, after + span)
-                insert.reset()
-                insert.bind(1, runID)
-                insert.bind(2, after)
-                insert.bind(3, upTo)
-                _ = try insert.step()
-                after = upTo
-            }
+            try copyInRanges("INSERT INTO \(stage) SELECT * FROM (\(inner))", table: table)
         }
         defer { try? connection.execute("DROP TABLE IF EXISTS \(stage)") }
         try each(outer(stage), body)
@@ -230,7 +266,7 @@ struct TraceSource {
             // Node rows fall back to reg_time only where timestamp is missing (as the node pass reads them).
             let only = table == "node" && name == "reg_time" && has("node", "timestamp") ? " AND parsl_us(x.timestamp) IS NULL" : ""
             let sql = """
-                SELECT \(quoteIdentifier(name)), x.rowid FROM \(quoteIdentifier(table)) AS x
+                SELECT \(quoteIdentifier(name)), x.rowid FROM \(table == "try" ? tries : quoteIdentifier(table)) AS x
                 WHERE \(scope(table, "x"))\(only) AND x.rowid > ?2 ORDER BY x.rowid LIMIT ?3
                 """
             try eachByRowid(sql) { row in
@@ -289,15 +325,14 @@ struct TraceSource {
                 \(column("try", "block_id", "t")) AS block, \(column("try", "hostname", "t")) AS host,
                 \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
                 parsl_try_start(\(times.joined(separator: ", "))) AS start
-            FROM "try" AS t WHERE \(scope("try", "t")) AND \(rowidRange("t")) AND \(times[1]) IS NOT NULL
+            FROM \(tries) AS t WHERE \(scope("try", "t")) AND \(times[1]) IS NOT NULL
             LIMIT -1 OFFSET 0
             """
-        try eachSorted(table: "try", inner: inner, outer: { source in
-            """
-            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM \(source)
+        // The staged copy is a temporary table: sorting it holds no lock on the database.
+        try each("""
+            SELECT l_task, l_try, executor, block, host, launched, running, returned FROM (\(inner))
             WHERE start IS NOT NULL ORDER BY start, l_task, l_try
-            """
-        }, body)
+            """, body)
     }
 
     /// Tries whose running time is missing or does not parse, in the order of their first moment, with the
@@ -324,7 +359,7 @@ struct TraceSource {
                         \(column("try", "hostname", "t")) AS host,
                         \(times[0]) AS launched, \(times[1]) AS running, \(times[2]) AS returned,
                         parsl_try_start(\(times[0]), \(times[2])) AS start
-                    FROM "try" AS t WHERE \(scope("try", "t")) AND \(rowidRange("t"))
+                    FROM \(tries) AS t WHERE \(scope("try", "t")) AND \(rowidRange("t"))
                         AND (\(times[1]) IS NULL OR parsl_us(\(times[1])) IS NULL)
                     LIMIT -1 OFFSET 0)
                 LIMIT -1 OFFSET 0)
@@ -341,10 +376,9 @@ struct TraceSource {
     /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
     private func finalStateQuery(task: String, attempt: String, run: String) -> String {
         guard has("status") else { return "NULL" }
-        return "(SELECT s.task_status_name FROM status AS s WHERE s.task_id = \(task) AND \(scope("status", "s"))"
-            + (has("status", "run_id") && has("try", "run_id") ? " AND s.run_id = \(run)" : "")
-            + (hasStatusTry ? " AND s.try_id = \(attempt)" : "")
-            + " ORDER BY \(TrySummary.finalStateRank) DESC, s.timestamp DESC, s.rowid DESC LIMIT 1)"
+        return TryLifecycle.finalStateSQL(
+            task: task, attempt: attempt, run: has("status", "run_id") && has("try", "run_id") ? run : nil,
+            statusHasTry: hasStatusTry, filter: scope("status", "s"))
     }
 
     /// The final state of one try (for a try that ran but has no returned time, whose span depends on it).
@@ -393,7 +427,7 @@ struct TraceSource {
                 \(column("try", "task_try_time_launched", "t")), \(column("try", "task_try_time_running", "t")),
                 \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t")),
                 t.rowid
-            FROM "try" AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 ORDER BY t.rowid LIMIT ?3
+            FROM \(tries) AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 ORDER BY t.rowid LIMIT ?3
             """
         try eachByRowid(sql, body)
     }
@@ -519,24 +553,18 @@ struct TraceSource {
     }
 }
 
-/// The current row of a trace query, read with the conversions of the table reader.
+/// The current row of a trace query, read by the value rules every reader applies (`SourceRow`).
 struct TraceRow {
     let statement: SQLiteStatement
     let warnings: ValueWarnings
     let zone: TimeZoneConversion?
 
+    private var row: SourceRow { SourceRow(statement: statement, warnings: warnings, zone: zone) }
+
     /// A timestamp: an integer column (from `parsl_us`) as is; text parsed as the table reader does, with values
     /// that do not parse reported when `warn` names the column.
     func time(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
-        switch statement.storageClass(column) {
-        case .null: return nil
-        case .integer: return statement.int64(column)
-        case .text:
-            if let parsed = statement.withText(column, { Timestamp.parse($0) }) { return parsed.micros(in: zone) }
-        default: break
-        }
-        if let warn { record(warn, "timestamps that do not parse", statement.string(column) ?? "") }
-        return nil
+        statement.storageClass(column) == .integer ? statement.int64(column) : row.timestamp(column, warn: warn)
     }
 
     func isNull(_ column: Int32) -> Bool { statement.isNull(column) }
@@ -544,36 +572,12 @@ struct TraceRow {
     /// An integer; a whole float is read as one, anything else is NULL. Text that looks like an integer is read
     /// and, like other text, reported when `warn` names the column.
     func int(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
-        switch statement.storageClass(column) {
-        case .null: return nil
-        case .integer: return statement.int64(column)
-        case .float:
-            let value = statement.double(column)
-            if let exact = Int64(exactly: value) { return exact }
-            if let warn { record(warn, "non-integer numbers in an integer column", "\(value)") }
-            return nil
-        default:
-            let parsed = statement.withText(column) { parseInteger($0) }
-            if let warn {
-                record(
-                    warn, parsed == nil ? "values that are not integers" : "integers stored as text (read as numbers)",
-                    statement.string(column) ?? "")
-            }
-            return parsed
-        }
+        row.integer(column, warn: warn)
     }
 
     /// A number, or NULL for anything else (text that reads as a number is read, and reported with `warn`).
     func double(_ column: Int32, warn: (table: String, column: String)? = nil) -> Double? {
-        switch statement.storageClass(column) {
-        case .null: return nil
-        case .integer, .float: return statement.double(column)
-        default:
-            let text = statement.string(column) ?? ""
-            let value = Double(text)
-            if let warn { record(warn, value == nil ? "values that are not numbers" : "numbers stored as text (read as numbers)", text) }
-            return value
-        }
+        row.double(column, warn: warn)
     }
 
     /// Text, with invalid UTF-8 replaced.
@@ -584,17 +588,5 @@ struct TraceRow {
     }
 
     /// A boolean as Parsl stores it (0/1, or text such as "true").
-    func bool(_ column: Int32) -> Bool? {
-        switch statement.storageClass(column) {
-        case .null: return nil
-        case .integer:
-            let value = statement.int64(column)
-            return value == 0 || value == 1 ? value == 1 : nil
-        default: return statement.withText(column, parseBoolean)
-        }
-    }
-
-    private func record(_ at: (table: String, column: String), _ problem: String, _ example: String) {
-        warnings.record(table: at.table, column: at.column, problem: problem, example: example)
-    }
+    func bool(_ column: Int32) -> Bool? { row.boolean(column) }
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Exports a Parsl database while it is being written: replays a real fixture into a fresh file (scripts/lib/replay.py,
+one small commit per change) and runs `parsl-export trace` (and, with --parquet, `parquet --tables try`) again and
+again until at least --exports exports have run. Every export must contain every try committed before it started:
+a trace slice (args task and try) per try, a `try` row per try. Prints the count of exports that missed tries and
+how many they missed; exits 1 if any did.
+
+usage: live_export.py BINARY FIXTURE.db [--exports 40] [--seed 13] [--pause 0.002] [--parquet]"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from replay import Replay  # noqa: E402
+
+
+def trace_tries(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        document = json.load(f)
+    found = set()
+    for event in document["traceEvents"]:
+        if event.get("ph") != "X" or event.get("cat") not in ("try", "try.not_run"):
+            continue
+        args = event.get("args", {})
+        found.add((args["task"], args["try"]))
+    return found
+
+
+def parquet_tries(directory):
+    import pyarrow.parquet as pq
+    table = pq.read_table(os.path.join(directory, "try.parquet"), columns=["task_id", "try_id"])
+    return set(zip(table.column("task_id").to_pylist(), table.column("try_id").to_pylist()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("binary")
+    parser.add_argument("fixture")
+    parser.add_argument("--exports", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--pause", type=float, default=0.002, help="seconds between the writer's commits")
+    parser.add_argument("--journal-mode", default="delete")
+    parser.add_argument("--parquet", action="store_true", help="also export the try table to Parquet each time")
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="parsl-export-live.")
+    exports = failed = missed_total = rounds = 0
+    committed_total = 0
+    errors = []
+    while exports < args.exports:
+        rounds += 1
+        db = os.path.join(work, f"live-{rounds}.db")
+        replay = Replay(args.fixture, db, pause=args.pause, seed=args.seed + rounds, journal_mode=args.journal_mode)
+        replay.start()
+        while not replay.done.is_set():
+            before = replay.committed()
+            out = os.path.join(work, "trace.json")
+            result = subprocess.run([args.binary, "trace", db, "-o", out, "--latest"],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                errors.append(f"trace exit {result.returncode}: {result.stderr.strip()}")
+                break
+            exports += 1
+            committed_total += len(before)
+            missing = before - trace_tries(out)
+            if args.parquet:
+                directory = os.path.join(work, f"parquet-{exports}")
+                result = subprocess.run([args.binary, "parquet", db, "-o", directory, "--tables", "try"],
+                                        capture_output=True, text=True)
+                if result.returncode != 0:
+                    errors.append(f"parquet exit {result.returncode}: {result.stderr.strip()}")
+                    break
+                missing_rows = before - parquet_tries(directory)
+                shutil.rmtree(directory, ignore_errors=True)
+                if missing_rows:
+                    print(f"export {exports}: try.parquet lacks {len(missing_rows)} of {len(before)} tries", file=sys.stderr)
+                    failed += 1
+            if missing:
+                failed += 1
+                missed_total += len(missing)
+                print(f"export {exports}: trace lacks {len(missing)} of {len(before)} committed tries "
+                      f"(e.g. task/try {sorted(missing)[:3]})", file=sys.stderr)
+        replay.join()
+        if errors:
+            break
+    print(f"live export: {exports} exports in {rounds} replay(s) (seed {args.seed}), {committed_total} committed "
+          f"tries expected in total; {failed} exports incomplete, {missed_total} tries missed")
+    shutil.rmtree(work, ignore_errors=True)
+    for error in errors:
+        print(f"live export: {error}", file=sys.stderr)
+    return 1 if failed or errors or exports < args.exports else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
