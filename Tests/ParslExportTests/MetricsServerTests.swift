@@ -122,11 +122,16 @@ struct MetricsServerTests {
         for _ in 0..<500 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let bound = port.withLock { $0 }
         try #require(bound != 0)
-        // Wait for the initial read.
+        // Wait for the initial read; a server that never finishes it fails here rather than in a later check.
+        var initialReadDone = false
         for _ in 0..<500 {
-            if try request(bound, "GET", "/metrics").body.contains("\nparsl_export_initial_read_done 1\n") { break }
+            if try request(bound, "GET", "/metrics").body.contains("\nparsl_export_initial_read_done 1\n") {
+                initialReadDone = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
+        try #require(initialReadDone, "the initial read did not finish within 5 s")
         try body(bound)
         task.cancel()
         _ = await task.result
@@ -212,6 +217,7 @@ struct MetricsServerTests {
         defer { live.stop() }
         // Before the first read ends a scrape answers at once; then each scrape triggers a read of its own.
         for _ in 0..<500 where !live.current.initialReadDone { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(live.current.initialReadDone, "the initial read did not finish within 5 s")
         let first = live.current.read
         let snapshot = await live.snapshot(timeout: .seconds(10))
         #expect(snapshot.read > first)

@@ -76,6 +76,8 @@ struct TraceSinkTests {
         let actual = structure(text, events, other)
         if ProcessInfo.processInfo.environment["PARSL_EXPORT_UPDATE_GOLDEN"] != nil {
             try actual.write(toFile: Self.golden, atomically: true, encoding: .utf8)
+            // A run that rewrites the golden file compares nothing: it must not pass.
+            Issue.record("rewrote \(Self.golden); run again without PARSL_EXPORT_UPDATE_GOLDEN")
         }
         let expected = try String(contentsOfFile: Self.golden, encoding: .utf8)
         #expect(

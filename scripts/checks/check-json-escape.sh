@@ -4,8 +4,8 @@
 # literals; scripts/checks/json_escape_roundtrip.py parses every literal back and compares.
 #
 # Environment (scripts/test sets it): PYTHON, any Python 3 (default: .venv/bin/python, else python3).
-# Runs `swift test` for one test; after scripts/test's own `swift test` that builds nothing new. Each run draws a new
-# seed (printed); TRACE_JSON_ROUNDTRIP_SEED replays one.
+# Runs `swift test` for one test; after scripts/test's own `swift test` that builds nothing new. The seed is fixed
+# (13) so that a run can be repeated; TRACE_JSON_ROUNDTRIP_SEED picks another.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -13,7 +13,7 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 CORPUS="$(mktemp "${TMPDIR:-/tmp}/parsl-export-json-escape.XXXXXX")"
 trap 'rm -f "$CORPUS"' EXIT
 
-SEED="${TRACE_JSON_ROUNDTRIP_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+SEED="${TRACE_JSON_ROUNDTRIP_SEED:-13}"
 echo "check-json-escape: seed $SEED"
 
 cd "$ROOT"

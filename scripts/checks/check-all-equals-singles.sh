@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `all` writes what the single commands write: for two real databases, every file of `all -o A` (CSV, Parquet,
+# traces, Prometheus textfile) equals, byte for byte, the same file from `csv`, `parquet`, `trace` and
+# `prometheus` run one by one; the textfile but for its one line of the exporter's own read time.
+#
+# Environment (scripts/test sets it): PARSL_EXPORT, the binary (default: .build/release/parsl-export).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PARSL_EXPORT="${PARSL_EXPORT:-$ROOT/.build/release/parsl-export}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/parsl-export-all.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "check-all-equals-singles: $*" >&2; exit 1; }
+[ -x "$PARSL_EXPORT" ] || fail "no parsl-export binary at $PARSL_EXPORT"
+
+steady() { grep -v '^parsl_export_scrape_duration_seconds ' "$1"; }
+for name in parsl-2026.10.26-htex parsl-2024.1.22-htex; do
+    db="$ROOT/Tests/Fixtures/databases/$name.db"
+    all="$WORK/$name/all" single="$WORK/$name/single"
+    "$PARSL_EXPORT" all "$db" -o "$all" -q
+    "$PARSL_EXPORT" csv "$db" -o "$single/csv" -q
+    "$PARSL_EXPORT" parquet "$db" -o "$single/parquet" -q
+    "$PARSL_EXPORT" trace "$db" -o "$single/trace/" -q
+    "$PARSL_EXPORT" prometheus "$db" -o "$single/parsl.prom" -q
+    files=$(cd "$all" && find . -type f | sort)
+    [ "$files" = "$(cd "$single" && find . -type f | sort)" ] || fail "$name: all and the single commands wrote different files"
+    count=0
+    for file in $files; do
+        if [ "$file" = ./parsl.prom ]; then
+            cmp -s <(steady "$all/$file") <(steady "$single/$file") || fail "$name: $file differs"
+        else
+            cmp -s "$all/$file" "$single/$file" || fail "$name: $file differs"
+        fi
+        count=$((count + 1))
+    done
+    [ "$count" -ge 18 ] || fail "$name: only $count files"
+    echo "check-all-equals-singles: $name: $count files equal"
+done
