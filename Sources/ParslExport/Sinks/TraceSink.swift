@@ -127,14 +127,14 @@ public final class TraceSink: ExportSink {
                 extent = try exactExtent()
                 continue
             }
-            try finish(file, stream: stream, runWriter: runWriter, writer: writer, run: run, context: context)
+            try finish(file, stream: stream, runWriter: runWriter, encoder: writer, run: run, context: context)
             return
         }
     }
 
     private func attempt(
         _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
-    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter, TraceEventWriter) {
+    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter<JSONTraceEncoder>, JSONTraceEncoder) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
         let file = try AtomicFile(path: path)
@@ -145,14 +145,15 @@ public final class TraceSink: ExportSink {
             : PassthroughWriter(output: file.output)
         // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
         let lock = Locked(())
-        let writer = TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } }
-        let counterWriter = TraceEventWriter.fragment { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let encoder = JSONTraceEncoder(TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } })
+        let counterEncoder = JSONTraceEncoder(
+            TraceEventWriter.fragment { bytes in try lock.withLock { _ in try stream.write(bytes) } })
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         var runWriter = try TraceRunWriter(
             source: source,
             run: run,
-            writer: writer,
-            counterWriter: counterWriter,
+            encoder: encoder,
+            counterEncoder: counterEncoder,
             options: .init(
                 absoluteTime: options.absoluteTime, since: options.since, until: options.until,
                 maxEvents: options.maxEvents, databasePath: context.databasePath),
@@ -161,11 +162,12 @@ public final class TraceSink: ExportSink {
             slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
-        return (file, stream, runWriter, writer)
+        return (file, stream, runWriter, encoder)
     }
 
     private func finish(
-        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter, writer: TraceEventWriter,
+        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter<JSONTraceEncoder>,
+        encoder: JSONTraceEncoder,
         run: WorkflowRun, context: ExportContext
     ) throws {
         let first = runWriter.first
@@ -198,7 +200,7 @@ public final class TraceSink: ExportSink {
         other.append("executions_on_worker_lanes", .int(Int64(runWriter.executionsOnWorkers)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
         other.append("events", .int(Int64(runWriter.eventCount)))
-        try writer.finish(otherData: other)
+        try encoder.finish(metadata: other)
         try stream.finish()
         try completed.append(file)
         inProgress = nil
