@@ -29,13 +29,15 @@ let package = Package(
         .target(name: "CSVFormat"),
         .target(name: "ParquetFormat", dependencies: ["CParslZlib", "CParslZstd"]),
         .target(name: "TraceEventFormat"),
+        .target(name: "PerfettoFormat"),
         .target(name: "ExpositionFormat"),
 
         // Parsl knowledge: the reader, the model, the sinks. Mappings/ is embedded at build time.
         .target(
             name: "ParslExport",
             dependencies: [
-                "CParslSQLite", "GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "ExpositionFormat",
+                "CParslSQLite", "GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "PerfettoFormat",
+                "ExpositionFormat",
             ],
             resources: [.embedInCode("Mappings")]
         ),
@@ -58,7 +60,10 @@ let package = Package(
 
         .testTarget(
             name: "FormatTests",
-            dependencies: ["GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "ExpositionFormat", "CParslZlib"]
+            dependencies: [
+                "GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "PerfettoFormat", "ExpositionFormat",
+                "CParslZlib",
+            ]
         ),
         .testTarget(
             name: "ParslExportTests",

@@ -232,7 +232,8 @@ public final class TraceEventWriter {
         }
     }
 
-    static func rounded(_ value: Double, decimals: Int) -> Double {
+    /// `value` rounded to `decimals` places (at most 15).
+    public static func rounded(_ value: Double, decimals: Int) -> Double {
         var scale = 1.0
         for _ in 0..<max(0, min(decimals, 15)) { scale *= 10 }
         let scaled = (value * scale).rounded()

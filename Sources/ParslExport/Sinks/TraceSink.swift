@@ -1,4 +1,5 @@
 import GzipStream
+import PerfettoFormat
 import TraceEventFormat
 
 #if canImport(Glibc)
@@ -6,6 +7,25 @@ import TraceEventFormat
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+/// Chunks of a trace file on their way to the (possibly compressed) output.
+typealias TraceOutput = (UnsafeRawBufferPointer) throws -> Void
+
+/// How a trace file is encoded.
+public enum TraceFormat: String, Sendable, CaseIterable {
+    /// Chrome trace-event JSON: chrome://tracing, Perfetto, most trace tools; for small and medium runs.
+    case json
+    /// Perfetto's protobuf (TracePacket/TrackEvent): a fraction of the size, for large runs in Perfetto.
+    case perfetto
+
+    /// The file name extension, without ".gz".
+    public var fileExtension: String {
+        switch self {
+        case .json: "json"
+        case .perfetto: "pftrace"
+        }
+    }
+}
 
 /// A bound of the `--since`/`--until` window.
 public enum TraceTimeBound: Sendable, Equatable {
@@ -15,15 +35,17 @@ public enum TraceTimeBound: Sendable, Equatable {
     case absolute(Int64)
 }
 
-/// Writes one Chrome trace-event JSON file per run (`.json`, or `.json.gz`, which Perfetto opens directly).
+/// Writes one trace file per run: Chrome trace-event JSON (`.json`) or Perfetto protobuf (`.pftrace`), optionally
+/// gzipped (Perfetto opens both directly). The layout is the same for both; only the encoder differs.
 ///
 /// The sink reads the database itself, once the pipeline's reading is over, with one ordered query per pass (see
 /// `TraceRunWriter`), so that nothing is held for a whole run: memory is one write buffer, what is open at once
 /// (tries in flight, workers, blocks) and a bounded window of per-try slots.
 public final class TraceSink: ExportSink {
     public struct Options: Sendable {
-        /// A file path (one run) or a directory (one `trace-<run id>.json[.gz]` per run).
+        /// A file path (one run) or a directory (one `trace-<run id>.<json|pftrace>[.gz]` per run).
         public var output: String
+        public var format: TraceFormat
         public var outputIsDirectory: Bool
         /// Compress files written into a directory; a file path decides by its `.gz` suffix.
         public var gzipInDirectory: Bool
@@ -46,6 +68,7 @@ public final class TraceSink: ExportSink {
         public init(
             output: String,
             outputIsDirectory: Bool,
+            format: TraceFormat = .json,
             gzipInDirectory: Bool = true,
             gzipLevel: Int32 = 6,
             threads: Int = GzipWriter.defaultThreadCount,
@@ -56,6 +79,7 @@ public final class TraceSink: ExportSink {
         ) {
             self.output = output
             self.outputIsDirectory = outputIsDirectory
+            self.format = format
             self.gzipInDirectory = gzipInDirectory
             self.gzipLevel = gzipLevel
             self.threads = threads
@@ -94,7 +118,7 @@ public final class TraceSink: ExportSink {
     public static func path(for runID: String, options: Options) -> String {
         guard options.outputIsDirectory else { return options.output }
         let directory = options.output.hasSuffix("/") ? String(options.output.dropLast()) : options.output
-        return directory + "/trace-\(runID).json" + (options.gzipInDirectory ? ".gz" : "")
+        return directory + "/trace-\(runID).\(options.format.fileExtension)" + (options.gzipInDirectory ? ".gz" : "")
     }
 
     /// Writes each run's trace under a temporary name; `finish` renames them into place.
@@ -108,6 +132,29 @@ public final class TraceSink: ExportSink {
     public func finish() throws -> [String] { try completed.moveAllIntoPlace() }
 
     private func write(_ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext) throws {
+        switch options.format {
+        case .json:
+            try write(run, snapshot: snapshot, context: context) { output in
+                (JSONTraceEncoder(TraceEventWriter(output: output)), JSONTraceEncoder(.fragment(output: output)))
+            }
+        case .perfetto:
+            try write(run, snapshot: snapshot, context: context) { output in
+                // One packet sequence per thread: interning and clock state are per sequence.
+                let tracks = PerfettoTraceEncoder.Tracks()
+                return (
+                    PerfettoTraceEncoder(PerfettoTraceWriter(sequenceID: 1, output: output), tracks: tracks),
+                    PerfettoTraceEncoder(PerfettoTraceWriter(sequenceID: 2, output: output), tracks: tracks)
+                )
+            }
+        }
+    }
+
+    /// `makeEncoders` gives the encoders of the run writer's and the counter thread's events, which write whole
+    /// chunks to the shared output.
+    private func write<Encoder: TraceEncoder>(
+        _ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext,
+        makeEncoders: (@escaping TraceOutput) -> (Encoder, Encoder)
+    ) throws {
         let source = try TraceSource(snapshot: snapshot, runID: run.runID, stageSortedReads: options.stageSortedReads)
         // An unfinished run needs its last timestamp before the layout (open tries end there); otherwise the
         // passes find the extent as they go, and a run whose first guess of the origin was wrong is written again.
@@ -120,21 +167,23 @@ public final class TraceSink: ExportSink {
         }
         var extent = run.isUnfinished ? try exactExtent() : nil
         while true {
-            let (file, stream, runWriter, writer) = try attempt(run, source: source, extent: extent, context: context)
+            let (file, stream, runWriter, encoder) = try attempt(
+                run, source: source, extent: extent, context: context, makeEncoders: makeEncoders)
             if runWriter.needsExactExtent {
                 file.discard()
                 inProgress = nil
                 extent = try exactExtent()
                 continue
             }
-            try finish(file, stream: stream, runWriter: runWriter, writer: writer, run: run, context: context)
+            try finish(file, stream: stream, runWriter: runWriter, encoder: encoder, run: run, context: context)
             return
         }
     }
 
-    private func attempt(
-        _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
-    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter, TraceEventWriter) {
+    private func attempt<Encoder: TraceEncoder>(
+        _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext,
+        makeEncoders: (@escaping TraceOutput) -> (Encoder, Encoder)
+    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter<Encoder>, Encoder) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
         let file = try AtomicFile(path: path)
@@ -145,14 +194,13 @@ public final class TraceSink: ExportSink {
             : PassthroughWriter(output: file.output)
         // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
         let lock = Locked(())
-        let writer = TraceEventWriter { bytes in try lock.withLock { _ in try stream.write(bytes) } }
-        let counterWriter = TraceEventWriter.fragment { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let (encoder, counterEncoder) = makeEncoders { bytes in try lock.withLock { _ in try stream.write(bytes) } }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         var runWriter = try TraceRunWriter(
             source: source,
             run: run,
-            writer: writer,
-            counterWriter: counterWriter,
+            encoder: encoder,
+            counterEncoder: counterEncoder,
             options: .init(
                 absoluteTime: options.absoluteTime, since: options.since, until: options.until,
                 maxEvents: options.maxEvents, databasePath: context.databasePath),
@@ -161,11 +209,11 @@ public final class TraceSink: ExportSink {
             slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
-        return (file, stream, runWriter, writer)
+        return (file, stream, runWriter, encoder)
     }
 
-    private func finish(
-        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter, writer: TraceEventWriter,
+    private func finish<Encoder: TraceEncoder>(
+        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter<Encoder>, encoder: Encoder,
         run: WorkflowRun, context: ExportContext
     ) throws {
         let first = runWriter.first
@@ -198,7 +246,7 @@ public final class TraceSink: ExportSink {
         other.append("executions_on_worker_lanes", .int(Int64(runWriter.executionsOnWorkers)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
         other.append("events", .int(Int64(runWriter.eventCount)))
-        try writer.finish(otherData: other)
+        try encoder.finish(metadata: other)
         try stream.finish()
         try completed.append(file)
         inProgress = nil

@@ -11,12 +11,12 @@ import TraceEventFormat
 /// run writer's thread meanwhile has SQLite sort its tries), then reads the block ids of the node rows (the
 /// layout needs them before naming processes), starts the sorted resource query, and waits for `begin` before
 /// writing anything.
-final class TraceCounterThread: @unchecked Sendable {
+final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
     // @unchecked: the fields below are written by one thread before a semaphore signal and read by the other after
     // the matching wait (`nodeBlocks` → nodeBlocksReady; `layout`, `window` → begun; the results → finished).
 
     private let source: TraceSource
-    private let writer: TraceEventWriter
+    private let encoder: Encoder
     private let budget: TraceEventBudget
     /// Touched by this thread only until `totalsReady` is signalled.
     private let slots: TrySlots
@@ -24,7 +24,7 @@ final class TraceCounterThread: @unchecked Sendable {
 
     private var nodeBlocks: [(block: String?, host: String?)] = []
     private var layout: TraceLayout?
-    private var window = TraceRunWriter.Window(first: 0, origin: 0, since: .min, until: .max)
+    private var window = TraceWindow(first: 0, origin: 0, since: .min, until: .max)
     private var seenRange: (first: Int64, last: Int64) = (.max, .min)
     private var failure: (any Error)?
 
@@ -34,9 +34,9 @@ final class TraceCounterThread: @unchecked Sendable {
     private let cancelled = Atomic<Bool>(false)
     private var running = false
 
-    init(source: TraceSource, writer: TraceEventWriter, budget: TraceEventBudget, slots: TrySlots) {
+    init(source: TraceSource, encoder: Encoder, budget: TraceEventBudget, slots: TrySlots) {
         self.source = source
-        self.writer = writer
+        self.encoder = encoder
         self.budget = budget
         self.slots = slots
     }
@@ -108,7 +108,7 @@ final class TraceCounterThread: @unchecked Sendable {
     }
 
     /// Lets the thread write, once the layout is final and the metadata written.
-    func begin(layout: TraceLayout, window: TraceRunWriter.Window) {
+    func begin(layout: TraceLayout, window: TraceWindow) {
         self.layout = layout
         self.window = window
         begun.signal()
@@ -151,8 +151,8 @@ final class TraceCounterThread: @unchecked Sendable {
 
     private func guardLimit() throws {
         if cancelled.load(ordering: .acquiring) { throw Cancelled() }
-        try budget.add(writer.eventCount - counted)
-        counted = writer.eventCount
+        try budget.add(encoder.eventCount - counted)
+        counted = encoder.eventCount
     }
 
     private func writeCounters() throws {
@@ -161,26 +161,35 @@ final class TraceCounterThread: @unchecked Sendable {
             try awaitBegin()
             try writeNodeCounters()
             try guardLimit()
-            try writer.flush()
+            try encoder.flush()
         } catch is Cancelled {
             return
         }
+    }
+
+    /// A worker's counters on its block's process.
+    private struct Track: Hashable {
+        var process: Int
+        var pid: Int64
+    }
+
+    private struct Worker {
+        var memory: Encoder.Name
+        var cpu: Encoder.Name
+        var previous: (time: Int64, seconds: Double)?
+    }
+
+    /// A block's connected managers, and what its counters last showed.
+    private struct Block {
+        var managers: [String?: Int64] = [:]  // manager uid → workers, while active
+        var written: (managers: Int64, workers: Int64)?
     }
 
     /// Resident memory and CPU rate per worker process, on its block's process. The CPU rate is the change of the
     /// worker's cumulative user+system seconds over the change of time since its previous sample; a counter that
     /// goes backwards (a new process reusing the pid) gives no rate.
     private func writeResourceCounters() throws {
-        struct Track: Hashable {
-            var process: Int
-            var pid: Int64
-        }
-        struct Worker {
-            var memory: TraceText
-            var cpu: TraceText
-            var previous: (time: Int64, seconds: Double)?
-        }
-        let category = TraceText("resource")
+        let category = encoder.name("resource")
         var workers: [Track: Worker] = [:]
         var processes: [TraceLayout.BlockKey: Int?] = [:]
         var count = 0
@@ -198,20 +207,20 @@ final class TraceCounterThread: @unchecked Sendable {
             guard let process else { return }
             let track = Track(process: process, pid: pid)
             var worker =
-                workers[track] ?? Worker(memory: TraceText("RSS worker \(pid)"), cpu: TraceText("CPU worker \(pid)"))
+                workers[track] ?? Worker(memory: encoder.name("RSS worker \(pid)"), cpu: encoder.name("CPU worker \(pid)"))
             let processPID = layout.processes[process].pid
             if inside(time), let resident = row.double(2) {
-                try writer.counter(
+                try encoder.counter(
                     name: worker.memory, category: category, timestamp: time - window.origin, pid: processPID,
-                    series: "bytes", value: resident)
+                    unit: .bytes, value: resident, decimals: nil)
             }
             if let user = row.double(3), let system = row.double(4) {
                 let seconds = user + system
                 if let last = worker.previous, time > last.time, seconds >= last.seconds, inside(time) {
                     let rate = (seconds - last.seconds) / (Double(time - last.time) / 1_000_000)
-                    try writer.counter(
+                    try encoder.counter(
                         name: worker.cpu, category: category, timestamp: time - window.origin, pid: processPID,
-                        series: "cores", value: rate, decimals: 3)
+                        unit: .cores, value: rate, decimals: 3)
                 }
                 worker.previous = (time, seconds)
             }
@@ -226,13 +235,9 @@ final class TraceCounterThread: @unchecked Sendable {
     /// counter holds its value until its next sample, so a sample is written only when the value changes.
     private func writeNodeCounters() throws {
         guard let layout else { return }
-        struct Block {
-            var managers: [String?: Int64] = [:]  // manager uid → workers, while active
-            var written: (managers: Int64, workers: Int64)?
-        }
-        let category = TraceText("node")
-        let managersName = TraceText("managers")
-        let workersName = TraceText("workers")
+        let category = encoder.name("node")
+        let managersName = encoder.name("managers")
+        let workersName = encoder.name("workers")
         var blocks: [String?: Block] = [:]
         var count = 0
         try source.nodeRows { row in
@@ -253,14 +258,14 @@ final class TraceCounterThread: @unchecked Sendable {
             let pid = layout.processes[process].pid
             let timestamp = time - window.origin
             if block.written?.managers != managers {
-                try writer.counter(
-                    name: managersName, category: category, timestamp: timestamp, pid: pid, series: "active",
-                    value: Double(managers))
+                try encoder.counter(
+                    name: managersName, category: category, timestamp: timestamp, pid: pid,
+                    unit: .count(series: "active"), value: Double(managers), decimals: nil)
             }
             if block.written?.workers != workers {
-                try writer.counter(
-                    name: workersName, category: category, timestamp: timestamp, pid: pid, series: "connected",
-                    value: Double(workers))
+                try encoder.counter(
+                    name: workersName, category: category, timestamp: timestamp, pid: pid,
+                    unit: .count(series: "connected"), value: Double(workers), decimals: nil)
             }
             block.written = (managers, workers)
             count += 1

@@ -10,7 +10,7 @@ import TraceEventFormat
 /// 5. dependencies → flow arrows;
 /// 6. resource samples in time order → memory and CPU counters per worker;
 /// 7. node snapshots in time order → manager and worker counters per block.
-struct TraceRunWriter {
+struct TraceRunWriter<Encoder: TraceEncoder> {
     struct Options {
         /// Keep epoch microseconds instead of microseconds since the run's first event.
         var absoluteTime: Bool
@@ -21,20 +21,13 @@ struct TraceRunWriter {
         var databasePath = ""
     }
 
-    /// What the window resolved to: the origin subtracted from every timestamp, and [since, until] in the
-    /// database's clock. Events outside it are left out; slices are kept when they overlap it.
-    struct Window {
-        var first: Int64
-        var origin: Int64
-        var since: Int64
-        var until: Int64
-    }
+    typealias Window = TraceWindow
 
     let source: TraceSource
     let run: WorkflowRun
-    let writer: TraceEventWriter
-    /// Continues `writer`'s list from the counter thread.
-    let counterWriter: TraceEventWriter
+    let encoder: Encoder
+    /// Writes the counter thread's events into the same trace.
+    let counterEncoder: Encoder
     let options: Options
     private let budget: TraceEventBudget
     private var counted = 0
@@ -43,7 +36,7 @@ struct TraceRunWriter {
 
     private var layout: TraceLayout
     private var slots: TrySlots
-    private var states = StateNames()
+    private var states: StateNames<Encoder.Name>
     private var processes = ProcessCache()
     private var window = Window(first: 0, origin: 0, since: .min, until: .max)
     /// The earliest and latest timestamps the passes met.
@@ -53,17 +46,18 @@ struct TraceRunWriter {
     /// Tries whose execution is also on their worker's lane.
     private(set) var executionsOnWorkers = 0
 
-    init(source: TraceSource, run: WorkflowRun, writer: TraceEventWriter, counterWriter: TraceEventWriter,
+    init(source: TraceSource, run: WorkflowRun, encoder: Encoder, counterEncoder: Encoder,
          options: Options, extent: (first: Int64, last: Int64)?, spillDirectory: String, slotCache: (pages: Int, slotsPerPage: Int)) throws
     {
         self.source = source
         self.run = run
-        self.writer = writer
-        self.counterWriter = counterWriter
+        self.encoder = encoder
+        self.counterEncoder = counterEncoder
         self.options = options
         budget = TraceEventBudget(limit: options.maxEvents, subject: "\(options.databasePath): run \(run.runID)")
         self.extent = extent
         layout = TraceLayout(workflowName: run.workflowName ?? run.runID)
+        states = StateNames(make: encoder.name)
         let geometry = try source.tryGeometry()
         slots = TrySlots(
             firstTask: geometry.firstTask,
@@ -122,16 +116,16 @@ struct TraceRunWriter {
     private func inside(_ time: Int64) -> Bool { time >= window.since && time <= window.until }
 
     private mutating func guardLimit() throws {
-        try budget.add(writer.eventCount - counted)
-        counted = writer.eventCount
+        try budget.add(encoder.eventCount - counted)
+        counted = encoder.eventCount
     }
 
     /// Events written by both threads.
-    var eventCount: Int { writer.eventCount + counterWriter.eventCount }
+    var eventCount: Int { encoder.eventCount + counterEncoder.eventCount }
 
     mutating func write() throws {
         let counters = TraceCounterThread(
-            source: try source.onNewConnection(), writer: counterWriter, budget: budget, slots: slots)
+            source: try source.onNewConnection(), encoder: counterEncoder, budget: budget, slots: slots)
         counters.start()
         var joined = false
         defer { if !joined { _ = try? counters.join(cancel: true) } }
@@ -139,7 +133,7 @@ struct TraceRunWriter {
         resolveWindow()
         try writeMetadata()
         // The counter thread's events follow the first ones in the output: flush those before it starts.
-        try writer.flush()
+        try encoder.flush()
         counters.begin(layout: layout, window: window)
         try writeStatuses()
         try writeTries()
@@ -159,7 +153,7 @@ struct TraceRunWriter {
     // MARK: - Layout
 
     /// Needs the extent for an unfinished run (`extent`), whose open tries end at its last timestamp.
-    private mutating func layOut(_ counters: TraceCounterThread) throws {
+    private mutating func layOut(_ counters: TraceCounterThread<Encoder>) throws {
         let runOpen = run.isUnfinished
         // Both sequences come in start order; they fill different processes (tries that ran, tries that never did).
         // The first row comes once SQLite has sorted them, by when the other thread has usually filled in the
@@ -244,11 +238,9 @@ struct TraceRunWriter {
 
     private func writeMetadata() throws {
         for process in layout.processes {
-            try writer.processName(pid: process.pid, process.name)
-            try writer.processSortIndex(pid: process.pid, process.pid)
+            try encoder.process(pid: process.pid, name: process.name, sortIndex: process.pid)
             for thread in process.threads {
-                try writer.threadName(pid: process.pid, tid: thread.tid, thread.name)
-                try writer.threadSortIndex(pid: process.pid, tid: thread.tid, thread.tid)
+                try encoder.thread(pid: process.pid, tid: thread.tid, name: thread.name, sortIndex: thread.tid)
             }
         }
     }
@@ -263,11 +255,11 @@ struct TraceRunWriter {
         } else if let lastSeen {
             markers.append(("workflow unfinished: last timestamp in the database", lastSeen))
         }
-        let category = TraceText("workflow")
+        let category = encoder.name("workflow")
         let run = run
         for (name, time) in markers where inside(time) {
-            try writer.instant(
-                name: TraceText(name), category: category, timestamp: time - window.origin, pid: process.pid, tid: nil,
+            try encoder.instant(
+                name: encoder.name(name), category: category, timestamp: time - window.origin, pid: process.pid, tid: nil,
                 scope: .global
             ) { args in
                 args.string("run", run.runID)
@@ -284,7 +276,7 @@ struct TraceRunWriter {
     private mutating func writeBlockLifecycles() throws {
         guard let blocksProcess = layout.blocksProcess else { return }
         let pid = layout.processes[blocksProcess].pid
-        let category = TraceText("block")
+        let category = encoder.name("block")
         // Rows come by block, then time. Parsl up to 1.2 repeats the same status at every poll: one slice per
         // change of status, which lasts until the next change (or the end of the run).
         var pending: (key: TraceLayout.BlockKey, status: String, job: String?, time: Int64)?
@@ -292,8 +284,8 @@ struct TraceRunWriter {
             guard let open = pending, let tid = layout.blockLifecycleThread[open.key] else { return }
             let until = end ?? max(lastSeen ?? open.time, open.time)
             guard overlaps(open.time, until) else { return }
-            try writer.complete(
-                name: TraceText(open.status), category: category, timestamp: open.time - window.origin,
+            try encoder.slice(
+                name: encoder.name(open.status), category: category, start: open.time - window.origin,
                 duration: until - open.time, pid: pid, tid: tid, color: Self.blockColor(open.status)
             ) { args in
                 args.string("executor", open.key.executor ?? "")
@@ -342,7 +334,7 @@ struct TraceRunWriter {
     /// rows decide each try's final state: terminal states first, then the latest (as try_summary).
     private mutating func writeStatuses() throws {
         let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
-        let category = TraceText("status")
+        let category = encoder.name("status")
         let hasTry = source.has("status", "try_id")
         var count = 0
         try source.statusRows { row in
@@ -390,9 +382,10 @@ struct TraceRunWriter {
             let timestamp = time - window.origin
             if let slot, slot.flags.contains(.placed) {
                 if time >= slot.start && time <= slot.end {
-                    try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: tid(slot))
+                    try encoder.instant(
+                        name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: tid(slot), scope: .thread)
                 } else {
-                    try writer.instant(
+                    try encoder.instant(
                         name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: nil, scope: .process
                     ) { args in
                         args.int("task", task)
@@ -400,7 +393,7 @@ struct TraceRunWriter {
                     }
                 }
             } else {
-                try writer.instant(
+                try encoder.instant(
                     name: name, category: category, timestamp: timestamp, pid: notRunPID ?? 1, tid: nil,
                     scope: notRunPID == nil ? .global : .process
                 ) { args in
@@ -417,14 +410,14 @@ struct TraceRunWriter {
     // MARK: - Tries
 
     private mutating func writeTries() throws {
-        let ranCategory = TraceText("try")
-        let notRunCategory = TraceText("try.not_run")
-        let phaseCategory = TraceText("phase")
-        let waiting = TraceText("waiting")
-        let running = TraceText("running")
-        let executionCategory = TraceText("execution")
-        let runID = TraceText(run.runID)
-        var apps = TextCache()
+        let ranCategory = encoder.name("try")
+        let notRunCategory = encoder.name("try.not_run")
+        let phaseCategory = encoder.name("phase")
+        let waiting = encoder.name("waiting")
+        let running = encoder.name("running")
+        let executionCategory = encoder.name("execution")
+        let runID = encoder.name(run.runID)
+        var apps = TextCache<Encoder.Name>(make: encoder.name)
         try source.tryRows { row in
             guard let task = row.int(0), let attempt = row.int(1) else { return }
             // Read here (and only here) so that each value that does not parse is reported once.
@@ -439,11 +432,11 @@ struct TraceRunWriter {
             let open = slot.flags.contains(.open)
             let ran = slot.flags.contains(.ran)
             let state = slot.state >= 0 ? states.name(slot.state) : nil
-            let name = row.withText(2) { apps.text(for: $0) } ?? TraceText("task \(task)")
-            try writer.complete(
+            let name = row.withText(2) { apps.text(for: $0) } ?? encoder.name("task \(task)")
+            try encoder.slice(
                 name: name,
                 category: ran ? ranCategory : notRunCategory,
-                timestamp: slot.start - window.origin,
+                start: slot.start - window.origin,
                 duration: slot.end - slot.start,
                 pid: pid,
                 tid: tid,
@@ -477,19 +470,19 @@ struct TraceRunWriter {
             guard ran, let runningAt else { return }
             let runningFrom = Self.runningFrom(launched: launched, running: runningAt)
             if let launched, runningAt > launched {
-                try writer.complete(
-                    name: waiting, category: phaseCategory, timestamp: launched - window.origin,
+                try encoder.slice(
+                    name: waiting, category: phaseCategory, start: launched - window.origin,
                     duration: runningAt - launched, pid: pid, tid: tid, color: .threadStateRunnable)
             }
             if slot.end > runningFrom {
-                try writer.complete(
-                    name: running, category: phaseCategory, timestamp: runningFrom - window.origin,
+                try encoder.slice(
+                    name: running, category: phaseCategory, start: runningFrom - window.origin,
                     duration: slot.end - runningFrom, pid: pid, tid: tid, color: open ? .yellow : .threadStateRunning)
             }
             // A slice of its own: kept when it overlaps the window, like the try.
             if slot.flags.contains(.executionOnWorkerLane), overlaps(runningFrom, slot.end) {
-                try writer.complete(
-                    name: name, category: executionCategory, timestamp: runningFrom - window.origin,
+                try encoder.slice(
+                    name: name, category: executionCategory, start: runningFrom - window.origin,
                     duration: slot.end - runningFrom, pid: pid,
                     tid: layout.workerTID(process: Int(slot.process), workerPID: slot.workerPID),
                     color: open ? .yellow : Self.stateColor(state)
@@ -525,7 +518,7 @@ struct TraceRunWriter {
     /// first try. The ends sit 1 µs inside the slices (when they are long enough), so that they bind to these slices
     /// and not to a neighbour that ends or starts at the same microsecond.
     private mutating func writeFlows() throws {
-        let name = TraceText("dependency")
+        let name = encoder.name("dependency")
         var id: UInt64 = 0
         func placed(_ task: Int64) throws -> [TrySlot] {
             try slots.tries(of: task).map { try slots.read($0) }.filter { $0.flags.contains(.placed) }
@@ -546,10 +539,10 @@ struct TraceRunWriter {
                     // Still earlier only when the two clocks disagree: start the arrow as early as the source allows.
                     if to < from { from = max(source.start, to) }
                 }
-                try writer.flowStart(
-                    id: id, name: name, category: name, timestamp: from - window.origin, pid: pid(source), tid: tid(source))
-                try writer.flowEnd(
-                    id: id, name: name, category: name, timestamp: to - window.origin, pid: pid(target), tid: tid(target))
+                try encoder.flow(
+                    id: id, name: name,
+                    from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
+                    to: TracePoint(timestamp: to - window.origin, pid: pid(target), tid: tid(target)))
             }
             if id & 1023 == 0 { try guardLimit() }
         }
@@ -560,10 +553,12 @@ struct TraceRunWriter {
 }
 
 /// Status names of a run, interned by their bytes (a handful of distinct values over many rows).
-private struct StateNames {
+private struct StateNames<Name> {
+    let make: (String) -> Name
+    init(make: @escaping (String) -> Name) { self.make = make }
     private var bytes: [[UInt8]] = []
     private var names: [String] = []
-    private var texts: [TraceText] = []
+    private var texts: [Name] = []
     private var terminal: [Bool] = []
 
     /// The id of the state in column 2 of a status row ("" for NULL).
@@ -578,28 +573,30 @@ private struct StateNames {
         guard names.count < Int16.max else { return Int16(names.count - 1) }
         bytes.append(Array(name.utf8))
         names.append(name)
-        texts.append(TraceText(name))
+        texts.append(make(name))
         terminal.append(TaskState.isTerminalForTry(name))
         return Int16(names.count - 1)
     }
 
     func name(_ id: Int16) -> String { names[Int(id)] }
-    func text(_ id: Int16) -> TraceText { texts[Int(id)] }
+    func text(_ id: Int16) -> Name { texts[Int(id)] }
     func isTerminal(_ id: Int16) -> Bool { terminal[Int(id)] }
 }
 
 
 /// Names met row after row (apps), escaped once: a few distinct values are found by comparing bytes, without
 /// making a String per row; past that, by a dictionary.
-private struct TextCache {
-    private var recent: [([UInt8], TraceText)] = []
-    private var all: [String: TraceText] = [:]
+private struct TextCache<Name> {
+    let make: (String) -> Name
+    init(make: @escaping (String) -> Name) { self.make = make }
+    private var recent: [([UInt8], Name)] = []
+    private var all: [String: Name] = [:]
 
-    mutating func text(for bytes: UnsafeBufferPointer<UInt8>) -> TraceText {
+    mutating func text(for bytes: UnsafeBufferPointer<UInt8>) -> Name {
         for (known, text) in recent where known.elementsEqual(bytes) { return text }
         let string = String(decoding: bytes, as: UTF8.self)
         if let text = all[string] { return text }
-        let text = TraceText(string)
+        let text = make(string)
         all[string] = text
         if recent.count < 64 { recent.append((Array(bytes), text)) }
         return text
