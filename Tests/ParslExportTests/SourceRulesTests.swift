@@ -1,5 +1,6 @@
 import CParslSQLite
 import Dispatch
+import Foundation
 import Testing
 
 @testable import ParslExport
@@ -281,4 +282,41 @@ private final class ContextSink: ExportSink {
     }
 
     func finish() throws -> [String] { [] }
+}
+
+/// The trace sees each try once, in one state, however the writer changes it during the export.
+@Suite("Trace reads a snapshot of the tries")
+struct TraceSnapshotTests {
+    @Test("a try that starts running between the trace's two layout passes is still laid out")
+    func aTryChangingStateBetweenPassesIsKept() throws {
+        let directory = temporaryDirectory()
+        defer { removeTree(directory) }
+        let path = directory + "/live.db"
+        try writeFile(path, Array(try #require(FileManager.default.contents(atPath: Fixtures.htex2026))))
+        // One try as Parsl first writes it: launched, not yet running.
+        try execute(
+            path,
+            "UPDATE try SET task_try_time_running = NULL, task_try_time_returned = NULL, hostname = NULL, block_id = NULL WHERE task_id = 5 AND try_id = 0"
+        )
+        let database = try ExportPipeline(request: ExportRequest(databasePath: path)).openDatabase()
+        let runID = try #require(try database.runs().first?.runID)
+        let snapshot = DatabaseSnapshot(
+            database: database, tables: try database.snapshots(tables: [], runIDs: nil, highWaterOnly: ["try", "status"]),
+            options: ReadOptions(), warnings: ValueWarnings())
+        let source = try TraceSource(snapshot: snapshot, runID: runID, stageSortedReads: true)
+        var laidOut: [[Int64]] = []
+        try source.ranRows { row in laidOut.append([row.int(0)!, row.int(1)!]) }
+        // The worker reports it running, the deferred update names its host, while the export goes on.
+        try execute(
+            path,
+            "UPDATE try SET task_try_time_running = task_try_time_launched, hostname = 'vm', block_id = '0' WHERE task_id = 5 AND try_id = 0"
+        )
+        try source.notRunRows { row in laidOut.append([row.int(0)!, row.int(1)!]) }
+        let tries = Oracle.scalar(path, "SELECT count(*) FROM try")
+        #expect(laidOut.count == Int(tries))
+        #expect(laidOut.filter { $0 == [5, 0] }.count == 1)
+        var sliced = 0
+        try source.tryRows { row in if row.int(0) == 5 && row.int(1) == 0 { sliced += 1; #expect(row.isNull(5)) } }
+        #expect(sliced == 1, "the slice pass reads the try as the layout did (no host yet)")
+    }
 }
