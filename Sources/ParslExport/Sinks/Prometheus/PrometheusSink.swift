@@ -34,7 +34,7 @@ public final class PrometheusSink: ExportSink {
         var configuration = self.configuration ?? MetricsCollector.Configuration(path: context.databasePath)
         if self.configuration == nil {
             configuration.runIDs = Set(context.runs.map(\.runID))
-            configuration.timeZone = context.timeZone
+            configuration.timeZone = context.timeZone ?? PrometheusOptions.hostTimeZone()
         }
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
@@ -94,6 +94,7 @@ private final class BackgroundCollection: @unchecked Sendable {
                 let collector = try MetricsCollector(configuration: configuration, options: options)
                 try collector.poll(final: true)
                 var status = collector.status
+                status.readTime = ExporterStatus.wallClockMicros()
                 let elapsed = clock.now - started
                 status.scrapeSeconds =
                     Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
