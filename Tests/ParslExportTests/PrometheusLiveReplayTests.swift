@@ -46,6 +46,15 @@ final class ReplayWriter {
     }
 }
 
+extension String {
+    /// The same body with the replacements counter at `count` (the only line a fresh reader cannot share).
+    func replacingReplacements(_ count: Int) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).map {
+            $0.hasPrefix("parsl_export_database_replacements_total ") ? "parsl_export_database_replacements_total \(count)" : String($0)
+        }.joined(separator: "\n")
+    }
+}
+
 struct ReplayError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -131,6 +140,8 @@ struct PrometheusLiveReplayTests {
         let live = try MetricsCollector(configuration: configuration, options: PrometheusOptions())
         var awaitedHosts = 0
         var checkpoints = 0
+        var sawCurrentMemory = false
+        var sawManagers = false
         let perCommit = 40
         for start in stride(from: 0, to: steps.count, by: perCommit) {
             let commit = steps[start..<min(start + perCommit, steps.count)]
@@ -146,10 +157,15 @@ struct PrometheusLiveReplayTests {
             let liveBody = try Self.body(live, readTime: now)
             let onceBody = try Self.body(once, readTime: now)
             #expect(liveBody == onceBody, "after \(start + commit.count) of \(steps.count) writes")
+            let current = PrometheusMetricsTests.parse(Array(liveBody.utf8))
+            sawCurrentMemory = sawCurrentMemory || PrometheusMetricsTests.sum(current, "parsl_resource_resident_memory_bytes") > 0
+            sawManagers = sawManagers || PrometheusMetricsTests.sum(current, "parsl_node_managers") > 0
             if liveBody != onceBody { break }
             checkpoints += 1
         }
         #expect(checkpoints > 10)
+        // While the run was going there were current workers and managers; after it, none.
+        #expect(sawCurrentMemory && sawManagers)
         // The replay did write samples before their try's hostname.
         #expect(awaitedHosts > 0)
         let samples = PrometheusMetricsTests.parse(Array(try Self.body(live, readTime: 0).utf8))
@@ -164,5 +180,87 @@ struct PrometheusLiveReplayTests {
               GROUP BY r.run_id, t.hostname, r.psutil_process_pid)
             """)[0][0].flatMap(Double.init) ?? -1
         #expect(abs(cpu - expectedCPU) < 1e-6 * max(1, expectedCPU), "\(cpu) vs \(expectedCPU)")
+        #expect(PrometheusMetricsTests.sum(samples, "parsl_resource_resident_memory_bytes") == 0)
+        #expect(PrometheusMetricsTests.sum(samples, "parsl_node_managers") == 0)
+        #expect(PrometheusMetricsTests.sum(samples, "parsl_workers_connected") == 0)
+        #expect(samples.keys.contains { $0.hasPrefix("parsl_blocks{run_id=") && $0.hasSuffix("status=\"PENDING\"}") })
+        #expect(samples.filter { $0.key.hasPrefix("parsl_blocks{") && $0.key.contains("PENDING") }.values.allSatisfy { $0 == 0 })
+    }
+
+    /// A file overwritten in place (same inode) by another database is noticed and read anew.
+    @Test func aDatabaseOverwrittenInPlaceIsReadAnew() throws {
+        let directory = temporaryDirectory()
+        defer { removeTree(directory) }
+        let path = directory + "/monitoring.db"
+        let first = try readFile(Fixtures.htex2026)
+        let second = try readFile(Fixtures.database("parsl-2024.1.22-htex.db"))
+        #expect(second.count > first.count)
+        try writeInPlace(path, first)
+        var inode = stat()
+        stat(path, &inode)
+        let collector = try MetricsCollector(configuration: .init(path: path), options: PrometheusOptions())
+        try collector.poll()
+        let firstRuns = try Self.runIDs(Fixtures.htex2026)
+        #expect(collector.aggregator.runStates.map(\.runID) == firstRuns)
+        try writeInPlace(path, second)
+        var after = stat()
+        stat(path, &after)
+        #expect(after.st_ino == inode.st_ino)
+        try collector.poll()
+        #expect(collector.status.databaseReplacements == 1)
+        let secondRuns = try Self.runIDs(Fixtures.database("parsl-2024.1.22-htex.db"))
+        #expect(collector.aggregator.runStates.map(\.runID) == secondRuns)
+        let once = try MetricsCollector(configuration: .init(path: path), options: PrometheusOptions())
+        try once.poll(final: true)
+        let followed = try Self.body(collector, readTime: 0)
+        let fresh = try Self.body(once, readTime: 0).replacingReplacements(1)
+        #expect(followed == fresh)
+    }
+
+    static func runIDs(_ path: String) throws -> [String] {
+        let writer = try ReplayWriter(path: path)
+        return try writer.rows("SELECT run_id FROM workflow ORDER BY rowid").map { $0[0]! }
+    }
+
+    func writeInPlace(_ path: String, _ bytes: [UInt8]) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw ReplayError("cannot open \(path)") }
+        defer { close(descriptor) }
+        guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw ReplayError("short write to \(path)")
+        }
+    }
+
+    /// `--latest` moves to a run that appears after the file was opened.
+    @Test func latestFollowsARunThatAppears() throws {
+        let directory = temporaryDirectory()
+        defer { removeTree(directory) }
+        let path = directory + "/monitoring.db"
+        let writer = try ReplayWriter(path: path)
+        try writer.execute("ATTACH DATABASE '\(Fixtures.htex2026)' AS src")
+        let tables = try writer.rows("SELECT name, sql FROM src.sqlite_master WHERE type = 'table' AND sql IS NOT NULL")
+        for row in tables { try writer.execute(row[1]!) }
+        func appendRun(_ id: String, began: String) throws {
+            var sql = "BEGIN;"
+            for row in tables {
+                let table = row[0]!
+                sql += "CREATE TEMP TABLE copy AS SELECT * FROM src.\(table); UPDATE copy SET run_id = '\(id)';"
+                if table == "workflow" { sql += "UPDATE copy SET time_began = '\(began)';" }
+                if table == "node" { sql += "UPDATE copy SET id = id + (SELECT coalesce(max(id), 0) FROM main.node);" }
+                sql += "INSERT INTO main.\(table) SELECT * FROM copy; DROP TABLE copy;"
+            }
+            try writer.execute(sql + "COMMIT;")
+        }
+        try appendRun("run-one", began: "2030-01-01 00:00:00")
+        var configuration = MetricsCollector.Configuration(path: path)
+        configuration.latestRun = true
+        let collector = try MetricsCollector(configuration: configuration, options: PrometheusOptions())
+        try collector.poll()
+        #expect(collector.aggregator.runStates.map(\.runID) == ["run-one"])
+        try appendRun("run-two", began: "2030-01-02 00:00:00")
+        try collector.poll()
+        #expect(collector.aggregator.runStates.map(\.runID) == ["run-two"])
+        let tasks = PrometheusMetricsTests.sum(PrometheusMetricsTests.parse(Array(try Self.body(collector, readTime: 0).utf8)), "parsl_tasks")
+        #expect(tasks == Double(Oracle.scalar(Fixtures.htex2026, "SELECT count(*) FROM task")))
     }
 }

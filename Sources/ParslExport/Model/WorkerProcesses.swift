@@ -10,12 +10,13 @@ public enum LiveState {
     /// A block whose latest status is one of ``endedBlockStatuses`` is over.
     public static func blockEnded(_ status: String) -> Bool { endedBlockStatuses.contains(status) }
 
-    /// A worker process is current when its run has not completed and it was sampled within `window` before
-    /// `now` (resource samples are only taken while a try runs, so an idle worker drops out after the window).
+    /// A worker process is current when its run has not completed, its block (its try's block) has not ended,
+    /// and it was sampled within `window` before `now` (samples are only taken while a try runs, so an idle worker
+    /// drops out after the window).
     public static func processIsCurrent(
-        lastSample: Int64, runCompleted: Bool, now: Int64, windowSeconds: Double
+        lastSample: Int64, runCompleted: Bool, blockEnded: Bool, now: Int64, windowSeconds: Double
     ) -> Bool {
-        !runCompleted && lastSample >= now - Int64(windowSeconds * 1e6)
+        !runCompleted && !blockEnded && lastSample >= now - Int64(windowSeconds * 1e6)
     }
 }
 
@@ -46,6 +47,8 @@ struct WorkerProcesses {
         var residentBytes: Double = 0
         var cpuSeconds: Double = 0
         var samples = 0
+        /// The block of the try of its latest sample (nil where the schema has none).
+        var block: String?
 
         /// Memory of the latest sample (the larger on a tie); CPU time is cumulative per process, so the
         /// maximum keeps the counter monotonic.
@@ -53,6 +56,7 @@ struct WorkerProcesses {
             if other.lastSample > lastSample || (other.lastSample == lastSample && other.residentBytes > residentBytes) {
                 lastSample = other.lastSample
                 residentBytes = other.residentBytes
+                block = other.block ?? block
             }
             cpuSeconds = max(cpuSeconds, other.cpuSeconds)
             samples += other.samples
@@ -71,10 +75,11 @@ struct WorkerProcesses {
         }
     }
 
-    /// The try's host is known now: its waiting samples join their processes.
-    mutating func resolve(_ tryKey: TryKey, host: UInt32) {
+    /// The try's host (and block, written with it) is known now: its waiting samples join their processes.
+    mutating func resolve(_ tryKey: TryKey, host: UInt32, block: String?) {
         guard let waiting = awaitingHost.removeValue(forKey: tryKey) else { return }
-        for (pid, sample) in waiting {
+        for (pid, var sample) in waiting {
+            sample.block = block
             processes[Key(run: tryKey.run, host: host, pid: pid), default: Process()].fold(sample)
         }
     }

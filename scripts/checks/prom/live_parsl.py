@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 PARSL_VERSION = "2026.10.26"
 COUNTER = re.compile(r"(_total|_count|_bucket)$")
+ENDED = {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "MISSING", "SCALED_IN"}
 
 
 def parsl_python():
@@ -68,11 +69,18 @@ class Watcher(threading.Thread):
                     if v < self.last.get(key, 0):
                         self.problems.append(f"counter decreased: {key} {self.last[key]} -> {v}")
                     self.last[key] = v
+            # Managers of a block that has ended are not in the node gauges of the same scrape.
+            ended = {(dict(ls)["run_id"], dict(ls)["block"]) for (n, ls), v in s.items()
+                     if n == "parsl_block_status" and dict(ls)["status"] in ENDED}
+            for (name, labels), v in s.items():
+                if name.startswith("parsl_node_") and (dict(labels)["run_id"], dict(labels)["block"]) in ended:
+                    self.problems.append(f"node series of an ended block: {name} {labels}")
             self.saw_resident = max(self.saw_resident, sum(values(s, "parsl_resource_resident_memory_bytes")))
             time.sleep(0.5)
 
 
 def run_workflow(python, db, run_dir, log):
+    os.makedirs(run_dir, exist_ok=True)
     env = dict(os.environ, PATH=os.path.dirname(python) + os.pathsep + os.environ.get("PATH", ""))
     started = time.time()
     with open(log, "ab") as out:

@@ -81,9 +81,8 @@ def main():
         label="htex_local", address="127.0.0.1", loopback_address="127.0.0.1", max_workers_per_node=2,
         cores_per_worker=0.5, heartbeat_period=2, heartbeat_threshold=10, poll_period=10, provider=provider)
     hub = MonitoringHub(hub_address="127.0.0.1", resource_monitoring_enabled=True, resource_monitoring_interval=1,
-                        workflow_name="parsl-export-live-check", logging_endpoint=f"sqlite:///{db_path}",
-                        logdir=os.path.join(run_dir, "monitoring-logs"))
-    config = Config(executors=[executor], monitoring=hub, retries=1, app_cache=True, strategy="htex_auto_scale",
+                        workflow_name="parsl-export-live-check", logging_endpoint=f"sqlite:///{db_path}")
+    config = Config(executors=[executor], monitoring=hub, retries=1, strategy="htex_auto_scale",
                     max_idletime=2.0, strategy_period=1, run_dir=run_dir, usage_tracking=0)
     parsl.load(config)
     t0 = time.time()

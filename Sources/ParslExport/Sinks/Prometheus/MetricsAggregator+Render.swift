@@ -185,8 +185,10 @@ extension MetricsAggregator {
         for (key, process) in workerProcesses.processes.sorted(by: { $0.key < $1.key }) {
             let labelValues = runLabel(key.run) + [hosts.names[Int(key.host)]]
             var totals = perHost[labelValues] ?? HostTotals()
+            let block = [runs[Int(key.run)].info.runID, process.block ?? ""]
             if LiveState.processIsCurrent(
-                lastSample: process.lastSample, runCompleted: completed(key.run), now: now,
+                lastSample: process.lastSample, runCompleted: completed(key.run),
+                blockEnded: endedBlocks.contains(block) && !liveBlocks.contains(block), now: now,
                 windowSeconds: options.recentWindowSeconds)
             {
                 totals.residentNow += process.residentBytes

@@ -60,6 +60,8 @@ public enum MetricRow {
         /// The try the sample was taken in (nil in schemas without try ids: then the host is never awaited).
         public var taskID: Int64? = nil
         public var tryID: Int64? = nil
+        /// The block of the sample's try (written with its hostname).
+        public var block: String? = nil
     }
 }
 
@@ -288,6 +290,7 @@ public final class MetricsAggregator {
         var sample = WorkerProcesses.Process(lastSample: row.time ?? Int64.min, residentBytes: 0, cpuSeconds: 0, samples: 1)
         if let rss = row.residentBytes, rss.isFinite { sample.residentBytes = rss }
         if let cpu = row.cpuSeconds, cpu.isFinite { sample.cpuSeconds = cpu }
+        sample.block = row.block
         // Without a try to wait for, the host is what the row says (no host in that schema: "").
         let host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
         workerProcesses.add(
@@ -301,9 +304,10 @@ public final class MetricsAggregator {
     }
 
     /// The hostname of a try is known now (Parsl fills it in after the try's first samples).
-    public func resolveHost(runID: String, taskID: Int64, tryID: Int64, host: String) {
+    public func resolveHost(runID: String, taskID: Int64, tryID: Int64, host: String, block: String?) {
         guard let r = runIndex[runID] else { return }
-        workerProcesses.resolve(WorkerProcesses.TryKey(run: r, task: taskID, attempt: tryID), host: hosts.index(host))
+        workerProcesses.resolve(
+            WorkerProcesses.TryKey(run: r, task: taskID, attempt: tryID), host: hosts.index(host), block: block)
     }
 
     /// Run ids read so far with whether each has completed, in the order they appeared.

@@ -162,14 +162,15 @@ public final class MetricsCollector {
     private func resolveAwaitedHosts() throws {
         let awaiting = aggregator.triesAwaitingHost
         guard !awaiting.isEmpty else { return }
-        let s = try statement("SELECT hostname FROM try WHERE run_id = ?1 AND task_id = ?2 AND try_id = ?3")
+        let block = database?.schema.has("try", "block_id") == true ? "block_id" : "NULL"
+        let s = try statement("SELECT hostname, \(block) FROM try WHERE run_id = ?1 AND task_id = ?2 AND try_id = ?3")
         for (runID, taskID, tryID) in awaiting {
             s.reset()
             s.bind(1, runID)
             s.bind(2, taskID)
             s.bind(3, tryID)
             if try s.step(), let host = s.string(0) {
-                aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host)
+                aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host, block: s.string(1))
             }
         }
         s.reset()
@@ -237,12 +238,13 @@ public final class MetricsCollector {
                 + "\(column("last_heartbeat")), \(column(time)) FROM node"
         default:  // resource: the host comes from the try the sample belongs to (see WorkerProcesses)
             let joinable = schema.has("resource", "try_id") && schema.has("try", "hostname")
+            let block = joinable && schema.has("try", "block_id") ? "t.block_id" : "NULL"
             select =
                 "SELECT r.rowid, r.run_id, " + (joinable ? "t.hostname" : "''") + ", "
                 + "\(column("psutil_process_pid", "r.")), \(column("timestamp", "r.")), "
                 + "\(column("psutil_process_memory_resident", "r.")), "
                 + "\(column("psutil_process_time_user", "r.")) + \(column("psutil_process_time_system", "r.")), "
-                + (joinable ? "r.task_id, r.try_id " : "NULL, NULL ")
+                + (joinable ? "r.task_id, r.try_id, " : "NULL, NULL, ") + block + " "
                 + "FROM resource AS r"
                 + (joinable
                     ? " LEFT JOIN try AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND t.run_id = r.run_id" : "")
@@ -303,7 +305,7 @@ public final class MetricsCollector {
                 MetricRow.Resource(
                     runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
                     residentBytes: s.isNull(5) ? nil : s.double(5), cpuSeconds: s.isNull(6) ? nil : s.double(6),
-                    taskID: s.isNull(7) ? nil : s.int64(7), tryID: s.isNull(8) ? nil : s.int64(8)))
+                    taskID: s.isNull(7) ? nil : s.int64(7), tryID: s.isNull(8) ? nil : s.int64(8), block: s.string(9)))
         }
     }
 
