@@ -192,9 +192,19 @@ struct PrometheusLiveReplayTests {
         let directory = temporaryDirectory()
         defer { removeTree(directory) }
         let path = directory + "/monitoring.db"
+        // The other database: the same rows under another run id, so no table's rowids go back and the file
+        // does not shrink; only SQLite's header and the first run id tell the two apart.
         let first = try readFile(Fixtures.htex2026)
-        let second = try readFile(Fixtures.database("parsl-2024.1.22-htex.db"))
-        #expect(second.count > first.count)
+        let otherPath = directory + "/other.db"
+        try writeInPlace(otherPath, first)
+        do {
+            let other = try ReplayWriter(path: otherPath)
+            for table in ["workflow", "task", "try", "status", "resource", "block", "node"] {
+                try other.execute("UPDATE \(table) SET run_id = 'another-run'")
+            }
+        }
+        let second = try readFile(otherPath)
+        #expect(second.count >= first.count)
         try writeInPlace(path, first)
         var inode = stat()
         stat(path, &inode)
@@ -208,7 +218,7 @@ struct PrometheusLiveReplayTests {
         #expect(after.st_ino == inode.st_ino)
         try collector.poll()
         #expect(collector.status.databaseReplacements == 1)
-        let secondRuns = try Self.runIDs(Fixtures.database("parsl-2024.1.22-htex.db"))
+        let secondRuns = ["another-run"]
         #expect(collector.aggregator.runStates.map(\.runID) == secondRuns)
         let once = try MetricsCollector(configuration: .init(path: path), options: PrometheusOptions())
         try once.poll(final: true)
