@@ -129,10 +129,10 @@ extension ParslMetric {
     // Worker processes.
     static let residentMemory = ParslMetric(
         "parsl_resource_resident_memory_bytes", .gauge, unit: "bytes", labels: .host, summary: "RSS of workers now",
-        help: "Resident memory of the worker processes current now (sampled within --recent-window, run not completed), latest sample of each.")
+        help: "Resident memory of the worker processes current now (sampled within --recent-window, block not ended, run not completed), latest sample of each.")
     static let processes = ParslMetric(
         "parsl_resource_processes", .gauge, labels: .host, summary: "worker processes now",
-        help: "Worker processes current now (sampled within --recent-window, run not completed).")
+        help: "Worker processes current now (sampled within --recent-window, block not ended, run not completed).")
     static let cpu = ParslMetric(
         "parsl_resource_cpu_seconds", .counter, unit: "seconds", labels: .host, summary: "CPU time of all workers",
         help: "User and system CPU time of every worker process ever sampled, exited ones included (a total; rate() it).")
