@@ -16,6 +16,9 @@ struct PrometheusMetricOptions: ParsableArguments {
     @Option(help: "Upper bounds (seconds, comma-separated) of the queue wait histogram.")
     var queueWaitBuckets: String?
 
+    @Option(help: "Seconds since its latest sample within which a worker process counts as current (memory gauges).")
+    var recentWindow: Double = PrometheusOptions.defaultRecentWindowSeconds
+
     func resolved() throws -> PrometheusOptions {
         var options = PrometheusOptions()
         do {
@@ -26,27 +29,29 @@ struct PrometheusMetricOptions: ParsableArguments {
             if let queueWaitBuckets {
                 options.queueWaitBuckets = try PrometheusOptions.parseBuckets(queueWaitBuckets, option: "--queue-wait-buckets")
             }
+            guard recentWindow.isFinite, recentWindow > 0 else {
+                throw ExportError(.usage, "--recent-window: give a positive number of seconds")
+            }
+            options.recentWindowSeconds = recentWindow
         } catch let error as ExportError {
             throw ValidationError(error.message)
         }
         return options
     }
 
-    static let familiesHelp = """
-        METRICS
-          parsl_workflow_info{run_id,workflow_name,host,user}   1 per run
-          parsl_workflow_start_time_seconds, parsl_workflow_end_time_seconds, parsl_workflow_completed {run_id}
-          parsl_tasks{app,state}                  tasks by current state (gauge)
-          parsl_tries_total{app,outcome}          tries that ended, by outcome (counter)
-          parsl_task_retries_total{app}           fail_retryable tries (counter)
-          parsl_try_queue_wait_seconds{app}       launched → running (histogram)
-          parsl_try_run_time_seconds{app}         running → end of try (histogram)
-          parsl_block_status{run_id,executor,block,status} 1, parsl_blocks{executor,status}
-          parsl_node_{managers,active_managers,workers,cpus,memory_bytes,last_heartbeat_timestamp_seconds}
-                                                  {run_id,block,host}
-          parsl_resource_resident_memory_bytes{host}, parsl_resource_cpu_seconds_total{host}
-          parsl_export_{database_up,initial_read_done,rows_read_total,rows_skipped_total,read_errors_total,
-                        scrape_duration_seconds}
+    /// The METRICS section of the help, generated from the definitions the exporter serves.
+    static var familiesHelp: String { ParslMetric.helpSection() }
+
+    /// How many runs a file shows, said once for both commands (and in the README).
+    static let manyRunsHelp = """
+        MANY RUNS IN ONE FILE
+          Tasks, tries, retries and the histograms count every run read (select
+          runs with --run/--latest, split them with --labels run_id). Runs,
+          blocks, nodes and workers always carry run_id. The gauges that say
+          what is true now (tasks running, workers connected, nodes, worker
+          memory and processes) count only runs that have not completed.
+          Naive Parsl timestamps are read in this host's time zone (TZ, else
+          /etc/localtime) unless --timezone names the zone Parsl ran in.
         """
 }
 
@@ -60,6 +65,8 @@ struct PrometheusCommand: AsyncParsableCommand {
             written under a temporary name in the same directory and renamed into place.
 
             \(PrometheusMetricOptions.familiesHelp)
+
+            \(PrometheusMetricOptions.manyRunsHelp)
 
             EXAMPLES
               parsl-export prometheus monitoring.db -o /var/lib/node_exporter/textfile/parsl.prom

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ArgumentParser
 import ParslExport
 import ParslExportServer
@@ -23,11 +28,18 @@ struct ServeCommand: AsyncParsableCommand {
             list (9090-9999, allocated to public exporters; the exporter guide asks other exporters to stay \
             out of it). It binds 127.0.0.1 unless --listen says otherwise.
 
+            With --latest it follows the newest run: when a new run appears in the \
+            file, the metrics start over for it. Each change is logged on stderr \
+            with a UTC timestamp: the file becoming readable or not, runs \
+            appearing and completing, the file being replaced.
+
             \(PrometheusMetricOptions.familiesHelp)
+
+            \(PrometheusMetricOptions.manyRunsHelp)
 
             EXAMPLES
               parsl-export serve runinfo/monitoring.db
-              parsl-export serve runinfo/monitoring.db --listen 0.0.0.0:\(MetricsServer.defaultPort) --labels app,run_id
+              parsl-export serve runinfo/monitoring.db --latest --labels app,run_id
               curl -s http://127.0.0.1:\(MetricsServer.defaultPort)/metrics
             """
     )
@@ -59,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             live = try LiveMetrics(
                 configuration: collector, options: options, interval: .milliseconds(Int64(interval * 1000)),
-                log: { line in if !quiet { Console.error("parsl-export: \(line)") } })
+                log: { line in if !quiet { Console.error("\(Self.timestamp()) parsl-export: \(line)") } })
         } catch let error as ExportError {
             Console.error("parsl-export: \(error.message)")
             throw ExitCode(error.code.rawValue)
@@ -73,12 +85,27 @@ struct ServeCommand: AsyncParsableCommand {
         Interrupts.standDown()
         do {
             try await MetricsServer(configuration: server, metrics: live).run { bound in
-                if !quiet { Console.error("parsl-export: serving \(database.database) on http://\(host):\(bound)/metrics") }
+                if !quiet {
+                    Console.error("\(Self.timestamp()) parsl-export: serving \(database.database) on http://\(host):\(bound)/metrics")
+                }
             }
         } catch {
             Console.error("parsl-export: cannot serve on \(listen): \(error)")
             throw ExitCode(ExportError.Code.outputFailed.rawValue)
         }
+    }
+
+    /// UTC time of a log line, ISO 8601 to the millisecond.
+    static func timestamp() -> String {
+        let micros = ExporterStatus.wallClockMicros()
+        var seconds = time_t(micros / 1_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = Int(micros / 1_000 % 1_000)
+        let fraction = String(millis + 1_000).dropFirst()
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
     }
 
     static func parseListen(_ text: String) throws -> (String, Int) {

@@ -33,6 +33,15 @@ public final class LiveMetrics: Sendable {
         var lastError: String?
     }
 
+    /// What the reader last told the log, to say only what changed. Touched only on `queue`.
+    private struct LogState {
+        var lastFailure: String?
+        var everRead = false
+        var runs: [String: Bool] = [:]
+        var replacements = 0
+    }
+    nonisolated(unsafe) private var logState = LogState()
+
     private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
@@ -117,6 +126,41 @@ public final class LiveMetrics: Sendable {
 
     // MARK: Reader
 
+    /// What changed since the last read, one line each: health, a replaced file, runs that appeared or completed.
+    private func logLines(failure: String?, status: ExporterStatus) -> [String] {
+        var lines: [String] = []
+        if status.databaseReplacements != logState.replacements {
+            logState.replacements = status.databaseReplacements
+            logState.runs = [:]
+            lines.append("the database file was replaced by another one; reading it from the start")
+        }
+        if failure != logState.lastFailure {
+            if let failure {
+                lines.append(
+                    logState.everRead
+                        ? "database unreadable, serving the last good values: \(failure)"
+                        : "database not readable yet, serving only the exporter's own metrics: \(failure)")
+            } else {
+                lines.append("database readable")
+            }
+            logState.lastFailure = failure
+        }
+        if failure == nil { logState.everRead = true }
+        var current: [String: Bool] = [:]
+        for (runID, completed) in collector.aggregator.runStates {
+            current[runID] = completed
+            switch (logState.runs[runID], completed) {
+            case (nil, false): lines.append("run \(runID) appeared")
+            case (nil, true): lines.append("run \(runID) read (completed)")
+            case (false?, true): lines.append("run \(runID) completed")
+            default: break
+            }
+        }
+        // Runs can go (--latest moved on); they are not logged, the next one is.
+        logState.runs = current
+        return lines
+    }
+
     private func loop() {
         let clock = ContinuousClock()
         while true {
@@ -135,6 +179,7 @@ public final class LiveMetrics: Sendable {
                 failure = "\(error)"
             }
             var status = collector.status
+            status.readTime = ExporterStatus.wallClockMicros()
             let body: (text: [UInt8], openMetrics: [UInt8])
             do {
                 let elapsed = clock.now - started
@@ -148,18 +193,17 @@ public final class LiveMetrics: Sendable {
                 failure = "cannot render metrics: \(error)"
                 body = (current.text, current.openMetrics)
             }
-            let (ready, changed) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
+            let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.snapshot = Snapshot(
                     text: body.text, openMetrics: body.openMetrics, read: read, databaseUp: status.databaseUp,
                     initialReadDone: status.initialReadDone)
                 let done = state.waiters.filter { $0.value.needed <= read }
                 for id in done.keys { state.waiters[id] = nil }
-                let changed = state.lastError != failure
                 state.lastError = failure
-                return (done.values.map(\.continuation), changed)
+                return done.values.map(\.continuation)
             }
             for continuation in ready { continuation.resume() }
-            if changed { log(failure.map { "database unreadable, serving the last good values: \($0)" } ?? "database readable") }
+            for line in logLines(failure: failure, status: status) { log(line) }
             let wait = interval.components
             let nanoseconds = Int(wait.seconds) * 1_000_000_000 + Int(wait.attoseconds / 1_000_000_000)
             _ = wake.wait(timeout: .now() + .nanoseconds(nanoseconds))

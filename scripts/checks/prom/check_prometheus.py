@@ -16,6 +16,7 @@ from expected import expected  # noqa: E402
 from promtools import (CheckFailed, PrometheusServer, free_port, http, node_exporter_textfile,  # noqa: E402
                        promtool_check, samples)
 import live  # noqa: E402
+from dashboard import wait_and_check  # noqa: E402
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -61,7 +62,12 @@ def compare(s, exp, what):
     runs, completed = exp["runs"]
     check("parsl_workflow_info", len(pick(s, "parsl_workflow_info", "run_id")) == runs, s, runs)
     check("parsl_workflow_completed", sum(pick(s, "parsl_workflow_completed", "run_id").values()) == completed, "", completed)
-    blocks = pick(s, "parsl_blocks", "executor", "status")
+    blocks = {}
+    for (run, executor, status), v in pick(s, "parsl_blocks", "run_id", "executor", "status").items():
+        if not run:
+            problems.append("parsl_blocks without run_id")
+        if v:
+            blocks[(executor, status)] = blocks.get((executor, status), 0) + v
     check("parsl_blocks", blocks == dict(exp["blocks"]), blocks, dict(exp["blocks"]))
     block_status = pick(s, "parsl_block_status", "run_id", "executor", "block", "status")
     check("parsl_block_status", len(block_status) == sum(exp["blocks"].values()), len(block_status), exp["blocks"])
@@ -105,21 +111,23 @@ def file_checks(binary, db, exp, work):
     return without_exporter(text)
 
 
-def start_serve(binary, db, port, extra=()):
+def start_serve(binary, db, port, extra=(), initial_read=True):
+    """`serve` ready: its first full read done, or with `initial_read` False (a database that may not exist
+    yet) once /metrics answers."""
     proc = subprocess.Popen([binary, "serve", db, "--listen", f"127.0.0.1:{port}", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
             status, _, body = http(f"http://127.0.0.1:{port}/metrics", timeout=2)
-            if status == 200 and b"\nparsl_export_initial_read_done 1\n" in body:
+            if status == 200 and (not initial_read or b"\nparsl_export_initial_read_done 1\n" in body):
                 return proc
         except OSError:
             pass
         if proc.poll() is not None:
             raise CheckFailed(f"serve exited: {proc.stderr.read().decode()}")
         time.sleep(0.05)
-    raise CheckFailed("serve did not finish its initial read in 30 s")
+    raise CheckFailed("serve did not answer (or finish its initial read) in 30 s")
 
 
 def stop_serve(proc):
@@ -198,6 +206,8 @@ def main():
             print(f"{os.path.basename(db)}: Prometheus query API: up 1, tasks exec_done {done}, tries {want_tries}, "
                   f"status rows {exp['rows']['status']} = SQLite")
         print(f"Prometheus server: first values after {time.time() - started:.1f} s")
+        panels = wait_and_check(binary, prometheus, started)
+        print(f"dashboard: all {panels} panels return data from this Prometheus (finished runs: per panel)")
         prometheus.close()
         prometheus = None
         for db, (proc, _) in list(servers.items()):
@@ -206,7 +216,7 @@ def main():
         print("serve: SIGTERM -> exit 0")
 
         # Live: a writer appends to a copy of a real database while serve follows it.
-        live.run(binary, dbs[0], work)
+        live.run(binary, dbs[0], work, next((d for d in dbs[1:] if "2026" in d and "htex" in d), None))
     finally:
         if prometheus:
             prometheus.close()

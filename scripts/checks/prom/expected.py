@@ -80,15 +80,23 @@ def expected(path):
             if k not in blocks or t >= blocks[k][0]:
                 blocks[k] = (t, status)
     out["blocks"] = Counter((ex, s) for (run, ex, b), (t, s) in blocks.items())
+    # Managers registered now: latest snapshot per manager, of runs not completed, in blocks not ended.
+    ended = {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "MISSING", "SCALED_IN"}
+    live_blocks = {(run, b) for (run, ex, b), (t, s) in blocks.items() if s not in ended}
+    ended_blocks = {(run, b) for (run, ex, b), (t, s) in blocks.items() if s in ended}
+    completed_runs = {r for (r,) in db.execute("SELECT run_id FROM workflow WHERE time_completed IS NOT NULL")} \
+        if "workflow" in tables else set()
     managers = {}
     if "node" in tables:
         node_cols = columns(db, "node")
         block = "block_id" if "block_id" in node_cols else "''"
         uid = "uid" if "uid" in node_cols else f"hostname || '/' || {block}"
         workers = "worker_count" if "worker_count" in node_cols else "0"
-        for run, manager, workers in db.execute(
-                f"SELECT run_id, {uid}, {workers} FROM node ORDER BY rowid"):
-            managers[(run, manager)] = workers or 0
-    out["managers"] = len(managers)
-    out["workers"] = sum(managers.values())
+        for run, manager, b, workers in db.execute(
+                f"SELECT run_id, {uid}, {block}, {workers} FROM node ORDER BY rowid"):
+            managers[(run, manager)] = (b, workers or 0)
+    now = {k: w for (run, m), (b, w) in managers.items() for k in [(run, m)]
+           if run not in completed_runs and ((run, b) in live_blocks or (run, b) not in ended_blocks)}
+    out["managers"] = len(now)
+    out["workers"] = sum(now.values())
     return out

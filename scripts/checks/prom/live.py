@@ -27,7 +27,7 @@ def value(s, name, **labels):
     return sum(v for (n, ls), v in s.items() if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
 
 
-def run(binary, source, work):
+def run(binary, source, work, other=None):
     from check_prometheus import compare, start_serve, stop_serve  # noqa: PLC0415 - avoids a cycle at import
     db = os.path.join(work, "live.db")
     shutil.copy(source, db)
@@ -95,4 +95,19 @@ def run(binary, source, work):
     s = scrape(port)
     compare(s, expected(db), "replaced database")
     print("  live: missing -> database_up 0 (last values kept) -> 1; locked -> 0 -> 1; replaced -> re-read, equal to SQLite")
+    if other:
+        # Overwritten in place by another database (same inode, other runs): detected, read anew.
+        inode = os.stat(db).st_ino
+        with open(other, "rb") as f:
+            content = f.read()
+        with open(db, "r+b") as f:
+            f.truncate(0)
+            f.write(content)
+        if os.stat(db).st_ino != inode:
+            raise CheckFailed("the in-place overwrite changed the inode")
+        s = scrape(port)
+        compare(s, expected(db), "database overwritten in place")
+        if value(s, "parsl_export_database_replacements_total") < 2:
+            raise CheckFailed("overwritten in place: parsl_export_database_replacements_total did not count it")
+        print(f"  live: overwritten in place by {os.path.basename(other)} (same inode) -> detected, equal to SQLite")
     stop_serve(serve)

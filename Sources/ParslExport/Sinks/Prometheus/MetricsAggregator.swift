@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 /// Rows the collector reads, reduced to what the metrics need. Times are UTC microseconds (naive Parsl times are
-/// taken as UTC unless a time zone is given); `nil` where the source has none or it did not parse.
+/// read in the configured zone: `--timezone`, else the exporter host's); `nil` where the source has none or it did
+/// not parse.
 public enum MetricRow {
     public struct Run: Sendable {
         public var runID: String
@@ -50,11 +51,17 @@ public enum MetricRow {
     }
     public struct Resource: Sendable {
         public var runID: String
+        /// The hostname of the sample's try; nil while the try has none yet ("" in schemas without one).
         public var host: String?
         public var pid: Int64?
         public var time: Int64?
         public var residentBytes: Double?
         public var cpuSeconds: Double?
+        /// The try the sample was taken in (nil in schemas without try ids: then the host is never awaited).
+        public var taskID: Int64? = nil
+        public var tryID: Int64? = nil
+        /// The block of the sample's try (written with its hostname).
+        public var block: String? = nil
     }
 }
 
@@ -152,16 +159,15 @@ public final class MetricsAggregator {
         var manager: String
     }
 
-    struct ProcessKey: Hashable {
+    /// (run, executor, status): a series of `parsl_blocks`, kept at 0 once no block has that status.
+    struct BlockSeries: Hashable, Comparable {
         var run: Int32
-        var host: UInt32
-        var pid: Int64
-    }
+        var executor: String
+        var status: String
 
-    struct ProcessState {
-        var time: Int64
-        var residentBytes: Double
-        var cpuSeconds: Double
+        static func < (a: BlockSeries, b: BlockSeries) -> Bool {
+            (a.run, a.executor, a.status) < (b.run, b.executor, b.status)
+        }
     }
 
     private(set) var runs: [RunState] = []
@@ -176,7 +182,12 @@ public final class MetricsAggregator {
     private(set) var runTime: [SeriesKey: Histogram] = [:]
     private(set) var blocks: [BlockKey: (status: String, time: Int64)] = [:]
     private(set) var managers: [ManagerKey: MetricRow.Node] = [:]
-    private(set) var processes: [ProcessKey: ProcessState] = [:]
+    private(set) var blockSeries: Set<BlockSeries> = []
+    private(set) var workerProcesses = WorkerProcesses()
+    /// Tasks whose current state is `running`, per (real run, app series; state 0).
+    private(set) var runningTasks: [SeriesKey: Int] = [:]
+    /// The latest time of any row read (UTC microseconds).
+    public private(set) var newestRowTime: Int64?
     /// Status rows whose task row has not been read yet, with the number of polls they waited.
     private var pending: [(row: MetricRow.Status, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
@@ -197,6 +208,13 @@ public final class MetricsAggregator {
     public func add(_ row: MetricRow.Run) {
         let index = run(row.runID)
         runs[Int(index)].info = row
+        seen(row.began)
+        seen(row.completed)
+    }
+
+    private func seen(_ time: Int64?) {
+        guard let time else { return }
+        newestRowTime = max(newestRowTime ?? time, time)
     }
 
     public func add(_ row: MetricRow.Task) throws {
@@ -214,6 +232,10 @@ public final class MetricsAggregator {
             let run = options.labels.contains(.runID) ? Int32(r) : -1
             taskCounts[SeriesKey(run: run, app: appSeries(old), state: state), default: 0] -= 1
             taskCounts[SeriesKey(run: run, app: appSeries(app), state: state), default: 0] += 1
+            if states.names[Int(state) - 1] == "running" {
+                runningTasks[SeriesKey(run: Int32(r), app: appSeries(old), state: 0), default: 0] -= 1
+                runningTasks[SeriesKey(run: Int32(r), app: appSeries(app), state: 0), default: 0] += 1
+            }
         }
     }
 
@@ -246,6 +268,10 @@ public final class MetricsAggregator {
     public func add(_ row: MetricRow.Block) {
         let key = BlockKey(run: run(row.runID), executor: row.executor, block: row.block)
         let time = row.time ?? Int64.min
+        seen(row.time)
+        // Every status a block of this run and executor ever had keeps a series (0 when none has it now), so
+        // reading the file at once or row by row gives the same series.
+        blockSeries.insert(BlockSeries(run: key.run, executor: row.executor, status: row.status))
         // Latest by timestamp; rows arrive in rowid order, so a tie goes to the later row.
         if let current = blocks[key], current.time > time { return }
         blocks[key] = (row.status, time)
@@ -254,21 +280,38 @@ public final class MetricsAggregator {
     public func add(_ row: MetricRow.Node) {
         // Node rows are snapshots appended over time: the latest row of a manager is its state.
         managers[ManagerKey(run: run(row.runID), manager: row.manager)] = row
+        seen(row.lastHeartbeat)
     }
 
     public func add(_ row: MetricRow.Resource) {
         guard let pid = row.pid else { return skip("resource") }
-        let key = ProcessKey(run: run(row.runID), host: hosts.index(row.host ?? ""), pid: pid)
-        let time = row.time ?? Int64.min
-        var state = processes[key] ?? ProcessState(time: Int64.min, residentBytes: 0, cpuSeconds: 0)
-        if time >= state.time {
-            state.time = time
-            state.residentBytes = row.residentBytes ?? state.residentBytes
-        }
-        // psutil CPU times are cumulative per process: the maximum keeps the counter monotonic.
-        if let cpu = row.cpuSeconds, cpu.isFinite { state.cpuSeconds = max(state.cpuSeconds, cpu) }
-        processes[key] = state
+        let r = run(row.runID)
+        seen(row.time)
+        var sample = WorkerProcesses.Process(lastSample: row.time ?? Int64.min, residentBytes: 0, cpuSeconds: 0, samples: 1)
+        if let rss = row.residentBytes, rss.isFinite { sample.residentBytes = rss }
+        if let cpu = row.cpuSeconds, cpu.isFinite { sample.cpuSeconds = cpu }
+        sample.block = row.block
+        // Without a try to wait for, the host is what the row says (no host in that schema: "").
+        let host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
+        workerProcesses.add(
+            sample, run: r, pid: pid, host: host.map { hosts.index($0) },
+            of: WorkerProcesses.TryKey(run: r, task: row.taskID ?? -1, attempt: row.tryID ?? -1))
     }
+
+    /// Tries whose resource samples wait for the try's hostname, for the reader to look up.
+    public var triesAwaitingHost: [(runID: String, taskID: Int64, tryID: Int64)] {
+        workerProcesses.awaitingHost.keys.map { (runs[Int($0.run)].info.runID, $0.task, $0.attempt) }
+    }
+
+    /// The hostname of a try is known now (Parsl fills it in after the try's first samples).
+    public func resolveHost(runID: String, taskID: Int64, tryID: Int64, host: String, block: String?) {
+        guard let r = runIndex[runID] else { return }
+        workerProcesses.resolve(
+            WorkerProcesses.TryKey(run: r, task: taskID, attempt: tryID), host: hosts.index(host), block: block)
+    }
+
+    /// Run ids read so far with whether each has completed, in the order they appeared.
+    public var runStates: [(runID: String, completed: Bool)] { runs.map { ($0.info.runID, $0.info.completed != nil) } }
 
     public func skip(_ table: String) { skippedRows[table, default: 0] += 1 }
 
@@ -285,8 +328,11 @@ public final class MetricsAggregator {
         queueWait = [:]
         runTime = [:]
         blocks = [:]
+        blockSeries = []
         managers = [:]
-        processes = [:]
+        workerProcesses = WorkerProcesses()
+        runningTasks = [:]
+        newestRowTime = nil
         pending = []
         skippedRows = [:]
     }
@@ -299,6 +345,7 @@ public final class MetricsAggregator {
         let stateCode = UInt8(state + 1)
         let attempt = row.tryID ?? -1
         let time = row.time ?? Int64.min
+        seen(row.time)
         let record = try runs[r].tasks.read(t)
         let app = record.app
         let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
@@ -321,6 +368,9 @@ public final class MetricsAggregator {
         if replace {
             if current != 0 { taskCounts[SeriesKey(run: runLabel, app: appLabel, state: current), default: 0] -= 1 }
             taskCounts[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1
+            let running = SeriesKey(run: Int32(r), app: appLabel, state: 0)
+            if current != 0, states.names[Int(current) - 1] == "running" { runningTasks[running, default: 0] -= 1 }
+            if row.state == "running" { runningTasks[running, default: 0] += 1 }
             try runs[r].tasks.update(t) {
                 $0.state = stateCode
                 $0.stateTry = Int32(clamping: attempt)

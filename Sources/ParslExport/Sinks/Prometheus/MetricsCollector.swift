@@ -59,6 +59,7 @@ public final class MetricsCollector {
     private var lastSize: Int64 = 0
     private var marks: [String: Int64] = [:]
     private var selectedRuns: Set<String>?
+    private var fingerprint: DatabaseFingerprint?
     private var statements: [String: SQLiteStatement] = [:]
     private let zone: TimeZoneConversion?
     /// The table being read, for warnings.
@@ -67,7 +68,8 @@ public final class MetricsCollector {
     public init(configuration: Configuration, options: PrometheusOptions) throws {
         self.configuration = configuration
         aggregator = MetricsAggregator(options: options)
-        zone = try configuration.timeZone.map { try TimeZoneConversion(identifier: $0) }
+        // Epoch-second metrics need a zone for naive timestamps: the host's unless the export names one.
+        zone = try TimeZoneConversion(identifier: configuration.timeZone ?? PrometheusOptions.hostTimeZone())
         status.initialReadDone = false
     }
 
@@ -101,11 +103,7 @@ public final class MetricsCollector {
         let current = (UInt64(info.st_dev), UInt64(info.st_ino))
         if let identity, identity != current || Int64(info.st_size) < lastSize {
             // Another file now has this name: start over rather than mix two databases.
-            close()
-            aggregator.reset()
-            marks = [:]
-            status.rowsRead = [:]
-            status.initialReadDone = false
+            startOver()
         }
         identity = current
         lastSize = Int64(info.st_size)
@@ -114,36 +112,91 @@ public final class MetricsCollector {
                 path: configuration.path, immutable: configuration.immutable,
                 catalog: ExportPipeline.catalog(mappingsDirectory: nil),
                 busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
-            let selected = try opened.selectRuns(prefixes: configuration.runPrefixes, latest: configuration.latestRun)
-            selectedRuns = selected.map(Set.init)
-            if let exact = configuration.runIDs { selectedRuns = selectedRuns.map { $0.intersection(exact) } ?? exact }
+            selectedRuns = try select(opened, final: final)
             database = opened
+        } else if configuration.latestRun, let database, let latest = try? select(database, final: final),
+            latest != selectedRuns
+        {
+            // --latest follows the newest run: another one became the latest, so read from the start for it.
+            aggregator.reset()
+            marks = [:]
+            status.rowsRead = [:]
+            selectedRuns = latest
         }
         let database = database!
-        return try database.guarded {
-            let newMarks = try database.connection.read {
+        let rowsRead = try database.guarded { () throws -> Int? in
+            let (newMarks, newFingerprint) = try database.connection.read { () throws -> ([String: Int64], DatabaseFingerprint) in
                 var result: [String: Int64] = [:]
                 for table in ExporterStatus.tables where database.schema.tables[table] != nil {
                     let statement = try statement("SELECT max(rowid) FROM \(quoteIdentifier(table))")
                     defer { statement.reset() }
                     result[table] = try statement.step() && !statement.isNull(0) ? statement.int64(0) : 0
                 }
-                return result
+                return (result, try DatabaseFingerprint(path: configuration.path, prepare: statement))
             }
-            if newMarks.contains(where: { $0.value < (marks[$0.key] ?? 0) }) {
-                // Rows vanished: not Parsl's pattern (it never deletes); the file was rewritten in place.
-                aggregator.reset()
-                marks = [:]
-                status.rowsRead = [:]
+            defer {
+                // Parsl was still creating its tables when the file was opened: reopen to see the new ones.
+                if let fingerprint, newFingerprint.schema.count > fingerprint.schema.count { close() }
+                fingerprint = newFingerprint
+            }
+            // Rows vanished (Parsl never deletes) or other content: the file was rewritten in place.
+            if newMarks.contains(where: { $0.value < (marks[$0.key] ?? 0) })
+                || fingerprint.map(newFingerprint.replaces) == true
+            {
+                return nil
             }
             var rows = try readWorkflow(database)
             for table in ["task", "status", "block", "node", "resource"] {
                 guard let mark = newMarks[table], mark > (marks[table] ?? 0) else { continue }
                 rows += try read(table, database, after: marks[table] ?? 0, upTo: mark)
             }
+            try resolveAwaitedHosts()
             try aggregator.endPoll(final: final)
             return rows
         }
+        guard let rowsRead else {
+            startOver()
+            return try readNewRows(final: final)
+        }
+        return rowsRead
+    }
+
+    /// Forgets the file: the next read opens it again and reads every row.
+    private func startOver() {
+        close()
+        aggregator.reset()
+        marks = [:]
+        fingerprint = nil
+        status.rowsRead = [:]
+        status.initialReadDone = false
+        status.databaseReplacements += 1
+    }
+
+    /// The runs to read: `--run` prefixes, `--latest` (while following a file, none until its first run), exact ids.
+    private func select(_ database: MonitoringDatabase, final: Bool) throws -> Set<String>? {
+        if configuration.latestRun, !final, try database.runs().isEmpty { return [] }
+        var selected = try database.selectRuns(prefixes: configuration.runPrefixes, latest: configuration.latestRun)
+            .map(Set.init)
+        if let exact = configuration.runIDs { selected = selected.map { $0.intersection(exact) } ?? exact }
+        return selected
+    }
+
+    /// Parsl fills in a try's hostname after writing its first resource samples; look up the tries still waiting.
+    private func resolveAwaitedHosts() throws {
+        let awaiting = aggregator.triesAwaitingHost
+        guard !awaiting.isEmpty else { return }
+        let block = database?.schema.has("try", "block_id") == true ? "block_id" : "NULL"
+        let s = try statement("SELECT hostname, \(block) FROM try WHERE run_id = ?1 AND task_id = ?2 AND try_id = ?3")
+        for (runID, taskID, tryID) in awaiting {
+            s.reset()
+            s.bind(1, runID)
+            s.bind(2, taskID)
+            s.bind(3, tryID)
+            if try s.step(), let host = s.string(0) {
+                aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host, block: s.string(1))
+            }
+        }
+        s.reset()
     }
 
     private func statement(_ sql: String) throws -> SQLiteStatement {
@@ -206,13 +259,15 @@ public final class MetricsCollector {
                 "SELECT rowid, run_id, \(column("uid")), \(column("hostname")), \(column("block_id")), "
                 + "\(column("cpu_count")), \(column("total_memory")), \(column("active")), \(column("worker_count")), "
                 + "\(column("last_heartbeat")), \(column(time)) FROM node"
-        default:  // resource: the host comes from the try the sample belongs to
+        default:  // resource: the host comes from the try the sample belongs to (see WorkerProcesses)
             let joinable = schema.has("resource", "try_id") && schema.has("try", "hostname")
+            let block = joinable && schema.has("try", "block_id") ? "t.block_id" : "NULL"
             select =
-                "SELECT r.rowid, r.run_id, " + (joinable ? "t.hostname" : "NULL") + ", "
+                "SELECT r.rowid, r.run_id, " + (joinable ? "t.hostname" : "''") + ", "
                 + "\(column("psutil_process_pid", "r.")), \(column("timestamp", "r.")), "
                 + "\(column("psutil_process_memory_resident", "r.")), "
-                + "\(column("psutil_process_time_user", "r.")) + \(column("psutil_process_time_system", "r.")) "
+                + "\(column("psutil_process_time_user", "r.")) + \(column("psutil_process_time_system", "r.")), "
+                + (joinable ? "r.task_id, r.try_id, " : "NULL, NULL, ") + block + " "
                 + "FROM resource AS r"
                 + (joinable
                     ? " LEFT JOIN try AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND t.run_id = r.run_id" : "")
@@ -272,7 +327,8 @@ public final class MetricsCollector {
             aggregator.add(
                 MetricRow.Resource(
                     runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
-                    residentBytes: number(s, 5), cpuSeconds: number(s, 6)))
+                    residentBytes: number(s, 5), cpuSeconds: number(s, 6),
+                    taskID: integer(s, 7), tryID: integer(s, 8), block: s.string(9)))
         }
     }
 

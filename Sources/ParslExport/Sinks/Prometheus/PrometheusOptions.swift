@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What the Prometheus metrics look like: which optional labels they carry and the histogram buckets.
 public struct PrometheusOptions: Sendable, Equatable {
     /// Optional labels of the task, try and resource families.
@@ -28,6 +34,11 @@ public struct PrometheusOptions: Sendable, Equatable {
     public var labels: Labels = [.app]
     public var runTimeBuckets: [Double] = PrometheusOptions.defaultRunTimeBuckets
     public var queueWaitBuckets: [Double] = PrometheusOptions.defaultQueueWaitBuckets
+    /// A worker process counts as current (memory and process gauges) when sampled within this many seconds
+    /// before the read. Parsl samples every `resource_monitoring_interval` (30 s by default) while a try runs.
+    public var recentWindowSeconds: Double = PrometheusOptions.defaultRecentWindowSeconds
+
+    public static let defaultRecentWindowSeconds: Double = 90
 
     public static let defaultRunTimeBuckets: [Double] = [
         0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400,
@@ -50,6 +61,49 @@ public struct PrometheusOptions: Sendable, Equatable {
         }
         guard !bounds.isEmpty else { throw ExportError(.usage, "\(option): give at least one bound") }
         return bounds
+    }
+}
+
+extension PrometheusOptions {
+    /// The zone naive Parsl timestamps are read in when `--timezone` is not given: the exporter host's own, since
+    /// Parsl writes local wall-clock time and the exporter usually runs where Parsl ran. `TZ` if set, else the
+    /// zone /etc/localtime links to (or /etc/timezone names), else UTC.
+    public static func hostTimeZone(environment: [String: String]? = nil, root: String = "") -> String {
+        func known(_ name: String) -> Bool {
+            name == "UTC" || (!name.isEmpty && !name.contains("..") && access(root + "/usr/share/zoneinfo/" + name, R_OK) == 0)
+        }
+        let tz = environment.map { $0["TZ"] } ?? getenv("TZ").map { String(cString: $0) }
+        if var tz, !tz.isEmpty {
+            if tz.hasPrefix(":") { tz.removeFirst() }
+            if let zone = zoneName(afterZoneinfo: tz) { tz = zone }
+            return known(tz) ? tz : "UTC"
+        }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink(root + "/etc/localtime", &buffer, buffer.count - 1)
+        if length > 0 {
+            let target = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let zone = zoneName(afterZoneinfo: target), known(zone) { return zone }
+        }
+        if let file = fopen(root + "/etc/timezone", "r") {
+            defer { fclose(file) }
+            var line = [CChar](repeating: 0, count: 256)
+            if fgets(&line, Int32(line.count), file) != nil {
+                let name = String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if known(name) { return name }
+            }
+        }
+        return "UTC"
+    }
+
+    /// `Europe/Paris` of `/usr/share/zoneinfo/Europe/Paris`.
+    private static func zoneName(afterZoneinfo path: String) -> String? {
+        let marker = Array("zoneinfo/".utf8)
+        let bytes = Array(path.utf8)
+        guard bytes.count > marker.count else { return nil }
+        for start in 0...(bytes.count - marker.count) where Array(bytes[start..<start + marker.count]) == marker {
+            return String(decoding: bytes[(start + marker.count)...], as: UTF8.self)
+        }
+        return nil
     }
 }
 

@@ -90,6 +90,7 @@ private final class BackgroundCollection: @unchecked Sendable {
                 let collector = try MetricsCollector(configuration: configuration, options: options)
                 try collector.poll(final: true)
                 var status = collector.status
+                status.readTime = ExporterStatus.wallClockMicros()
                 let elapsed = clock.now - started
                 status.scrapeSeconds =
                     Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
