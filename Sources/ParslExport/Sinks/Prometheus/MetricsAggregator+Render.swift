@@ -21,7 +21,8 @@ public struct ExporterStatus: Sendable {
 extension MetricsAggregator {
     /// The metric families in `format`. Families are always present (with no samples when there is no data), so
     /// dashboards do not break on an empty database.
-    public func render(_ format: ExpositionFormat, status: ExporterStatus) throws -> [UInt8] {
+    /// Label values cut short (see `ExpositionWriter.maxLabelValueBytes`) are counted in `warnings`.
+    public func render(_ format: ExpositionFormat, status: ExporterStatus, warnings: ValueWarnings? = nil) throws -> [UInt8] {
         var w = ExpositionWriter(format: format, capacity: 64 * 1024)
         let labels = options.labels
         let withRun = labels.contains(.runID)
@@ -227,6 +228,11 @@ extension MetricsAggregator {
                 name: "parsl_export_scrape_duration_seconds", type: .gauge,
                 help: "Time taken to read new rows and build these metrics.", unit: "seconds"))
         try w.gauge(status.scrapeSeconds)
+        for cut in w.truncations {
+            warnings?.record(
+                table: "metrics", column: cut.label,
+                problem: "label values longer than \(ExpositionWriter.maxLabelValueBytes) bytes cut short", example: cut.example)
+        }
         return w.finish()
     }
 
