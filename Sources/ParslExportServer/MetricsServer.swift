@@ -60,9 +60,9 @@ public final class MetricsServer: Sendable {
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "parsl-export",
-                // A hard stop a little above the limit, reached only when every connection has a request in
-                // progress; below it each new connection closes an idle one.
-                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections + 16)
+                // A hard stop above the limit, for connections that are busy or within their grace (see
+                // `OpenConnections`); up to it each new connection closes idle ones.
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections + 64)
             ),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger

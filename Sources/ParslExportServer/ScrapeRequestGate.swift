@@ -1,3 +1,4 @@
+import Dispatch
 import Hummingbird
 import NIOCore
 import NIOHTTP1
@@ -187,9 +188,10 @@ final class KeepAliveMarker: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 /// The server's open connections, so that idle ones make room when too many are open: a connection that is
-/// sending no request, or only the start of one, must not keep a scrape out. When a connection beyond the limit
-/// opens, the one idle the longest is closed (Prometheus reconnects for its next scrape). Only connections with a
-/// request in progress are never closed here.
+/// sending no request, or only the start of one, must not keep a scrape out. While more than `limit` are open,
+/// each new connection closes the ones idle the longest, provided they have been idle for `grace` (a client that
+/// just connected gets that long to send its request; Prometheus reconnects for its next scrape). Connections
+/// with a request in progress are never closed here.
 final class OpenConnections: Sendable {
     private struct Connection {
         var channel: any Channel
@@ -199,38 +201,60 @@ final class OpenConnections: Sendable {
 
     private struct State {
         var connections: [ObjectIdentifier: Connection] = [:]
-        var clock: UInt64 = 0
         var closedForRoom = 0
+        var lookAgainScheduled = false
     }
 
     let limit: Int
+    let graceNanoseconds: UInt64
     private let state = Locked(State())
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, grace: Duration = .seconds(1)) {
+        self.limit = limit
+        let parts = grace.components
+        graceNanoseconds = UInt64(parts.seconds) * 1_000_000_000 + UInt64(parts.attoseconds / 1_000_000_000)
+    }
 
     /// Connections closed so far to make room.
     var closedForRoom: Int { state.withLock { $0.closedForRoom } }
 
     func opened(_ channel: any Channel) {
-        let evicted: (any Channel)? = state.withLock { state in
-            state.clock += 1
-            state.connections[ObjectIdentifier(channel)] = Connection(channel: channel, busy: false, lastActive: state.clock)
-            guard state.connections.count > limit else { return nil }
-            let oldest = state.connections.filter { !$0.value.busy && $0.key != ObjectIdentifier(channel) }
-                .min { $0.value.lastActive < $1.value.lastActive }
-            guard let oldest else { return nil }
-            state.connections[oldest.key] = nil
-            state.closedForRoom += 1
-            return oldest.value.channel
+        state.withLock { state in
+            state.connections[ObjectIdentifier(channel)] = Connection(
+                channel: channel, busy: false, lastActive: DispatchTime.now().uptimeNanoseconds)
         }
-        evicted?.close(promise: nil)
+        makeRoom(on: channel.eventLoop)
+    }
+
+    /// Closes the connections idle the longest while more than `limit` are open; if some of the excess are still
+    /// within their grace, looks again when it ends (accepting may have stopped at the hard limit meanwhile).
+    private func makeRoom(on eventLoop: any EventLoop) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (evicted, again): ([any Channel], Bool) = state.withLock { state in
+            let excess = state.connections.count - limit
+            guard excess > 0 else { return ([], false) }
+            let idle = state.connections.filter { !$0.value.busy && now - $0.value.lastActive >= graceNanoseconds }
+                .sorted { $0.value.lastActive < $1.value.lastActive }.prefix(excess)
+            for (key, _) in idle { state.connections[key] = nil }
+            state.closedForRoom += idle.count
+            let again = idle.count < excess && !state.lookAgainScheduled
+            if again { state.lookAgainScheduled = true }
+            return (idle.map(\.value.channel), again)
+        }
+        for channel in evicted { channel.close(promise: nil) }
+        if again {
+            eventLoop.scheduleTask(in: .nanoseconds(Int64(graceNanoseconds))) { [self] in
+                state.withLock { $0.lookAgainScheduled = false }
+                makeRoom(on: eventLoop)
+            }
+        }
     }
 
     func busy(_ channel: any Channel, _ busy: Bool) {
+        let now = DispatchTime.now().uptimeNanoseconds
         state.withLock { state in
-            state.clock += 1
             state.connections[ObjectIdentifier(channel)]?.busy = busy
-            state.connections[ObjectIdentifier(channel)]?.lastActive = state.clock
+            state.connections[ObjectIdentifier(channel)]?.lastActive = now
         }
     }
 

@@ -4,21 +4,26 @@ import Dispatch
 extension MonitoringDatabase {
     /// How long one counting statement may hold its read lock: past it, Parsl's writer would notice.
     static let countBudgetNanoseconds: UInt64 = 20_000_000
+    /// Tables of up to this many rowids are counted whole (a few milliseconds); larger ones by ranges. The timer
+    /// that interrupts a whole count only backs this up: on a loaded machine it may fire late.
+    static let wholeCountRows: Int64 = 65_536
 
     /// The rows of `table` up to `highWater` (of `runIDs` only, when given), counted once the table has been read,
     /// to tell whether the read saw them all: a damaged b-tree page can end a rowid-ordered walk early without
     /// SQLite reporting an error.
     ///
-    /// No statement holds the read lock for long, whatever the table's size. First `count(*)` of the whole table
-    /// (which SQLite takes from its smallest index, so damage to the table's own pages shows as a difference) less
-    /// the rows committed after `highWater`, interrupted when it runs past the budget; then, for a large table or
-    /// a selection of runs, counts of rowid ranges sized to stay within the budget.
+    /// No statement holds the read lock for long, whatever the table's size. A small table is counted whole:
+    /// `count(*)` (which SQLite takes from its smallest index, so damage to the table's own pages shows as a
+    /// difference) less the rows committed after `highWater`, interrupted if it runs past the budget. A large
+    /// table, or a selection of runs, is counted by rowid ranges sized to stay within the budget; that count
+    /// walks the table's own b-tree, as the read did, so it catches less of such damage.
     func rowCount(of table: String, upTo highWater: Int64, runIDs: [String]?) throws -> Int64 {
         guard schema.tables[table] != nil, highWater > 0 else { return 0 }
         let name = quoteIdentifier(table)
         let runFilter = runIDs.flatMap { schema.has(table, "run_id") ? " AND run_id IN (\(sqlList($0)))" : nil }
         return try guarded {
-            if runFilter == nil,
+            let (first, last) = try rowidRange(name)
+            if runFilter == nil, min(highWater, last) - first < Self.wholeCountRows,
                 let whole = try countWithinBudget(
                     "SELECT (SELECT count(*) FROM \(name)) - (SELECT count(*) FROM \(name) WHERE rowid > ?1)", highWater)
             {
@@ -26,7 +31,6 @@ extension MonitoringDatabase {
             }
             let statement = try connection.prepare(
                 "SELECT count(*) FROM \(name) WHERE rowid > ?1 AND rowid <= ?2" + (runFilter ?? ""))
-            let (first, last) = try rowidRange(name)
             let end = min(highWater, last)
             var total: Int64 = 0
             var from = first - 1
