@@ -5,8 +5,22 @@
 /// and contiguous with one HELP and one TYPE, no two families producing the same sample name, no
 /// repeated label set in a family, the label count of the family, non-negative counters, `+Inf` equal
 /// to `_count`. It never writes timestamps (exporters should not; node_exporter's textfile collector
-/// rejects files that have them).
+/// rejects files that have them). Label values longer than ``maxLabelValueBytes`` are cut short, with a marker
+/// (see ``bounded(_:)``), and listed in ``truncations``: one huge value would otherwise be repeated in every
+/// sample of its series.
 public struct ExpositionWriter: Sendable {
+    /// The longest label value written as it is, in UTF-8 bytes.
+    public static let maxLabelValueBytes = 1024
+
+    /// A label value that was cut short: the label and the value's start.
+    public struct Truncation: Sendable, Equatable {
+        public var label: String
+        public var example: String
+    }
+
+    /// Label values cut short so far, one per series and label.
+    public private(set) var truncations: [Truncation] = []
+
     public let format: ExpositionFormat
     private var buffer: [UInt8] = []
     private var current: MetricFamily? = nil
@@ -90,6 +104,7 @@ public struct ExpositionWriter: Sendable {
     /// A sample of a gauge or unknown family.
     public mutating func gauge(_ value: Double, labels: [String] = []) throws(ExpositionError) {
         let family = try expect([.gauge, .unknown], labels: labels)
+        let labels = written(labels, family: family)
         appendSample(family.name, labels: labels, family: family)
         NumberText.appendValue(value, to: &buffer)
         buffer.append(0x0A)
@@ -99,6 +114,7 @@ public struct ExpositionWriter: Sendable {
     /// is given. Text 0.0.4 has no `_created`, so there it is left out.
     public mutating func counter(_ value: Double, created: Double? = nil, labels: [String] = []) throws(ExpositionError) {
         let family = try expect([.counter], labels: labels)
+        let labels = written(labels, family: family)
         guard value >= 0 else { throw ExpositionError("counter \(family.name): value \(value) is negative or NaN") }
         appendSample(family.name + "_total", labels: labels, family: family)
         NumberText.appendValue(value, to: &buffer)
@@ -113,6 +129,7 @@ public struct ExpositionWriter: Sendable {
     /// An info sample (value 1).
     public mutating func info(labels: [String]) throws(ExpositionError) {
         let family = try expect([.info], labels: labels)
+        let labels = written(labels, family: family)
         appendSample(family.name + "_info", labels: labels, family: family)
         buffer.append(contentsOf: [0x31, 0x0A])
     }
@@ -121,6 +138,7 @@ public struct ExpositionWriter: Sendable {
     /// and in OpenMetrics `_created` when given.
     public mutating func histogram(_ histogram: Histogram, created: Double? = nil, labels: [String] = []) throws(ExpositionError) {
         let family = try expect([.histogram], labels: labels)
+        let labels = written(labels, family: family)
         guard histogram.upperBounds == family.buckets else {
             throw ExpositionError("histogram \(family.name): observed with other bounds than the family's")
         }
@@ -168,6 +186,35 @@ public struct ExpositionWriter: Sendable {
     }
 
     // MARK: - Private
+
+    /// `value` if it fits in ``maxLabelValueBytes``; otherwise its start (whole characters) followed by
+    /// `…[truncated N bytes fnv1a64:<hex>]`, whose hash of the whole value keeps distinct values distinct.
+    public static func bounded(_ value: String) -> String {
+        let utf8 = value.utf8
+        guard utf8.count > maxLabelValueBytes else { return value }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        var kept = ""
+        var used = 0
+        for scalar in value.unicodeScalars {
+            used += UTF8.width(scalar)
+            if used > maxLabelValueBytes { break }
+            kept.unicodeScalars.append(scalar)
+        }
+        let hex = String(hash, radix: 16)
+        return kept + "…[truncated \(utf8.count) bytes fnv1a64:\(String(repeating: "0", count: 16 - hex.count) + hex)]"
+    }
+
+    /// The label values to write, each bounded; the ones cut short are listed in `truncations`.
+    private mutating func written(_ labels: [String], family: MetricFamily) -> [String] {
+        guard labels.contains(where: { $0.utf8.count > Self.maxLabelValueBytes }) else { return labels }
+        return labels.indices.map { i in
+            let value = labels[i]
+            guard value.utf8.count > Self.maxLabelValueBytes else { return value }
+            truncations.append(Truncation(label: family.labelNames[i], example: String(value.prefix(80))))
+            return Self.bounded(value)
+        }
+    }
 
     private mutating func expect(_ types: [MetricType], labels: [String]) throws(ExpositionError) -> MetricFamily {
         guard let family = current else { throw ExpositionError("sample written before begin()") }

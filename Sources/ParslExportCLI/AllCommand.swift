@@ -28,6 +28,8 @@ struct AllCommand: AsyncParsableCommand {
     @OptionGroup var parquet: ParquetOptions
     @OptionGroup var selection: TableSelection
 
+    func validate() throws { try validateOutput(output) }
+
     func run() async throws {
         try runReportingErrors(quiet: database.quiet) {
             let tables = try selection.resolved()

@@ -7,7 +7,7 @@ struct CSVOptions: ParsableArguments {
     @Flag(help: "Plain .csv files instead of .csv.gz.")
     var noGzip = false
 
-    @Option(help: "gzip level, 0 (store) to 9 (smallest).")
+    @Option(parsing: .unconditional, help: "gzip level, 0 (store) to 9 (smallest).")
     var level: Int32 = 6
 
     @Flag(help: "Start each file with a UTF-8 byte-order mark (Excel needs it to read UTF-8).")
@@ -16,12 +16,12 @@ struct CSVOptions: ParsableArguments {
     @Flag(help: "Write text exactly; do not neutralise values a spreadsheet would run as formulas.")
     var raw = false
 
-    @Option(help: "Compression threads (default: all cores).")
+    @Option(parsing: .unconditional, help: "Compression threads (default: all cores).")
     var threads: Int = GzipWriter.defaultThreadCount
 
     func validate() throws {
-        guard (0...9).contains(level) else { throw ValidationError("--level must be 0 to 9") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try bounded("--level", level, 0...9)
+        try bounded("--threads", threads, 1...maxThreads)
     }
 
     func sinkOptions(directory: String) -> CSVSink.Options {
@@ -70,6 +70,8 @@ struct CSVCommand: AsyncParsableCommand {
     var output: String
     @OptionGroup var csv: CSVOptions
     @OptionGroup var selection: TableSelection
+
+    func validate() throws { try validateOutput(output) }
 
     func run() async throws {
         try runReportingErrors(quiet: database.quiet) {

@@ -1,6 +1,12 @@
 import ArgumentParser
 import ParslExport
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Options every command that reads a database shares.
 struct DatabaseOptions: ParsableArguments {
     @Argument(help: "The Parsl monitoring database (monitoring.db).", completion: .file(extensions: ["db", "sqlite", "sqlite3"]))
@@ -21,17 +27,22 @@ struct DatabaseOptions: ParsableArguments {
     @Option(help: "IANA zone the database's naive timestamps were written in; converts them to UTC (e.g. Europe/Paris).")
     var timezone: String?
 
-    @Option(help: "Rows per batch and per read transaction.")
+    @Option(parsing: .unconditional, help: "Rows per batch and per read transaction (1 to \(Self.maxBatchSize)).")
     var batchSize = 8192
 
-    @Option(help: "Milliseconds to wait for a writer's lock before giving up.")
+    @Option(parsing: .unconditional, help: "Milliseconds to wait for a writer's lock before giving up (at most an hour).")
     var busyTimeout: Int32 = 5_000
 
     @Flag(name: .shortAndLong, help: "No progress or warnings on stderr.")
     var quiet = false
 
-    func request(tables: Set<String>? = nil, parallelTables: Bool = true) -> ExportRequest {
+    static let maxBatchSize = 1 << 20
+
+    /// The export's request; the database and its companion files are protected from being written over.
+    func request(tables: Set<String>? = nil, parallelTables: Bool = true) throws -> ExportRequest {
         Interrupts.databasePath = database
+        ProtectedFiles.shared.protect(database: database)
+        try checkImmutable()
         return ExportRequest(
             databasePath: database,
             immutable: immutable,
@@ -47,8 +58,27 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard busyTimeout >= 0 else { throw ValidationError("--busy-timeout must not be negative") }
+        try bounded("--batch-size", batchSize, 1...Self.maxBatchSize)
+        try bounded("--busy-timeout", Int(busyTimeout), 0...3_600_000)
+        if latest && !runs.isEmpty { throw ValidationError("--latest and --run exclude each other: give one") }
+    }
+
+    /// `--immutable` promises that nothing writes the file, and SQLite then ignores a write-ahead log and a
+    /// journal: committed rows still in the log would be missing, and a rolled-back transaction's rows exported.
+    /// Both files say the promise does not hold, so the export is refused.
+    func checkImmutable() throws {
+        guard immutable else { return }
+        var info = stat()
+        if stat(database + "-wal", &info) == 0 && info.st_size > 0 {
+            throw ExportError(
+                .inputInvalid,
+                "\(database): --immutable, but \(database)-wal holds transactions not yet in the database file; drop --immutable")
+        }
+        if stat(database + "-journal", &info) == 0 && info.st_size > 0 {
+            throw ExportError(
+                .inputInvalid,
+                "\(database): --immutable, but \(database)-journal holds an unfinished transaction (a writer is at work or was interrupted); drop --immutable")
+        }
     }
 }
 
@@ -77,7 +107,7 @@ extension DatabaseOptions {
     /// Runs the pipeline into `sink`, with progress on stderr when it is a terminal, then reports what it wrote.
     func export(into sink: any ExportSink, tables: Set<String>? = nil, parallelTables: Bool = true) throws {
         let progress = Progress(quiet: quiet)
-        let summary = try ExportPipeline(request: request(tables: tables, parallelTables: parallelTables))
+        let summary = try ExportPipeline(request: try request(tables: tables, parallelTables: parallelTables))
             .run(into: sink, progress: progress.update)
         progress.done()
         report(summary, quiet: quiet)
@@ -87,6 +117,18 @@ extension DatabaseOptions {
 /// Prints the summary of an export on stderr.
 func report(_ summary: ExportSummary, quiet: Bool) {
     guard !quiet else { return }
-    for file in summary.files { Console.error("wrote \(file)") }
+    for file in summary.files { Console.error("wrote \(printable(file))") }
     for line in summary.warnings.lines { Console.error("warning: \(line)") }
+}
+
+/// Throws a one-line usage error unless `value` is within `range`.
+func bounded<T: Comparable>(_ option: String, _ value: T, _ range: ClosedRange<T>) throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(option) must be \(range.lowerBound) to \(range.upperBound), got \(value)")
+    }
+}
+
+/// Throws a usage error for an empty output path (which would otherwise mean the current directory).
+func validateOutput(_ output: String) throws {
+    guard !output.isEmpty else { throw ValidationError("-o/--output must not be empty") }
 }

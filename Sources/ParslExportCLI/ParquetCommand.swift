@@ -11,11 +11,11 @@ struct ParquetOptions: ParsableArguments {
     @Option(help: "Page compression: snappy, zstd (level 1: about 40 % smaller, as fast), gzip (level 6) or none.")
     var compression: Codec = .snappy
 
-    @Option(help: "Rows per row group (memory stays bounded by one row group per file).")
+    @Option(parsing: .unconditional, help: "Rows per row group (memory stays bounded by one row group per file).")
     var rowGroupSize = 128 * 1024
 
     func validate() throws {
-        guard rowGroupSize > 0 else { throw ValidationError("--row-group-size must be positive") }
+        try bounded("--row-group-size", rowGroupSize, 1...(1 << 24))
     }
 
     func sinkOptions(directory: String) -> ParquetSink.Options {
@@ -53,6 +53,8 @@ struct ParquetCommand: AsyncParsableCommand {
     var output: String
     @OptionGroup var parquet: ParquetOptions
     @OptionGroup var selection: TableSelection
+
+    func validate() throws { try validateOutput(output) }
 
     func run() async throws {
         try runReportingErrors(quiet: database.quiet) {

@@ -29,7 +29,21 @@ extension ParslExportCommand {
     /// Entry point for the executable, which holds no logic of its own.
     public static func runAsMain() async {
         Interrupts.install()
-        await main()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // A bad command line is one line, like every other error (`--help` shows the usage).
+            if !(error is ExitCode), exitCode(for: error) == .validationFailure {
+                Console.error("parsl-export: \(printable(message(for: error)))")
+                exit(withError: ExitCode.validationFailure)
+            }
+            exit(withError: error)
+        }
     }
 }
 

@@ -82,6 +82,8 @@ struct PrometheusCommand: AsyncParsableCommand {
     @Flag(help: "Write OpenMetrics 1.0 (node_exporter reads only the default text format).")
     var openmetrics = false
 
+    func validate() throws { try validateOutput(output) }
+
     func run() async throws {
         let options = try metrics.resolved()
         try runReportingErrors(quiet: database.quiet) {

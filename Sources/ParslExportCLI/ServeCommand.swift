@@ -48,25 +48,36 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address and port to listen on (HOST:PORT, [IPv6]:PORT, or PORT for 127.0.0.1).")
     var listen = "127.0.0.1:\(MetricsServer.defaultPort)"
     @OptionGroup var metrics: PrometheusMetricOptions
-    @Option(help: "Seconds between reads when nobody scrapes.")
+    @Option(parsing: .unconditional, help: "Seconds between reads when nobody scrapes (0.01 to 86400).")
     var interval: Double = 5
-    @Option(help: "Seconds a scrape waits for its read before taking the latest values.")
+    @Option(parsing: .unconditional, help: "Seconds a scrape waits for its read before taking the latest values (0.01 to 3600).")
     var scrapeTimeout: Double = 5
-    @Option(help: "Scrapes answered at once; more get 503.")
+    @Option(parsing: .unconditional, help: "Scrapes answered at once; more get 503 (1 to 1024).")
     var maxScrapes = 16
 
     func validate() throws {
         _ = try Self.parseListen(listen)
-        guard interval > 0, scrapeTimeout > 0 else { throw ValidationError("--interval and --scrape-timeout must be positive") }
-        guard maxScrapes > 0 else { throw ValidationError("--max-scrapes must be at least 1") }
+        try bounded("--interval", interval, 0.01...86_400)
+        try bounded("--scrape-timeout", scrapeTimeout, 0.01...3_600)
+        try bounded("--max-scrapes", maxScrapes, 1...1_024)
     }
 
     func run() async throws {
         let options = try metrics.resolved()
         let (host, port) = try Self.parseListen(listen)
+        do {
+            try database.checkImmutable()
+        } catch let error as ExportError {
+            Console.error("parsl-export: \(error.message)")
+            throw ExitCode(error.code.rawValue)
+        }
+        if Self.isWildcard(host) && !quiet {
+            Console.error(
+                "parsl-export: warning: listening on every interface (\(host)); the metrics name hosts, users and apps: "
+                    + "firewall the port or bind 127.0.0.1")
+        }
         var collector = MetricsCollector.Configuration(request: database.request())
         collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
-        let quiet = database.quiet
         let live: LiveMetrics
         do {
             live = try LiveMetrics(
@@ -86,11 +97,11 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await MetricsServer(configuration: server, metrics: live).run { bound in
                 if !quiet {
-                    Console.error("\(Self.timestamp()) parsl-export: serving \(database.database) on http://\(host):\(bound)/metrics")
+                    Console.error("\(Self.timestamp()) parsl-export: serving \(printable(database.database)) on \(Self.url(host: host, port: bound))")
                 }
             }
         } catch {
-            Console.error("parsl-export: cannot serve on \(listen): \(error)")
+            Console.error("parsl-export: cannot listen on \(listen): \(MetricsServer.describe(error))")
             throw ExitCode(ExportError.Code.outputFailed.rawValue)
         }
     }
@@ -107,6 +118,16 @@ struct ServeCommand: AsyncParsableCommand {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
     }
+
+    private var quiet: Bool { database.quiet }
+
+    /// The /metrics URL; an IPv6 address goes in brackets.
+    static func url(host: String, port: Int) -> String {
+        "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/metrics"
+    }
+
+    /// Addresses that accept connections from every interface.
+    static func isWildcard(_ host: String) -> Bool { ["0.0.0.0", "::", "0:0:0:0:0:0:0:0", "*"].contains(host) }
 
     static func parseListen(_ text: String) throws -> (String, Int) {
         var host = "127.0.0.1"

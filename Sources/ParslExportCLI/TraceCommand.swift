@@ -54,28 +54,35 @@ struct TraceCommand: AsyncParsableCommand {
     var format: TraceFormat?
     @Flag(help: "Epoch microseconds instead of microseconds since the run's first event.")
     var absolute = false
-    @Option(help: "Leave out what ends before this: seconds after the run's first event, or a timestamp.")
+    @Option(parsing: .unconditional, help: "Leave out what ends before this: seconds after the run's first event, or a timestamp.")
     var since: String?
-    @Option(help: "Leave out what starts after this: seconds after the run's first event, or a timestamp.")
+    @Option(parsing: .unconditional, help: "Leave out what starts after this: seconds after the run's first event, or a timestamp.")
     var until: String?
     @Option(
+        parsing: .unconditional,
         help: "Stop with an error when a trace would hold more events than this (0: no limit). Default: 5000000 for JSON, no limit for protobuf."
     )
     var maxEvents: Int?
     @Flag(help: "Uncompressed files when -o is a directory.")
     var noGzip = false
-    @Option(help: "gzip level, 0 (store) to 9 (smallest).")
+    @Option(parsing: .unconditional, help: "gzip level, 0 (store) to 9 (smallest).")
     var level: Int32 = 6
-    @Option(help: "Compression threads (default: all cores).")
+    @Option(parsing: .unconditional, help: "Compression threads (default: all cores).")
     var threads: Int = GzipWriter.defaultThreadCount
 
     func validate() throws {
-        guard (0...9).contains(level) else { throw ValidationError("--level must be 0 to 9") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard (maxEvents ?? 0) >= 0 else { throw ValidationError("--max-events must not be negative") }
+        try validateOutput(output)
+        try bounded("--level", level, 0...9)
+        try bounded("--threads", threads, 1...maxThreads)
+        if let maxEvents { try bounded("--max-events", maxEvents, 0...1_000_000_000) }
         _ = try resolvedFormat()
-        _ = try Self.bound(since, "--since")
-        _ = try Self.bound(until, "--until")
+        let window = (try Self.bound(since, "--since"), try Self.bound(until, "--until"))
+        switch window {
+        case (.offset(let start)?, .offset(let end)?), (.absolute(let start)?, .absolute(let end)?):
+            guard start <= end else { throw ValidationError("--since \(since!) is after --until \(until!)") }
+        default:
+            break
+        }
     }
 
     static func bound(_ text: String?, _ flag: String) throws -> TraceTimeBound? {
@@ -89,9 +96,12 @@ struct TraceCommand: AsyncParsableCommand {
         throw ValidationError("\(flag) '\(text)' is neither seconds nor a timestamp like 2026-11-24 23:31:00")
     }
 
-    /// The format a file name asks for, if it names a trace file.
+    /// The format a file name asks for, in any case, if it names a trace file.
     static func fileFormat(_ path: String) -> TraceFormat? {
-        TraceFormat.allCases.first { path.hasSuffix(".\($0.fileExtension)") || path.hasSuffix(".\($0.fileExtension).gz") }
+        let lowered = path.lowercased()
+        return TraceFormat.allCases.first {
+            lowered.hasSuffix(".\($0.fileExtension)") || lowered.hasSuffix(".\($0.fileExtension).gz")
+        }
     }
 
     static func isFilePath(_ path: String) -> Bool { fileFormat(path) != nil }

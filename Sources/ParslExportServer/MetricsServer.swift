@@ -5,6 +5,12 @@ import Logging
 import NIOCore
 import ParslExport
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The `serve` endpoint: `GET /metrics` (text 0.0.4, or OpenMetrics 1.0 when `Accept` asks for it), `GET /` a
 /// landing page, 404 for other paths. Other methods (405) and requests with a body (413) are answered by
 /// `ScrapeRequestGate`, which closes the connection after them.
@@ -14,7 +20,7 @@ public final class MetricsServer: Sendable {
         public var port = MetricsServer.defaultPort
         /// Scrapes answered at once; more get 503 with Retry-After rather than queueing up.
         public var maxConcurrentScrapes = 16
-        /// Open connections accepted at once.
+        /// Open connections kept at once: beyond it, the one idle the longest is closed (see `OpenConnections`).
         public var maxConnections = 256
         /// How long a scrape waits for a read of the rows committed before it, before taking the latest body.
         public var scrapeTimeout: Duration = .seconds(5)
@@ -44,16 +50,19 @@ public final class MetricsServer: Sendable {
         var logger = Logger(label: "parsl-export")
         logger.logLevel = .warning
         let idle = configuration.idleTimeout.components
+        let connections = OpenConnections(limit: configuration.maxConnections)
         let app = Application(
             responder: CallbackResponder { (request: Request, _: BasicRequestContext) in await self.respond(to: request) },
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: [ScrapeRequestGate()],
+                    additionalChannelHandlers: [ScrapeRequestGate(connections: connections)],
                     idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "parsl-export",
-                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)
+                // A hard stop above the limit, for connections that are busy or within their grace (see
+                // `OpenConnections`); up to it each new connection closes idle ones.
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections + 64)
             ),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger
@@ -64,6 +73,13 @@ public final class MetricsServer: Sendable {
         try await app.runService()
     }
 
+    /// A failure to serve in words: an errno's text (e.g. "Address already in use") rather than SwiftNIO's
+    /// description of its types.
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return printable(String(describing: error))
+    }
+
     /// The whole routing: two paths. Only GET and HEAD without a body get here (`ScrapeRequestGate`).
     public func respond(to request: Request) async -> Response {
         let path = request.uri.path
@@ -71,11 +87,11 @@ public final class MetricsServer: Sendable {
             return Self.text(.notFound, "404 not found: this exporter serves / and /metrics\n")
         }
         if path == "/" {
-            var response = Response(
+            let response = Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: landingPage())))
-            if request.method == .head { response.body = ResponseBody() }
-            return response
+            // HEAD: the headers GET would send, Content-Length included, without the body.
+            return request.method == .head ? response.createHeadResponse() : response
         }
         let admitted = inFlight.withLock { count -> Bool in
             guard count < configuration.maxConcurrentScrapes else { return false }
@@ -90,10 +106,10 @@ public final class MetricsServer: Sendable {
         defer { inFlight.withLock { $0 -= 1 } }
         let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
         let snapshot = await metrics.snapshot(timeout: configuration.scrapeTimeout)
-        let body = snapshot.body(format)
-        return Response(
+        let response = Response(
             status: .ok, headers: [.contentType: format.contentType],
-            body: request.method == .head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: snapshot.body(format))))
+        return request.method == .head ? response.createHeadResponse() : response
     }
 
     private func landingPage() -> String {

@@ -1,6 +1,10 @@
+import Dispatch
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import ParslExport
 
 /// Lets through only what a scrape is: GET or HEAD without a body. Anything else is answered here, with
 /// `Connection: close`, and the connection is closed once the answer is written; Hummingbird never sees it.
@@ -14,7 +18,11 @@ import NIOHTTPTypes
 /// - After CONNECT or a request with `Upgrade`, NIO's decoder stops parsing and buffers whatever else arrives,
 ///   so such a connection can carry nothing more; an upgrade GET is answered, then closed, and nothing further
 ///   is read meanwhile.
-/// Everything stays on the channel's event loop; one instance per connection.
+/// - A request that does not keep the connection alive (HTTP/1.0 without `keep-alive`, or `Connection: close`)
+///   is the last one: the connection is closed once its response is written. The HTTP version is gone after
+///   the codec that turns HTTP/1 into HTTP types, so `KeepAliveMarker` sits before it and says so in a header.
+/// Everything stays on the channel's event loop; one instance per connection. Each connection is known to the
+/// server's `OpenConnections`, which closes idle ones when too many are open.
 final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -38,6 +46,24 @@ final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     /// The answer to the refused request, held until the responses owed before it have been written.
     private var refusal: HTTPResponse?
     private var refusalBody: ByteBuffer?
+    private let connections: OpenConnections
+
+    init(connections: OpenConnections) { self.connections = connections }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connections.opened(context.channel)
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(KeepAliveMarker(), position: .before(codec))
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { connections.closed(context.channel) }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connections.closed(context.channel)
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (reading, unwrapInboundIn(data)) {
@@ -52,7 +78,12 @@ final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             responsesOwed += 1
-            if request.headerFields[.upgrade] != nil { reading = .lastRequest }
+            connections.busy(context.channel, true)
+            if request.headerFields[.upgrade] != nil
+                || request.headerFields[.connection].map({ $0.lowercased().contains("close") }) == true
+            {
+                reading = .lastRequest
+            }
         case (.lastRequest, .end):
             reading = .ended
         default:
@@ -69,6 +100,7 @@ final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.head(response)), promise: promise)
         case .end where responsesOwed > 0:
             responsesOwed -= 1
+            if responsesOwed == 0 { connections.busy(context.channel, false) }
             guard closing, responsesOwed == 0 else {
                 context.write(data, promise: promise)
                 return
@@ -137,4 +169,94 @@ final class ScrapeRequestGate: ChannelDuplexHandler, RemovableChannelHandler {
         let body = request.method == .head || request.method == .connect ? nil : ByteBuffer(string: message)
         return (HTTPResponse(status: status, headerFields: fields), body)
     }
+}
+
+/// Marks a request that does not keep its connection alive (`HTTPRequestHead.isKeepAlive`: HTTP/1.0 unless it asks
+/// for keep-alive, or `Connection: close`) with `Connection: close`, which the HTTP types keep.
+final class KeepAliveMarker: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data), !head.isKeepAlive else {
+            context.fireChannelRead(data)
+            return
+        }
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+}
+
+/// The server's open connections, so that idle ones make room when too many are open: a connection that is
+/// sending no request, or only the start of one, must not keep a scrape out. While more than `limit` are open,
+/// each new connection closes the ones idle the longest, provided they have been idle for `grace` (a client that
+/// just connected gets that long to send its request; Prometheus reconnects for its next scrape). Connections
+/// with a request in progress are never closed here.
+final class OpenConnections: Sendable {
+    private struct Connection {
+        var channel: any Channel
+        var busy: Bool
+        var lastActive: UInt64
+    }
+
+    private struct State {
+        var connections: [ObjectIdentifier: Connection] = [:]
+        var closedForRoom = 0
+        var lookAgainScheduled = false
+    }
+
+    let limit: Int
+    let graceNanoseconds: UInt64
+    private let state = Locked(State())
+
+    init(limit: Int, grace: Duration = .seconds(1)) {
+        self.limit = limit
+        let parts = grace.components
+        graceNanoseconds = UInt64(parts.seconds) * 1_000_000_000 + UInt64(parts.attoseconds / 1_000_000_000)
+    }
+
+    /// Connections closed so far to make room.
+    var closedForRoom: Int { state.withLock { $0.closedForRoom } }
+
+    func opened(_ channel: any Channel) {
+        state.withLock { state in
+            state.connections[ObjectIdentifier(channel)] = Connection(
+                channel: channel, busy: false, lastActive: DispatchTime.now().uptimeNanoseconds)
+        }
+        makeRoom(on: channel.eventLoop)
+    }
+
+    /// Closes the connections idle the longest while more than `limit` are open; if some of the excess are still
+    /// within their grace, looks again when it ends (accepting may have stopped at the hard limit meanwhile).
+    private func makeRoom(on eventLoop: any EventLoop) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (evicted, again): ([any Channel], Bool) = state.withLock { state in
+            let excess = state.connections.count - limit
+            guard excess > 0 else { return ([], false) }
+            let idle = state.connections.filter { !$0.value.busy && now - $0.value.lastActive >= graceNanoseconds }
+                .sorted { $0.value.lastActive < $1.value.lastActive }.prefix(excess)
+            for (key, _) in idle { state.connections[key] = nil }
+            state.closedForRoom += idle.count
+            let again = idle.count < excess && !state.lookAgainScheduled
+            if again { state.lookAgainScheduled = true }
+            return (idle.map(\.value.channel), again)
+        }
+        for channel in evicted { channel.close(promise: nil) }
+        if again {
+            eventLoop.scheduleTask(in: .nanoseconds(Int64(graceNanoseconds))) { [self] in
+                state.withLock { $0.lookAgainScheduled = false }
+                makeRoom(on: eventLoop)
+            }
+        }
+    }
+
+    func busy(_ channel: any Channel, _ busy: Bool) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        state.withLock { state in
+            state.connections[ObjectIdentifier(channel)]?.busy = busy
+            state.connections[ObjectIdentifier(channel)]?.lastActive = now
+        }
+    }
+
+    func closed(_ channel: any Channel) { state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) } }
 }

@@ -180,6 +180,69 @@ def run_one(binary, command, item, expect, db, counts):
     return cell, problems
 
 
+# Bad command lines: each must exit 64 with one line naming the option, before writing anything.
+OPTION_CASES = [
+    ("csv", ["-o", ""]), ("parquet", ["-o", ""]), ("all", ["-o", ""]), ("trace", ["-o", ""]),
+    ("prometheus", ["-o", ""]),
+    ("csv", ["-o", "{out}/x", "--batch-size", "2000000000"]), ("csv", ["-o", "{out}/x", "--batch-size", "0"]),
+    ("csv", ["-o", "{out}/x", "--batch-size", "-5"]), ("csv", ["-o", "{out}/x", "--busy-timeout", "-1"]),
+    ("csv", ["-o", "{out}/x", "--busy-timeout", "99999999999"]), ("csv", ["-o", "{out}/x", "--level", "10"]),
+    ("csv", ["-o", "{out}/x", "--threads", "100000"]), ("csv", ["-o", "{out}/x", "--threads", "-1"]),
+    ("parquet", ["-o", "{out}/x", "--row-group-size", "2000000000"]),
+    ("all", ["-o", "{out}/x", "--row-group-size", "-1"]),
+    ("trace", ["-o", "{out}/x", "--max-events", "-1"]), ("trace", ["-o", "{out}/x", "--max-events", "1e12"]),
+    ("trace", ["-o", "{out}/t.json", "--since", "100", "--until", "10"]),
+    ("trace", ["-o", "{out}/t.json", "--since", "2026-11-25 00:00:00", "--until", "2026-11-24 00:00:00"]),
+    ("csv", ["-o", "{out}/x", "--latest", "--run", "0"]), ("inspect", ["--latest", "--run", "0"]),
+    ("serve", ["--interval", "1e300"]), ("serve", ["--interval", "-1"]), ("serve", ["--scrape-timeout", "0"]),
+    ("serve", ["--max-scrapes", "100000"]), ("serve", ["--listen", "127.0.0.1:70000"]),
+]
+
+
+def option_cases(binary, db):
+    """Bad options: exit 64, one line that names the option (a negative number is a bad value, not a missing
+    one), nothing written. Then the escaping of written paths and -o with an upper-case suffix."""
+    failures = []
+    for command, args in OPTION_CASES:
+        with tempfile.TemporaryDirectory(prefix="bad-options-") as out:
+            argv = [binary, command, db] + [a.replace("{out}", out) for a in args]
+            try:
+                proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                failures.append(f"{command} {args}: no exit within {TIMEOUT} s")
+                continue
+            lines = [l for l in proc.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+            named = [a.lstrip("-") for a in args if a.startswith("-") and not a[1:].replace(".", "").isdigit()]
+            named = [n for n in named if n != "o"] or ["output"]
+            if proc.returncode != 64:
+                failures.append(f"{command} {args}: exit {proc.returncode}, expected 64 ({lines[:2]})")
+            elif len(lines) != 1 or not lines[0].startswith("parsl-export: "):
+                failures.append(f"{command} {args}: want one 'parsl-export: ' line, got {lines[:4]}")
+            elif "Missing value" in lines[0] or not any(n in lines[0] for n in named):
+                failures.append(f"{command} {args}: the line does not name the bad option: {lines[0]!r}")
+            if os.listdir(out):
+                failures.append(f"{command} {args}: wrote {os.listdir(out)}")
+    # "wrote" lines quote the path as errors do: a newline in a directory name stays one line.
+    with tempfile.TemporaryDirectory(prefix="bad-options-") as out:
+        target = os.path.join(out, "two\nlines")
+        proc = subprocess.run([binary, "csv", db, "-o", target, "--tables", "task"], capture_output=True,
+                              timeout=TIMEOUT)
+        lines = proc.stderr.decode("utf-8", "replace").splitlines()
+        wrote = [l for l in lines if l.startswith("wrote ")]
+        if proc.returncode != 0 or len(wrote) != 1 or "two\\nlines" not in wrote[0] or any(
+                l.startswith("lines") for l in lines):
+            failures.append(f"csv -o 'two<newline>lines': want one escaped 'wrote' line, got {lines[:4]}")
+        # -o x.JSON is a file, as x.json is.
+        upper = os.path.join(out, "t.JSON")
+        proc = subprocess.run([binary, "trace", db, "--latest", "-o", upper, "-q"], capture_output=True,
+                              timeout=TIMEOUT)
+        if proc.returncode != 0 or not os.path.isfile(upper):
+            failures.append(f"trace -o t.JSON: exit {proc.returncode}, a file: {os.path.isfile(upper)}")
+    print(f"bad options: {len(OPTION_CASES)} command lines, a path with a newline, -o t.JSON: "
+          + ("all passed" if not failures else f"{len(failures)} failures"))
+    return failures
+
+
 def main():
     binary, corpus = sys.argv[1], sys.argv[2]
     only = set(sys.argv[3:])
@@ -220,6 +283,9 @@ def main():
             holder.wait(timeout=30)
         print(f"{name:<{width}}  {expect:<6}  " + "  ".join(f"{c:<10}" for c in cells), flush=True)
 
+    valid = [os.path.join(corpus, n, "monitoring.db") for n, e, _ in items if e == "0"]
+    if not only or "options" in only:
+        failures += option_cases(binary, valid[0] if valid else os.path.join(corpus, "killed-mid-flight", "monitoring.db"))
     cases = len(items) * len(runnable)
     print(f"\n{cases} cases ({len(items)} inputs × {len(runnable)} commands); cell = exit code, wN = warnings, ! = failed")
     for f in failures:

@@ -1,6 +1,7 @@
 """Hostile clients against `parsl-export serve`: malformed requests, oversized headers, slowloris, slow request
-bodies, 1000 concurrent scrapes, path traversal, non-GET methods, CONNECT and Upgrade requests followed by a stream,
-file descriptors and memory over 10 000 scrapes, the default bind address.
+bodies, more idle connections than the limit, 1000 concurrent scrapes, path traversal, non-GET methods, CONNECT and
+Upgrade requests followed by a stream, HEAD lengths, HTTP/1.0, file descriptors and memory over 10 000 scrapes, the
+default bind address, IPv6 URLs, a port in use.
 Prints the figures; exits 1 if any check failed.
 
 Usage: python http_check.py BINARY DB"""
@@ -13,6 +14,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -699,6 +701,150 @@ def phase_slow(srv, fd0, during):
     return worst
 
 
+def phase_crowd(srv):
+    """More idle and slow-header connections than the connection limit, some reconnecting as soon as they are
+    closed: scrapes must still be answered at once (the server closes the connections idle the longest)."""
+    print(f"crowd: {MAX_CONNECTIONS + 100} idle and half-sent connections, reconnecting, then scrapes", flush=True)
+    stop = threading.Event()
+    opened = [0]
+
+    def crowd(kind, count):
+        socks = []
+        while not stop.is_set():
+            socks = [c for c in socks if c.fileno() >= 0]
+            while len(socks) < count and not stop.is_set():
+                try:
+                    c = socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+                    if kind == "half":
+                        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    c.setblocking(False)
+                    socks.append(c)
+                    opened[0] += 1
+                except OSError:
+                    time.sleep(0.05)
+            # A connection the server closed reads as EOF: drop it, and reconnect next round.
+            for c in socks:
+                try:
+                    if c.recv(1) == b"":
+                        c.close()
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    c.close()
+            time.sleep(0.05)
+        for c in socks:
+            c.close()
+
+    threads = [threading.Thread(target=crowd, args=("idle", MAX_CONNECTIONS), daemon=True),
+               threading.Thread(target=crowd, args=("half", 100), daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    latencies, errors = [], []
+    for _ in range(20):
+        try:
+            status, _, _, seconds = scrape(srv.port, timeout=5)
+            latencies.append(seconds)
+            if status != 200:
+                errors.append(status)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    worst = max(latencies) if latencies else float("nan")
+    figure(f"crowd: {opened[0]} connections opened, {len(latencies)} of 20 scrapes answered, worst "
+           f"{worst * 1000:.0f} ms")
+    check(not errors and len(latencies) == 20, "every scrape among idle and half-sent connections answered 200",
+          str(errors[:3]))
+    check(latencies and worst < 2.0, "every scrape among idle connections answered in < 2 s", f"worst {worst:.2f} s")
+    still_serving(srv, "crowd")
+
+
+def phase_framing(srv):
+    """HEAD says how long GET's body is; an HTTP/1.0 request without keep-alive gets its answer and the close."""
+    print("HEAD lengths and HTTP/1.0", flush=True)
+    port = srv.port
+    for path in ("/", "/metrics"):
+        get = raw(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head = raw(port, f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(), method="HEAD")
+        length = int(head.headers.get("content-length", "-1"))
+        # /metrics changes between two scrapes (its scrape duration), by a few bytes at most.
+        close = length == len(get.body) if path == "/" else abs(length - len(get.body)) < 64
+        check(head.outcome == "response" and head.body == b"" and length > 0 and close,
+              f"HEAD {path}: Content-Length {length}, GET's body {len(get.body)} bytes", str(head))
+    for request, want_close in [(b"GET /metrics HTTP/1.0\r\n\r\n", True),
+                                (b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", True),
+                                (b"GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", False)]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        t0 = time.monotonic()
+        s.sendall(request)
+        data, closed = b"", False
+        s.settimeout(3)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        s.close()
+        elapsed = time.monotonic() - t0
+        answered = data.startswith(b"HTTP/1.1 200")
+        label = request.split(b"\r\n")[0].decode() + (" keep-alive" if b"keep-alive" in request else
+                                                          " close" if b"close" in request else "")
+        if want_close:
+            check(answered and closed and elapsed < 2, f"{label}: answered, then closed ({elapsed:.2f} s)",
+                  f"answered {answered}, closed {closed}")
+        else:
+            check(answered and not closed, f"{label}: answered, connection kept", f"answered {answered}, "
+                  f"closed {closed}")
+
+
+def phase_listen(binary, db):
+    """The URL of an IPv6 address in brackets; a port in use is one line and exit 73; a wildcard bind warns."""
+    print("listen: IPv6 URL, port in use, wildcard warning", flush=True)
+    port = free_port()
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+        ipv6 = True
+    except OSError:
+        ipv6 = False
+    if ipv6:
+        srv = Server(binary, db, f"[::1]:{port}")
+        try:
+            check(srv.url == f"http://[::1]:{port}/metrics", f"--listen [::1]:{port} prints a bracketed URL",
+                  str(srv.lines[-2:]))
+            if srv.url:
+                c = http.client.HTTPConnection("::1", port, timeout=5)
+                c.request("GET", "/metrics")
+                check(c.getresponse().status == 200, "scrape over IPv6 -> 200")
+                c.close()
+        finally:
+            srv.stop(signal.SIGTERM)
+    else:
+        figure("no IPv6 loopback here: the bracketed URL is not checked")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        p = subprocess.run([binary, "serve", db, "--listen", f"127.0.0.1:{busy}"], capture_output=True, timeout=30)
+        lines = [l for l in p.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+        check(p.returncode == 73 and len(lines) == 1 and "in use" in lines[0],
+              "a port in use: exit 73 and one line saying so", f"rc {p.returncode}: {lines[:3]}")
+    srv = Server(binary, db, f"0.0.0.0:{free_port()}")
+    try:
+        check(any("warning" in l and "every interface" in l for l in srv.lines),
+              "--listen 0.0.0.0 warns that the metrics are open to every interface", str(srv.lines[:2]))
+    finally:
+        srv.stop(signal.SIGTERM)
+
+
 def phase_bind(binary, db):
     print("bind address", flush=True)
     runs = []
@@ -744,8 +890,10 @@ def main():
         phase_traversal(srv, db)
         phase_methods(srv)
         phase_slow_bodies(srv)
+        phase_framing(srv)
+        phase_crowd(srv)
         # Binding runs while the slow connections wait for their timeout.
-        worst = phase_slow(srv, fd0, lambda: phase_bind(binary, db))
+        worst = phase_slow(srv, fd0, lambda: (phase_bind(binary, db), phase_listen(binary, db)))
         figures = {"503": counts.get(503, 0), "200": counts.get(200, 0), "worst": worst}
     finally:
         alive = srv.alive()

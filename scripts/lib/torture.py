@@ -1,5 +1,6 @@
 """Longer reliability runs (scripts/torture): a live Parsl-like writer during exports, SIGINT/SIGTERM mid-export,
-unwritable and full output targets, and a corrupt-database fuzz loop. Prints the figures it measured; exits 1 on
+unwritable and full output targets, outputs that must never be written over (previous exports, the source, links,
+devices), and a corrupt-database fuzz loop. Prints the figures it measured; exits 1 on
 any failure."""
 import argparse
 import concurrent.futures
@@ -566,6 +567,155 @@ def output_failures(binary, runnable, work, copies):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# (e) Nothing a user has is destroyed: previous outputs, the source, files reached through links or devices.
+
+def run_quiet(argv, **kwargs):
+    p = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, **kwargs)
+    return p.returncode, [l for l in p.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+
+
+def tree_state(directory):
+    """Relative path → (inode, sha256) of every file under directory."""
+    state = {}
+    for rel in outputs.list_files(directory):
+        path = os.path.join(directory, rel)
+        state[rel] = (os.lstat(path).st_ino, sha256(path))
+    return state
+
+
+def output_safety(binary, runnable, work):
+    section = "safety"
+    print("\n== (e) previous outputs, the source database, links and devices are never written over", flush=True)
+    db = os.path.join(work, "safety.db")
+    shutil.copyfile(FIXTURE, db)
+    source = sha256(db)
+    cases = passed = 0
+
+    def expect(label, argv, code, check=None):
+        nonlocal cases, passed
+        cases += 1
+        rc, lines = run_quiet(argv)
+        problems = []
+        if rc != code:
+            problems.append(f"exit {rc}, expected {code}: {lines[:2]}")
+        elif code != 0 and (len(lines) != 1 or not lines[0].startswith("parsl-export: ")):
+            problems.append(f"want one 'parsl-export: ' line, got {lines[:3]}")
+        if sha256(db) != source:
+            problems.append("the source database changed")
+        if check:
+            problems += check()
+        for p in problems:
+            fail(section, f"{label}: {p}")
+        passed += not problems
+
+    # A commit that fails halfway (an immutable file: link and rename both fail) puts back every file the
+    # export had already renamed over; the second run writes other bytes (gzip level 1), so a file left from
+    # it would show.
+    out = os.path.join(work, "again")
+    if "all" in runnable:
+        rc, lines = run_quiet([binary, "all", db, "-o", out, "-q"])
+        first = tree_state(out)
+        victim = os.path.join(out, "parquet", "try.parquet")
+        if rc != 0 or len(first) < 17:
+            fail(section, f"all: first export gave exit {rc}, {len(first)} files: {lines[:2]}")
+        elif subprocess.run(["chattr", "+i", victim], capture_output=True).returncode == 0:
+            try:
+                expect("all twice into one directory, a rename failing at commit", [binary, "all", db, "-o", out,
+                       "--level", "1"], 73, lambda: [] if tree_state(out) == first else
+                       [f"previous export changed: {sorted(k for k in first if tree_state(out).get(k) != first[k])[:5]}"
+                        f" (now {len(tree_state(out))} files, were {len(first)})"])
+            finally:
+                subprocess.run(["chattr", "-i", victim])
+        else:
+            figure("safety: chattr +i not permitted here; the failing-commit case runs in the Swift tests only")
+
+    # The source and its companions as outputs, by their names and by other names for them.
+    wal_db = os.path.join(work, "wal.db")
+    shutil.copyfile(FIXTURE, wal_db)
+    holder = sqlite3.connect(wal_db)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("PRAGMA wal_autocheckpoint=0")
+    holder.execute("UPDATE workflow SET user = user")
+    holder.commit()
+    wal = sha256(wal_db + "-wal")
+    os.link(db, os.path.join(work, "hardlink.prom"))
+    os.symlink(work, os.path.join(work, "via"))
+    for path in [db, db + "-journal", os.path.join(work, "hardlink.prom"), os.path.join(work, "via", "safety.db")]:
+        expect(f"prometheus -o {os.path.relpath(path, work)} (the source)", [binary, "prometheus", db, "-o", path], 64)
+    json_db = os.path.join(work, "run.json")
+    shutil.copyfile(FIXTURE, json_db)
+    json_sum = sha256(json_db)
+    expect("trace run.json -o run.json", [binary, "trace", json_db, "--latest", "-o", json_db], 64,
+           lambda: [] if sha256(json_db) == json_sum else ["the database changed"])
+    expect("prometheus w.db -o w.db-wal", [binary, "prometheus", wal_db, "-o", wal_db + "-wal"], 64,
+           lambda: [] if sha256(wal_db + "-wal") == wal else ["the -wal file changed"])
+    holder.close()
+    # A directory export whose file names meet the source: the database named like one of its outputs.
+    named = os.path.join(work, "named")
+    os.makedirs(named)
+    shutil.copyfile(FIXTURE, os.path.join(named, "task.csv.gz"))
+    named_db = os.path.join(named, "task.csv.gz")
+    named_sum = sha256(named_db)
+    expect("csv into the directory of a database named task.csv.gz", [binary, "csv", named_db, "-o", named], 64,
+           lambda: [] if sha256(named_db) == named_sum else ["the database changed"])
+
+    # Links, FIFOs and devices are refused, never renamed over or written through.
+    keep = os.path.join(work, "keep.txt")
+    with open(keep, "w") as f:
+        f.write("keep")
+    os.symlink(keep, os.path.join(work, "link.prom"))
+    os.mkfifo(os.path.join(work, "fifo.prom"))
+    for name in ["link.prom", "fifo.prom", "/dev/null"]:
+        path = name if name.startswith("/") else os.path.join(work, name)
+        expect(f"prometheus -o {name}", [binary, "prometheus", db, "-o", path], 73,
+               lambda path=path: ([] if open(keep).read() == "keep" else ["the link's target changed"])
+               + ([] if os.path.islink(path) or not name.endswith("link.prom") else ["the link was replaced"])
+               + ([] if name != "/dev/null" or os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+                  else ["/dev/null was replaced"]))
+
+    # Leftovers of a process killed with SIGKILL: the next export into the directory removes them.
+    killed = os.path.join(work, "killed")
+    os.makedirs(killed)
+    child = subprocess.Popen([binary, "prometheus", FIXTURE, "-o", os.path.join(killed, "m.prom")])
+    child.wait()
+    host = os.uname().nodename
+    stale = os.path.join(killed, f".parsl-export-{child.pid}@{host}-deadbeef.tmp")
+    with open(stale, "w") as f:
+        f.write("x" * 4096)
+    expect("an export into a directory with a killed run's temporary file", [binary, "prometheus", db, "-o",
+           os.path.join(killed, "m.prom")], 0, lambda: [] if not os.path.exists(stale) else ["stale file kept"])
+    # And a real one: SIGKILL mid-export, then an export into the same directory.
+    big = os.path.join(work, "big.db")
+    make_big_db(big, 20)
+    victim_dir = os.path.join(work, "sigkill")
+    proc = subprocess.Popen([binary, "csv", big, "-o", victim_dir, "-q"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(n.endswith(".tmp") for n in outputs.list_files(victim_dir)
+                                                  if os.path.isdir(victim_dir)):
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    left = [n for n in outputs.list_files(victim_dir)] if os.path.isdir(victim_dir) else []
+    expect("csv after a SIGKILLed csv into the same directory", [binary, "csv", db, "-o", victim_dir, "-q"], 0,
+           lambda: [f"temporary files kept: {t}" for t in outputs.list_files(victim_dir) if t.endswith(".tmp")])
+    figure(f"safety: the killed export left {sum(1 for n in left if n.endswith('.tmp'))} temporary file(s); "
+           "the next export removed them")
+
+    # --immutable promises no writer: a -wal file or a journal with content says otherwise.
+    imm = os.path.join(work, "imm.db")
+    shutil.copyfile(FIXTURE, imm)
+    with open(imm + "-wal", "wb") as f:
+        f.write(b"\x37\x7f\x06\x82" + b"\0" * 28)
+    expect("--immutable with a -wal file", [binary, "inspect", "--immutable", imm], 65)
+    os.unlink(imm + "-wal")
+    with open(imm + "-journal", "wb") as f:
+        f.write(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + b"\0" * 504)
+    expect("--immutable with a journal", [binary, "csv", "--immutable", imm, "-o", os.path.join(work, "imm-out")], 65)
+    figure(f"safety: {passed}/{cases} cases (previous outputs kept, source refused as output, links and devices "
+           "refused, stale temporary files removed, --immutable with a log refused)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # (d) Corrupt-database fuzz loop.
 
 SCHEMA_NAMES = ["task_id", "run_id", "try_id", "timestamp", "task_func_name", "hostname", "x", "Q", "\"a b\"",
@@ -714,7 +864,7 @@ def main():
     ap.add_argument("--signal-repeats", type=int, default=3)
     ap.add_argument("--fuzz", type=int, default=300, help="fuzz iterations")
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--only", choices=["writer", "signals", "output", "fuzz"], action="append")
+    ap.add_argument("--only", choices=["writer", "signals", "output", "safety", "fuzz"], action="append")
     args = ap.parse_args()
     if not args.binary:
         sys.exit("torture: set PARSL_EXPORT or pass --binary")
@@ -724,7 +874,7 @@ def main():
     if unknown:
         failures.append(f"commands this script cannot run: {' '.join(unknown)}")
     rng = random.Random(args.seed)
-    parts = args.only or ["writer", "signals", "output", "fuzz"]
+    parts = args.only or ["writer", "signals", "output", "safety", "fuzz"]
     work = tempfile.mkdtemp(prefix="torture-")
     started = time.monotonic()
     try:
@@ -737,6 +887,8 @@ def main():
             interrupts(args.binary, runnable, work, args.tasks, args.signal_repeats, rng)
         if "output" in parts:
             output_failures(args.binary, runnable, work, args.copies)
+        if "safety" in parts:
+            output_safety(args.binary, runnable, work)
         if "fuzz" in parts:
             fuzz(args.binary, runnable, work, args.fuzz, args.seed)
     finally:

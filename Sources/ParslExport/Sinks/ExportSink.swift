@@ -146,17 +146,21 @@ public final class MultiplexSink: ExportSink {
     }
 
     public func finish() throws -> [String] {
-        var paths: [String] = []
-        for (index, sink) in sinks.enumerated() {
-            do {
-                paths += try sink.finish()
-            } catch {
-                for later in sinks[(index + 1)...] { later.abort() }
-                for path in paths { unlink(path) }
-                throw error
+        // One commit: a sink that fails puts back what the sinks before it replaced.
+        var finished = 0
+        do {
+            return try TemporaryFiles.shared.commit {
+                var paths: [String] = []
+                for sink in sinks {
+                    paths += try sink.finish()
+                    finished += 1
+                }
+                return paths
             }
+        } catch {
+            for later in sinks.dropFirst(finished + 1) { later.abort() }
+            throw error
         }
-        return paths
     }
 
     public func abort() { for sink in sinks { sink.abort() } }

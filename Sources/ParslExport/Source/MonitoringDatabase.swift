@@ -12,6 +12,8 @@ public final class MonitoringDatabase {
     let connection: SQLiteConnection
     let immutable: Bool
     let busyTimeoutMilliseconds: Int32
+    /// The file opened first: every later connection must be on it (see `openConnection`).
+    let identity: FileIdentity?
 
     /// Opens and checks the file; every failure is an `ExportError` naming the file and the cause.
     public init(path: String, immutable: Bool = false, catalog: MappingCatalog, busyTimeoutMilliseconds: Int32 = 5_000)
@@ -28,6 +30,7 @@ public final class MonitoringDatabase {
         if info.st_mode & S_IFMT == S_IFDIR { throw ExportError(.inputMissing, "\(path): is a directory, not a database file") }
         guard access(path, R_OK) == 0 else { throw ExportError(.inputMissing, "\(path): permission denied") }
         if info.st_size == 0 { throw ExportError(.inputInvalid, "\(path): empty file, not a Parsl monitoring database") }
+        identity = FileIdentity(info)
         do {
             connection = try SQLiteConnection(
                 path: path,
@@ -53,14 +56,17 @@ public final class MonitoringDatabase {
         catalog = database.catalog
         immutable = database.immutable
         busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
+        identity = database.identity
         self.connection = connection
     }
 
     /// Another read-only connection to the same file, for reading on a second thread.
     func openConnection() throws -> SQLiteConnection {
-        try guarded {
+        let connection = try guarded {
             try SQLiteConnection(path: path, immutable: immutable, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
+        try checkSameFile()
+        return connection
     }
 
     /// The same database (schema and mappings already read) on a connection of its own, for another thread.
@@ -173,6 +179,9 @@ public final class MonitoringDatabase {
     public struct TableSnapshot: Sendable {
         public var highWater: Int64
         public var rows: Int64
+        /// The rows are counted after the table is read (`rowCount(of:upTo:runIDs:)`), not when the snapshot is
+        /// taken: a count at the start would hold the read lock for as long as the table is large.
+        var countAfterReading = false
     }
 
     /// Takes each table's snapshot in one short statement of its own, so no lock is held across tables.
@@ -207,11 +216,10 @@ public final class MonitoringDatabase {
         let table = Self.sourceTable(table)
         guard schema.tables[table] != nil else { return TableSnapshot(highWater: 0, rows: 0) }
         return try guarded {
-            var sql = "SELECT max(rowid), count(*) FROM \(quoteIdentifier(table))"
-            if let runIDs, schema.has(table, "run_id") { sql += " WHERE run_id IN (\(sqlList(runIDs)))" }
-            let statement = try (connection ?? self.connection).prepare(sql)
+            // max(rowid) is one b-tree descent: no lock held for long, whatever the table's size.
+            let statement = try (connection ?? self.connection).prepare("SELECT max(rowid) FROM \(quoteIdentifier(table))")
             _ = try statement.step()
-            return TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: statement.int64(1))
+            return TableSnapshot(highWater: statement.isNull(0) ? 0 : statement.int64(0), rows: 0, countAfterReading: true)
         }
     }
 
@@ -299,7 +307,9 @@ public final class MonitoringDatabase {
                 try body(batch)
             }
             // A damaged b-tree page can end a rowid-ordered walk early without SQLite reporting an error.
-            let expected = snapshot.rows
+            let expected =
+                snapshot.countAfterReading
+                ? try rowCount(of: sourceTable, upTo: snapshot.highWater, runIDs: options.runIDs) : snapshot.rows
             guard rows == expected else {
                 throw ExportError(
                     .inputInvalid,
@@ -320,10 +330,6 @@ public final class MonitoringDatabase {
 
     public func rowCount(of table: String) throws -> Int64 {
         guard schema.tables[table] != nil else { return 0 }
-        return try guarded {
-            let statement = try connection.prepare("SELECT count(*) FROM \(quoteIdentifier(table))")
-            _ = try statement.step()
-            return statement.int64(0)
-        }
+        return try rowCount(of: table, upTo: Int64.max, runIDs: nil)
     }
 }

@@ -2,13 +2,14 @@
 public struct ExportError: Error, Sendable, CustomStringConvertible {
     /// Exit codes, documented in `parsl-export --help` and the README.
     public enum Code: Int32, Sendable, CaseIterable {
-        /// Bad command line or options.
+        /// Bad command line or options, or an output path that is the source database or one of its files.
         case usage = 64
         /// The input is missing, not a file, or cannot be opened.
         case inputMissing = 66
         /// The input is not a readable Parsl monitoring database (not SQLite, corrupt, truncated, no Parsl tables).
         case inputInvalid = 65
-        /// The database stayed locked by a writer past the busy timeout.
+        /// The database stayed locked by a writer past the busy timeout, or was replaced during the export: a retry
+        /// may succeed.
         case inputLocked = 75
         /// An output could not be written (permissions, disk full); nothing partial is left behind.
         case outputFailed = 73
@@ -21,11 +22,11 @@ public struct ExportError: Error, Sendable, CustomStringConvertible {
 
         public var summary: String {
             switch self {
-            case .usage: "bad command line"
+            case .usage: "bad command line, or an output that is the source database"
             case .inputMissing: "input missing or unreadable"
             case .inputInvalid: "input is not a readable Parsl monitoring database"
-            case .inputLocked: "database locked by a writer for longer than the busy timeout"
-            case .outputFailed: "output could not be written"
+            case .inputLocked: "database locked by a writer for longer than the busy timeout, or replaced during the export"
+            case .outputFailed: "output could not be written (or serve could not listen); previous outputs kept"
             case .interrupted: "interrupted; no partial output left"
             case .limitExceeded: "a limit such as --max-events was exceeded"
             case .dataError: "a value cannot be written in the requested format"
@@ -57,7 +58,7 @@ func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
 }
 
 /// `text` with every character `needsEscape` names escaped: safe to print on one line.
-func printable(_ text: String) -> String {
+public func printable(_ text: String) -> String {
     guard text.unicodeScalars.contains(where: needsEscape) else { return text }
     var out = ""
     for scalar in text.unicodeScalars { appendEscaped(scalar, to: &out) }

@@ -36,8 +36,9 @@ public struct ExporterStatus: Sendable {
 
 extension MetricsAggregator {
     /// The metric families of ``ParslMetric/all`` in `format`. Families are always present (with no samples when
-    /// there is no data), so dashboards do not break on an empty database.
-    public func render(_ format: ExpositionFormat, status: ExporterStatus) throws -> [UInt8] {
+    /// there is no data), so dashboards do not break on an empty database. Label values cut short (see
+    /// `ExpositionWriter.maxLabelValueBytes`) are counted in `warnings`.
+    public func render(_ format: ExpositionFormat, status: ExporterStatus, warnings: ValueWarnings? = nil) throws -> [UInt8] {
         var w = ExpositionWriter(format: format, capacity: 64 * 1024)
         let withRun = options.labels.contains(.runID)
         let withApp = options.labels.contains(.app)
@@ -228,6 +229,11 @@ extension MetricsAggregator {
         try w.gauge(Double(workerProcesses.samplesAwaitingHost))
         try begin(.scrapeDuration)
         try w.gauge(status.scrapeSeconds)
+        for cut in w.truncations {
+            warnings?.record(
+                table: "metrics", column: cut.label,
+                problem: "label values longer than \(ExpositionWriter.maxLabelValueBytes) bytes cut short", example: cut.example)
+        }
         return w.finish()
     }
 

@@ -94,7 +94,7 @@ private final class BackgroundCollection: @unchecked Sendable {
                 let elapsed = clock.now - started
                 status.scrapeSeconds =
                     Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                return try collector.aggregator.render(format, status: status)
+                return try collector.aggregator.render(format, status: status, warnings: configuration.warnings)
             }
             done.signal()
         }
