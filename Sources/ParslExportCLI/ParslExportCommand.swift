@@ -36,7 +36,7 @@ extension ParslExportCommand {
 /// The subcommands; sinks register theirs here.
 enum ExportCommands {
     static var all: [any ParsableCommand.Type] {
-        [InspectCommand.self, SchemaCommand.self] + sinkCommands
+        [InspectCommand.self, SchemaCommand.self] + sinkCommands + [DatasetCommand.self]
     }
 }
 
