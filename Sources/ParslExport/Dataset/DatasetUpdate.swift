@@ -93,9 +93,8 @@ public struct DatasetUpdate {
 
         let catalog = try ExportPipeline.catalog(mappingsDirectory: options.mappingsDirectory)
         let manifestPath = root + "/" + DatasetLayout.manifestName
-        var manifest =
-            try DatasetManifest.load(path: manifestPath)
-            ?? DatasetManifest(mappingVersion: catalog.version, timeZone: options.timeZone)
+        let loaded = try DatasetManifest.load(path: manifestPath)
+        var manifest = loaded ?? DatasetManifest(mappingVersion: catalog.version, timeZone: options.timeZone)
         guard manifest.timeZone == options.timeZone else {
             throw ExportError(
                 .usage,
@@ -110,7 +109,8 @@ public struct DatasetUpdate {
                 database: path, manifest: &manifest, manifestPath: manifestPath, schema: schema, summary: &summary,
                 progress: progress)
         }
-        try manifest.save(path: manifestPath)
+        // Rewritten only when something changed: an update that found nothing new touches only _SUCCESS.
+        if manifest != loaded { try manifest.save(path: manifestPath) }
         let success = try AtomicFile(path: root + "/" + DatasetLayout.successName)
         try success.commit()
         DatasetFiles.syncDirectory(root)
