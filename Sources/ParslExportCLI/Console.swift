@@ -20,6 +20,8 @@ enum Interrupts {
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
     /// The database being exported, named in the interrupt message like every other error.
     nonisolated(unsafe) static var databasePath = ""
+    /// Removes what a command keeps outside the temporary-file registry (the dataset's staging directory).
+    nonisolated(unsafe) static var cleanup: () -> Void = {}
 
     static func install() {
         for signalNumber in [SIGINT, SIGTERM] {
@@ -27,6 +29,7 @@ enum Interrupts {
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 TemporaryFiles.shared.removeAllAndExit(ExportError.Code.interrupted.rawValue) {
+                    cleanup()
                     Console.error("parsl-export: \(databasePath.isEmpty ? "" : databasePath + ": ")interrupted; temporary files removed")
                 }
             }

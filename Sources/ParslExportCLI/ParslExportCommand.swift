@@ -50,7 +50,7 @@ extension ParslExportCommand {
 /// The subcommands; sinks register theirs here.
 enum ExportCommands {
     static var all: [any ParsableCommand.Type] {
-        [InspectCommand.self, SchemaCommand.self] + sinkCommands + [DashboardCommand.self]
+        [InspectCommand.self, SchemaCommand.self] + sinkCommands + [DatasetCommand.self, DashboardCommand.self]
     }
 }
 

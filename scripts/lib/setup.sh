@@ -24,6 +24,8 @@ setup_build() {
 setup_checks() {
     need_apt chromium libjs-webcomponentsjs-custom-element-v0 prometheus prometheus-node-exporter \
         libreoffice-calc-nogui curl
+    # Spark (pyspark) reads the dataset in check-dataset.sh; pyspark 4 needs Java 17.
+    need_apt openjdk-17-jre-headless
     if [ ! -x "$VENV/bin/python" ]; then
         echo "setup: creating $VENV" >&2
         python3 -m venv "$VENV"
