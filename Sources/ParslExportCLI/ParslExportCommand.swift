@@ -18,7 +18,7 @@ public struct ParslExportCommand: AsyncParsableCommand {
             EXIT CODES
             \(ExitCodes.table)
             """,
-        version: ExportPipeline.exporterVersion,
+        version: "parsl-export \(ExportPipeline.exporterVersion)\n\(LinkedLibraries.summary)",
         subcommands: ExportCommands.all
     )
 

@@ -55,6 +55,7 @@ public struct ExportSummary: Sendable {
 /// source → model → sinks: reads each needed table once, in Parsl's creation order (try_summary after try), and
 /// hands every batch and its domain events to the sinks that asked for them.
 public struct ExportPipeline {
+    /// The project's one version number: `--version`, file metadata, and the wheel and tarball `scripts/package` makes.
     public static let exporterVersion = "0.1.0"
 
     public let request: ExportRequest
