@@ -76,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
                 "parsl-export: warning: listening on every interface (\(host)); the metrics name hosts, users and apps: "
                     + "firewall the port or bind 127.0.0.1")
         }
-        var collector = MetricsCollector.Configuration(request: database.request())
+        var collector = MetricsCollector.Configuration(request: try database.request())
         collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
         let live: LiveMetrics
         do {
