@@ -5,7 +5,8 @@ usage: trace_check_protobuf.py trace.pftrace[.gz] ...
 
 The protos are those the PyPI package perfetto ships (perfetto_trace_pb2, with protobuf). For each file: every
 packet decodes as a TracePacket; every packet names its trusted sequence, and each sequence starts by clearing
-its incremental state and setting its default clock, described by a ClockSnapshot of that sequence; every
+its incremental state and setting its default clock; every event's clock is described by a ClockSnapshot of its
+sequence (times on incremental clocks add up from the snapshot's value); every
 interned id an event uses (event names, categories, annotation names, annotation string values) was defined
 earlier in its sequence, and never redefined with another text; track uuids are unique, parents and events refer
 to tracks described earlier, counters go to counter tracks and slices to the others; on every track, begins and
@@ -83,11 +84,12 @@ def check(path):
         if sequence is None:
             if not packet.sequence_flags & CLEARED:
                 problem(f"sequence {sequence_id} does not start by clearing its incremental state")
-            sequence = sequences[sequence_id] = {"tables": {t: {} for t in TABLES}, "clock": None, "clocks": set()}
+            sequence = sequences[sequence_id] = {"tables": {t: {} for t in TABLES}, "clock": None, "clocks": {}}
         if packet.HasField("trace_packet_defaults"):
             sequence["clock"] = packet.trace_packet_defaults.timestamp_clock_id
         if packet.HasField("clock_snapshot"):
-            sequence["clocks"].update(clock.clock_id for clock in packet.clock_snapshot.clocks)
+            for clock in packet.clock_snapshot.clocks:  # an incremental clock's value: its last packet's time
+                sequence["clocks"][clock.clock_id] = clock.timestamp if clock.is_incremental else None
         if packet.HasField("interned_data"):
             for table in TABLES:
                 for entry in getattr(packet.interned_data, table):
@@ -109,8 +111,13 @@ def check(path):
         counts["events"] += 1
         if not packet.HasField("timestamp"):
             problem(f"packet {order}: an event without a timestamp")
-        if sequence["clock"] not in sequence["clocks"]:
-            problem(f"sequence {sequence_id}: default clock {sequence['clock']} has no ClockSnapshot before use")
+        clock = packet.timestamp_clock_id if packet.HasField("timestamp_clock_id") else sequence["clock"]
+        if clock not in sequence["clocks"]:
+            problem(f"sequence {sequence_id}: clock {clock} has no ClockSnapshot before use")
+            continue
+        time = packet.timestamp
+        if sequence["clocks"][clock] is not None:  # incremental: the time since the clock's previous packet
+            time = sequence["clocks"][clock] = sequence["clocks"][clock] + packet.timestamp
         tables = sequence["tables"]
         uses = [("event_names", event.name_iid)] if event.HasField("name_iid") else []
         uses += [("event_categories", iid) for iid in event.category_iids]
@@ -141,7 +148,7 @@ def check(path):
         if name is None:
             problem(f"packet {order}: event of type {event.type}")
             continue
-        written[event.track_uuid].append((packet.timestamp, order, name))
+        written[event.track_uuid].append((time, order, name))
 
     # Slices: as written (each begin with the next end on its track) against as read (sorted, a stack).
     for track, events in written.items():
