@@ -5,9 +5,14 @@
 # database says (scripts/checks/trace/trace_expect.py). Also: a crashed run, a two-run database, a time window,
 # the --max-events guard, and a corrupted trace that both checkers must reject.
 #
+# The same traces in Perfetto's protobuf form (--format perfetto): every packet decoded by the compiled protos of the
+# PyPI package perfetto (trace_check_protobuf.py: sequences, interning, tracks, no overlapping slices), and each one
+# loaded into the trace processor next to its JSON twin, where SQL over slice, flow, counter, track, process and
+# thread must give the same rows (trace_compare_formats.py).
+#
 # Environment (scripts/test sets both):
 #   PARSL_EXPORT  the parsl-export binary to test (default: .build/release/parsl-export)
-#   PYTHON        a Python with viztracer and websocket-client (default: .venv/bin/python)
+#   PYTHON        a Python with viztracer, websocket-client and perfetto (default: .venv/bin/python)
 # Needs: apt chromium libjs-webcomponentsjs-custom-element-v0.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -19,7 +24,8 @@ trap 'rm -rf "$WORK"' EXIT
 
 fail() { echo "check-trace: $*" >&2; exit 1; }
 [ -x "$PARSL_EXPORT" ] || fail "no parsl-export binary at $PARSL_EXPORT"
-"$PYTHON" -c 'import viztracer, websocket' 2>/dev/null || fail "$PYTHON lacks viztracer or websocket-client"
+"$PYTHON" -c 'import viztracer, websocket, perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null ||
+    fail "$PYTHON lacks viztracer, websocket-client or perfetto (with protobuf)"
 
 # Database → trace files (directory form: one trace-<run>.json.gz per run).
 declare -a DATABASES=()
@@ -55,6 +61,26 @@ for db in "${DATABASES[@]}"; do
         fi
     done
     echo "check-trace: $name: ${#files[@]} trace(s) pass Perfetto and catapult" >&2
+
+    # The same export as protobuf: one file per JSON file, decoded, then compared with it in Perfetto.
+    "$PARSL_EXPORT" trace "$db" -o "$out-protobuf/" --format perfetto --quiet ||
+        fail "parsl-export trace --format perfetto failed on $db"
+    pairs=()
+    for json in "${files[@]}"; do
+        proto="$out-protobuf/$(basename "$json" .json.gz).pftrace.gz"
+        [ -f "$proto" ] || fail "$db: no protobuf trace $proto next to $json"
+        pairs+=("$json" "$proto")
+    done
+    for checker in trace_check_protobuf.py trace_compare_formats.py; do
+        args=("$out-protobuf"/*.pftrace.gz)
+        [ "$checker" = trace_compare_formats.py ] && args=("${pairs[@]}")
+        if ! "$PYTHON" "$CHECKS/$checker" "${args[@]}" > "$WORK/$name.$checker.log"; then
+            echo "check-trace: $checker rejected the protobuf traces of $db:" >&2
+            grep '"ok": false' "$WORK/$name.$checker.log" | cut -c1-2000 >&2
+            status=1
+        fi
+    done
+    echo "check-trace: $name: ${#files[@]} protobuf trace(s) decode and match their JSON in Perfetto" >&2
 done
 
 # Single-file form, plain JSON, epoch times; a window (counts cannot be compared, but load and structure can).
@@ -83,6 +109,16 @@ for checker in trace_check_perfetto.py trace_check_catapult.py; do
         status=1
     }
 done
+# The same single files as plain protobuf: the file name picks the format.
+"$PARSL_EXPORT" trace "$htex" --latest -o "$WORK/absolute.pftrace" --absolute --quiet
+"$PARSL_EXPORT" trace "$htex" --latest -o "$WORK/window.pftrace" --since 10 --until 30 --quiet
+"$PYTHON" "$CHECKS/trace_check_protobuf.py" "$WORK/absolute.pftrace" "$WORK/window.pftrace" > /dev/null &&
+    "$PYTHON" "$CHECKS/trace_compare_formats.py" "$WORK/absolute.json" "$WORK/absolute.pftrace" \
+        "$WORK/window.json" "$WORK/window.pftrace" > "$WORK/single.log" || {
+    echo "check-trace: the single-file protobuf traces differ from their JSON or do not decode:" >&2
+    cut -c1-2000 "$WORK/single.log" >&2
+    status=1
+}
 
 # --max-events: a clear error, the documented exit code, no file left behind.
 set +e
@@ -93,6 +129,13 @@ set -e
 case "$message" in *--max-events*) ;; *) fail "--max-events message does not name the option: $message" ;; esac
 ls "$WORK" | grep -q limited && fail "--max-events left a file behind"
 echo "check-trace: --max-events stops with exit code 69" >&2
+# Given, it also holds for protobuf; by default protobuf has no limit.
+set +e
+"$PARSL_EXPORT" trace "$htex" --latest -o "$WORK/limited.pftrace" --max-events 100 --quiet 2>/dev/null
+code=$?
+set -e
+[ "$code" -eq 69 ] || fail "--max-events 100 on protobuf: exit code $code, expected 69"
+ls "$WORK" | grep -q limited && fail "--max-events left a protobuf file behind"
 
 # The checkers must be able to fail: drop one try slice and make two slices overlap.
 "$PYTHON" - "$WORK/absolute.json" "$WORK/broken.json" <<'PY'
@@ -117,6 +160,48 @@ for checker in trace_check_perfetto.py trace_check_catapult.py; do
     fi
 done
 echo "check-trace: both checkers reject a corrupted trace" >&2
+
+# The protobuf checkers must be able to fail too: a slice that overlaps another on its track (Perfetto would read
+# both wrong, silently), and a name id that was never interned.
+"$PYTHON" - "$WORK/absolute.pftrace" "$WORK/broken.pftrace" <<'PY'
+import sys
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackEvent
+trace = Trace.FromString(open(sys.argv[1], "rb").read())
+packets = list(trace.packet)
+begin = next(i for i, p in enumerate(packets) if p.track_event.type == TrackEvent.TYPE_SLICE_BEGIN
+             and packets[i + 1].timestamp - p.timestamp > 10)
+end = packets[begin + 1]
+overlapping_begin, overlapping_end = type(end)(), type(end)()
+overlapping_begin.CopyFrom(packets[begin])
+overlapping_begin.timestamp = (packets[begin].timestamp + end.timestamp) // 2
+overlapping_begin.ClearField("interned_data")
+overlapping_end.CopyFrom(end)
+overlapping_end.timestamp = end.timestamp + 10
+stray = type(end)()
+stray.CopyFrom(overlapping_begin)
+stray.track_event.name_iid = 999_999
+stray.track_event.type = TrackEvent.TYPE_INSTANT
+broken = Trace()
+broken.packet.extend(packets + [overlapping_begin, overlapping_end, stray])
+open(sys.argv[2], "wb").write(broken.SerializeToString())
+PY
+if "$PYTHON" "$CHECKS/trace_check_protobuf.py" "$WORK/broken.pftrace" > "$WORK/broken-protobuf.log"; then
+    echo "check-trace: trace_check_protobuf.py accepted a corrupted trace" >&2
+    status=1
+elif ! grep -q 'overlap' "$WORK/broken-protobuf.log" || ! grep -q 'not interned' "$WORK/broken-protobuf.log"; then
+    echo "check-trace: trace_check_protobuf.py rejected the corrupted trace for other reasons:" >&2
+    cut -c1-2000 "$WORK/broken-protobuf.log" >&2
+    status=1
+fi
+if "$PYTHON" "$CHECKS/trace_compare_formats.py" "$WORK/absolute.json" "$WORK/broken.pftrace" > "$WORK/broken-compare.log"; then
+    echo "check-trace: trace_compare_formats.py accepted a protobuf trace with an extra slice" >&2
+    status=1
+elif ! grep -q 'slices differ' "$WORK/broken-compare.log"; then
+    echo "check-trace: trace_compare_formats.py rejected the corrupted trace for other reasons:" >&2
+    cut -c1-2000 "$WORK/broken-compare.log" >&2
+    status=1
+fi
+echo "check-trace: both protobuf checkers reject a corrupted trace" >&2
 
 [ $status -eq 0 ] && echo "check-trace: all traces pass" >&2
 exit $status

@@ -16,10 +16,12 @@ final class PerfettoTraceEncoder: TraceEncoder {
         let text: String
     }
 
-    /// Track uuids of one trace. Processes are declared by the main encoder before the counter thread begins
-    /// (`TraceCounterThread.begin` orders the two), so the counter encoder only reads them.
+    /// Track uuids of one trace. Processes and threads are declared by the main encoder before the counter thread
+    /// begins (`TraceCounterThread.begin` orders the two), so the counter encoder only reads them; the one track
+    /// the main encoder may add later has its uuid reserved, so uuids do not depend on how the threads interleave.
     final class Tracks: @unchecked Sendable {
-        private let next = Atomic<UInt64>(1)
+        let global: UInt64 = 1
+        private let next = Atomic<UInt64>(2)
         fileprivate var processes: [Int: UInt64] = [:]
 
         func newUUID() -> UInt64 { next.add(1, ordering: .relaxed).oldValue }
@@ -31,7 +33,7 @@ final class PerfettoTraceEncoder: TraceEncoder {
     private(set) var eventCount = 0
     private var threads: [Int64: UInt64] = [:]
     private var counters: [Int64: UInt64] = [:]
-    private var globalTrack: UInt64?
+    private var globalTrackDescribed = false
 
     init(_ writer: PerfettoTraceWriter, tracks: Tracks) {
         self.writer = writer
@@ -83,11 +85,11 @@ final class PerfettoTraceEncoder: TraceEncoder {
         case .thread: return try threadTrack(pid, tid ?? pid)
         case .process: return try processTrack(pid)
         case .global:
-            if let globalTrack { return globalTrack }
-            let uuid = tracks.newUUID()
-            try writer.track(uuid: uuid, parent: nil, name: "workflow markers")
-            globalTrack = uuid
-            return uuid
+            if !globalTrackDescribed {
+                try writer.track(uuid: tracks.global, parent: nil, name: "workflow markers")
+                globalTrackDescribed = true
+            }
+            return tracks.global
         }
     }
 
