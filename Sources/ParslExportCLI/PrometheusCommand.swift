@@ -89,7 +89,7 @@ struct PrometheusCommand: AsyncParsableCommand {
             configuration.immutable = database.immutable
             configuration.runPrefixes = database.runs
             configuration.latestRun = database.latest
-            configuration.timeZone = database.timezone ?? PrometheusOptions.hostTimeZone()
+            configuration.timeZone = PrometheusOptions.naiveTimestampZone(given: database.timezone)
             configuration.batchSize = database.batchSize
             configuration.busyTimeoutMilliseconds = database.busyTimeout
             let sink = PrometheusSink(

@@ -68,7 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         collector.immutable = database.immutable
         collector.runPrefixes = database.runs
         collector.latestRun = database.latest
-        collector.timeZone = database.timezone ?? PrometheusOptions.hostTimeZone()
+        collector.timeZone = PrometheusOptions.naiveTimestampZone(given: database.timezone)
         collector.batchSize = database.batchSize
         collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
         let quiet = database.quiet

@@ -34,7 +34,7 @@ public final class PrometheusSink: ExportSink {
         var configuration = self.configuration ?? MetricsCollector.Configuration(path: context.databasePath)
         if self.configuration == nil {
             configuration.runIDs = Set(context.runs.map(\.runID))
-            configuration.timeZone = context.timeZone ?? PrometheusOptions.hostTimeZone()
+            configuration.timeZone = PrometheusOptions.naiveTimestampZone(given: context.timeZone)
         }
         configuration.warnings = configuration.warnings ?? context.warnings
         self.configuration = configuration
