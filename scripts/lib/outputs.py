@@ -11,7 +11,7 @@ import subprocess
 DOCUMENTED_FAILURES = {64, 65, 66, 69, 70, 73, 75, 130}
 PARSL_TABLES = ["workflow", "task", "try", "status", "resource", "block", "node"]
 # Commands that do not read a database.
-NOT_DATABASE_COMMANDS = {"schema", "help"}
+NOT_DATABASE_COMMANDS = {"schema", "help", "dashboard"}
 # How each known command names its output: a directory, a file (with this name), nothing, or an HTTP server.
 # trace gets a directory (one file per run) so databases with several runs need no --run.
 OUTPUT_KIND = {

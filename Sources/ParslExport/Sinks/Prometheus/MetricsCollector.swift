@@ -69,7 +69,7 @@ public final class MetricsCollector {
         self.configuration = configuration
         aggregator = MetricsAggregator(options: options)
         // Epoch-second metrics need a zone for naive timestamps: the host's unless the export names one.
-        zone = try TimeZoneConversion(identifier: configuration.timeZone ?? PrometheusOptions.hostTimeZone())
+        zone = try PrometheusOptions.naiveTimestampZone(given: configuration.timeZone).map { try TimeZoneConversion(identifier: $0) }
         status.initialReadDone = false
     }
 

@@ -65,6 +65,14 @@ public struct PrometheusOptions: Sendable, Equatable {
 }
 
 extension PrometheusOptions {
+    /// The zone to read naive timestamps in: `given` (`--timezone`), else the exporter host's; nil for UTC, which
+    /// needs no conversion.
+    public static func naiveTimestampZone(given: String?) -> String? {
+        if let given { return given }
+        let host = hostTimeZone()
+        return host == "UTC" ? nil : host
+    }
+
     /// The zone naive Parsl timestamps are read in when `--timezone` is not given: the exporter host's own, since
     /// Parsl writes local wall-clock time and the exporter usually runs where Parsl ran. `TZ` if set, else the
     /// zone /etc/localtime links to (or /etc/timezone names), else UTC.
