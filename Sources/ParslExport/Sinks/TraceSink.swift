@@ -136,7 +136,7 @@ public final class TraceSink: ExportSink {
         _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext
     ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter, TraceEventWriter) {
         let path = Self.path(for: run.runID, options: options)
-        let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
+        let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.lowercased().hasSuffix(".gz")
         let file = try AtomicFile(path: path)
         inProgress = file
         let stream: any ByteStreamWriter =
