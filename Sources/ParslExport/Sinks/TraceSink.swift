@@ -185,7 +185,7 @@ public final class TraceSink: ExportSink {
         makeEncoders: (@escaping TraceOutput) -> (Encoder, Encoder)
     ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter<Encoder>, Encoder) {
         let path = Self.path(for: run.runID, options: options)
-        let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.hasSuffix(".gz")
+        let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.lowercased().hasSuffix(".gz")
         let file = try AtomicFile(path: path)
         inProgress = file
         let stream: any ByteStreamWriter =
