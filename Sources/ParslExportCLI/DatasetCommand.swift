@@ -69,7 +69,11 @@ struct DatasetCommand: AsyncParsableCommand {
                     busyTimeoutMilliseconds: busyTimeout, waitForLock: wait))
             Interrupts.cleanup = { update.removeStaging() }
             let display = DatasetProgress(quiet: quiet)
-            let summary = try update.run(progress: display.show)
+            let summary = try update.run { step in
+                // An interrupt names the database being read, as the other commands' do.
+                if case .database(_, _, let path) = step { Interrupts.databasePath = path }
+                display.show(step)
+            }
             display.done()
             guard !quiet else { return }
             for duplicate in summary.duplicates {
