@@ -106,7 +106,7 @@ final class DatasetProgress: @unchecked Sendable {
         case .run(let runID, let index, let count):
             run = " run \(runID.prefix(8)) (\(index)/\(count))"
         case .rows(let table, let rows):
-            let now = DispatchClock.nanoseconds()
+            let now = MonotonicClock.nanoseconds()
             guard now - last > 200_000_000 else { return }
             last = now
             write("\(database)\(run) \(table): \(rows) rows")
@@ -127,7 +127,7 @@ final class DatasetProgress: @unchecked Sendable {
     }
 }
 
-private enum DispatchClock {
+private enum MonotonicClock {
     static func nanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
