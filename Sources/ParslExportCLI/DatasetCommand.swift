@@ -69,7 +69,11 @@ struct DatasetCommand: AsyncParsableCommand {
                     busyTimeoutMilliseconds: busyTimeout, waitForLock: wait))
             Interrupts.cleanup = { update.removeStaging() }
             let display = DatasetProgress(quiet: quiet)
-            let summary = try update.run(progress: display.show)
+            let summary = try update.run { step in
+                // An interrupt names the database being read, as the other commands' do.
+                if case .database(_, _, let path) = step { Interrupts.databasePath = path }
+                display.show(step)
+            }
             display.done()
             guard !quiet else { return }
             for duplicate in summary.duplicates {
@@ -102,7 +106,7 @@ final class DatasetProgress: @unchecked Sendable {
         case .run(let runID, let index, let count):
             run = " run \(runID.prefix(8)) (\(index)/\(count))"
         case .rows(let table, let rows):
-            let now = DispatchClock.nanoseconds()
+            let now = MonotonicClock.nanoseconds()
             guard now - last > 200_000_000 else { return }
             last = now
             write("\(database)\(run) \(table): \(rows) rows")
@@ -123,7 +127,7 @@ final class DatasetProgress: @unchecked Sendable {
     }
 }
 
-private enum DispatchClock {
+private enum MonotonicClock {
     static func nanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

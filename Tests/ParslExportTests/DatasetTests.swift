@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CParslSQLite
 import Foundation
 import ParslExport
 import Testing
@@ -114,6 +115,58 @@ struct DatasetTests {
             try DatasetUpdate(options: options(root, [Fixtures.threads2026, bad])).run()
         }
         #expect(try treeListing(root) == before)
+    }
+
+    @Test("an unfinished run that grew is exported again, its partitions replaced whole")
+    func unfinishedRunGrows() throws {
+        let directory = temporaryDirectory()
+        defer { removeTree(directory) }
+        let root = directory + "/dataset"
+        let database = directory + "/growing.db"
+        try FileManager.default.copyItem(atPath: Fixtures.threads2026, toPath: database)
+        let fullStatus = Oracle.scalar(database, "SELECT count(*) FROM status")
+        try execute(database, "UPDATE workflow SET time_completed = NULL; DELETE FROM status WHERE rowid % 2 = 0")
+        let first = try DatasetUpdate(options: options(root, [database])).run()
+        #expect(first.added.count == 1)
+        let runID = try #require(first.added.first)
+        let partition = root + "/status/run_id=" + runID
+        let firstInode = inode(partition)
+
+        // Unchanged: the database is not even opened.
+        let unchanged = try DatasetUpdate(options: options(root, [database])).run()
+        #expect(unchanged.unchangedDatabases == 1 && unchanged.updated.isEmpty)
+        #expect(inode(partition) == firstInode)
+
+        try execute(
+            database,
+            "ATTACH '\(Fixtures.threads2026)' AS full; INSERT OR IGNORE INTO main.status SELECT * FROM full.status; "
+                + "UPDATE main.workflow SET time_completed = (SELECT time_completed FROM full.workflow)")
+        let grown = try DatasetUpdate(options: options(root, [database])).run()
+        #expect(grown.updated == [runID] && grown.added.isEmpty)
+        #expect(inode(partition) != firstInode)
+        #expect(try listDirectory(partition) == ["part-0.parquet"])
+        #expect(try listDirectory(root + "/status") == ["run_id=" + runID])
+        let manifest = try #require(try DatasetManifest.load(path: root + "/_parsl_export_manifest.json"))
+        #expect(manifest.runs[runID]?.rows["status"] == Int(fullStatus))
+        #expect(manifest.runs[runID]?.finished == true)
+
+        // Finished now: a later change to the file does not make it read again.
+        try execute(database, "CREATE TABLE unrelated (x)")
+        let later = try DatasetUpdate(options: options(root, [database])).run()
+        #expect(later.updated.isEmpty && later.skipped == 1 && later.unchangedDatabases == 0)
+    }
+
+    private func execute(_ path: String, _ sql: String) throws {
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        defer { sqlite3_close_v2(db) }
+        #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK)
+    }
+
+    private func inode(_ path: String) -> UInt64 {
+        var info = stat()
+        stat(path, &info)
+        return UInt64(info.st_ino)
     }
 
     private func options(_ root: String, _ databases: [String]) -> DatasetUpdate.Options {
