@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--readme", required=True)
     parser.add_argument("--license-file", action="append", default=[], help="copied to .dist-info/licenses/")
     parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--level", type=int, default=9, help="deflate level (9: smallest)")
     args = parser.parse_args()
 
     name, distribution = "parsl-export", "parsl_export"
@@ -81,12 +82,12 @@ def main():
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
     date_time = time.gmtime(max(epoch, 315532800))[:6]
     wheel_path = os.path.join(args.out_dir, f"{distribution}-{args.version}-{tag}.whl")
-    with zipfile.ZipFile(wheel_path + ".tmp", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(wheel_path + ".tmp", "w", zipfile.ZIP_DEFLATED, compresslevel=args.level) as archive:
         for path, data, executable in files:
             info = zipfile.ZipInfo(path, date_time)
             info.external_attr = (0o100755 if executable else 0o100644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data, compresslevel=9)
+            archive.writestr(info, data, compresslevel=args.level)
     os.replace(wheel_path + ".tmp", wheel_path)
     print(wheel_path)
 
