@@ -27,7 +27,7 @@ struct TraceCommand: AsyncParsableCommand {
             gets JSON unless --format perfetto. JSON opens in chrome://tracing, Perfetto and most trace tools; use \
             it for small and medium runs. Perfetto's protobuf (TracePacket/TrackEvent) holds the same tracks, \
             slices, args, flows and counters in a fraction of the size and opens in Perfetto only; use it for \
-            large runs: Perfetto's UI runs out of memory on JSON near 1 GB (about 400 000 tasks), and a \
+            large runs: Perfetto's UI runs out of memory on JSON near 1 GB (some 550 000 tasks), and a \
             protobuf trace of a million tasks opens there. --max-events defaults to 5000000 for JSON and to no \
             limit for protobuf.
 

@@ -48,7 +48,9 @@ public final class PerfettoTraceWriter {
     private var nextNameIID: UInt64 = 1
     private var nextCategoryIID: UInt64 = 1
     private var nextValueIID: UInt64 = 1
-    private var annotationNameIIDs: [UInt: UInt64] = [:]
+    /// Annotation keys by the address of their static text: a few dozen, found faster by a scan than by hashing.
+    private var annotationKeys: [UInt] = []
+    private var annotationNameIIDs: [UInt64] = []
     private var nextAnnotationNameIID: UInt64 = 1
     /// Short strings from bytes (`PerfettoAnnotations.string(_:utf8:)`) by their hash, to intern repeated values.
     private var stringsByHash: [UInt64: PerfettoString] = [:]
@@ -142,10 +144,11 @@ public final class PerfettoTraceWriter {
 
     private func iid(key: StaticString) -> UInt64 {
         let address = UInt(bitPattern: key.utf8Start)
-        if let known = annotationNameIIDs[address] { return known }
+        for index in annotationKeys.indices where annotationKeys[index] == address { return annotationNameIIDs[index] }
         let iid = nextAnnotationNameIID
         nextAnnotationNameIID += 1
-        annotationNameIIDs[address] = iid
+        annotationKeys.append(address)
+        annotationNameIIDs.append(iid)
         pending.append((Field.Interned.annotationNames, iid, .key(key)))
         return iid
     }
@@ -442,7 +445,8 @@ public enum PerfettoFlowEnd: Sendable {
 
 /// Writes the debug annotations of one event in place, in call order; keys are static text, interned.
 public struct PerfettoAnnotations {
-    private unowned let writer: PerfettoTraceWriter
+    // Lives only while the writer calls the closure that fills it.
+    private unowned(unsafe) let writer: PerfettoTraceWriter
 
     fileprivate init(writer: PerfettoTraceWriter) { self.writer = writer }
 

@@ -299,4 +299,35 @@ struct PerfettoTraceTests {
         #expect(read == written)
         #expect(stacks.values.allSatisfy { $0.isEmpty })
     }
+
+    /// The file name picks the format unless --format says; a contradiction is a usage error; a directory gets
+    /// JSON unless --format perfetto; --max-events holds for protobuf only when given.
+    @Test func theCommandLinePicksTheFormat() throws {
+        let directory = temporaryDirectory()
+        func trace(_ arguments: [String]) throws -> Binary.Result {
+            try Binary.run(["trace", Fixtures.htex2026, "--latest", "--quiet"] + arguments)
+        }
+        func head(_ path: String) throws -> [UInt8] { Array(try readFile(path).prefix(2)) }
+
+        #expect(try trace(["-o", directory + "/a.pftrace"]).status == 0)
+        #expect(try head(directory + "/a.pftrace").first == 0x0A, "a Trace starts with a packet (field 1, bytes)")
+        #expect(try trace(["-o", directory + "/b.json"]).status == 0)
+        #expect(try head(directory + "/b.json") == Array("{\"".utf8))
+        #expect(try trace(["-o", directory + "/c.pftrace.gz"]).status == 0)
+        #expect(try head(directory + "/c.pftrace.gz") == [0x1F, 0x8B])
+
+        let contradiction = try trace(["-o", directory + "/d.json", "--format", "perfetto"])
+        #expect(contradiction.status == 64)
+        #expect(contradiction.stderr.contains("--format perfetto does not match"), "\(contradiction.stderr)")
+
+        #expect(try trace(["-o", directory + "/json/"]).status == 0)
+        #expect(try trace(["-o", directory + "/protobuf/", "--format", "perfetto"]).status == 0)
+        let run = "1e437788-0aa0-4ea1-b699-5597f67ef52f"
+        #expect(try head(directory + "/json/trace-\(run).json.gz") == [0x1F, 0x8B])
+        #expect(try head(directory + "/protobuf/trace-\(run).pftrace.gz") == [0x1F, 0x8B])
+
+        let limited = try trace(["-o", directory + "/e.pftrace", "--max-events", "100"])
+        #expect(limited.status == 69)
+        #expect(access(directory + "/e.pftrace", F_OK) != 0, "no file left behind")
+    }
 }

@@ -165,20 +165,31 @@ echo "check-trace: both checkers reject a corrupted trace" >&2
 # both wrong, silently), and a name id that was never interned.
 "$PYTHON" - "$WORK/absolute.pftrace" "$WORK/broken.pftrace" <<'PY'
 import sys
-from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackEvent
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TracePacket, TrackEvent
 trace = Trace.FromString(open(sys.argv[1], "rb").read())
-packets = list(trace.packet)
+packets, times, clocks, defaults = list(trace.packet), [], {}, {}
+for p in packets:  # each packet's time: deltas on incremental clocks, as the writer's snapshot declares them
+    seq = p.trusted_packet_sequence_id
+    if p.HasField("trace_packet_defaults"):
+        defaults[seq] = p.trace_packet_defaults.timestamp_clock_id
+    for c in p.clock_snapshot.clocks:
+        clocks[seq, c.clock_id] = c.timestamp if c.is_incremental else None
+    clock = p.timestamp_clock_id if p.HasField("timestamp_clock_id") else defaults.get(seq)
+    time = p.timestamp
+    if clocks.get((seq, clock)) is not None:
+        time = clocks[seq, clock] = clocks[seq, clock] + p.timestamp
+    times.append(time)
 begin = next(i for i, p in enumerate(packets) if p.track_event.type == TrackEvent.TYPE_SLICE_BEGIN
-             and packets[i + 1].timestamp - p.timestamp > 10)
-end = packets[begin + 1]
-overlapping_begin, overlapping_end = type(end)(), type(end)()
-overlapping_begin.CopyFrom(packets[begin])
-overlapping_begin.timestamp = (packets[begin].timestamp + end.timestamp) // 2
-overlapping_begin.ClearField("interned_data")
-overlapping_end.CopyFrom(end)
-overlapping_end.timestamp = end.timestamp + 10
-stray = type(end)()
-stray.CopyFrom(overlapping_begin)
+             and packets[i + 1].track_event.type == TrackEvent.TYPE_SLICE_END and times[i + 1] - times[i] > 10)
+def absolute(packet, time):
+    copy = TracePacket()
+    copy.CopyFrom(packet)
+    copy.ClearField("interned_data")
+    copy.timestamp, copy.timestamp_clock_id = time, 64
+    return copy
+overlapping_begin = absolute(packets[begin], (times[begin] + times[begin + 1]) // 2)
+overlapping_end = absolute(packets[begin + 1], times[begin + 1] + 10)
+stray = absolute(packets[begin], times[begin])
 stray.track_event.name_iid = 999_999
 stray.track_event.type = TrackEvent.TYPE_INSTANT
 broken = Trace()

@@ -181,8 +181,8 @@ def check(path):
             problem(f"flow {flow_id}: {dict(phases)}, not one start and one finish")
     counts["flows"] = len(flows)
     counts["sequences"] = len(sequences)
-    if not counts["slices"]:
-        problem("no slices: nothing was checked")
+    if not counts["events"]:
+        problem("no events: nothing was checked")
     return {"file": path, "counts": dict(counts), "problems": problems}
 
 
