@@ -48,7 +48,8 @@ struct OutputSafetyTests {
 
         // The Parquet sink commits after the CSV one: its try file failing comes after eight CSV files were
         // renamed over the previous ones.
-        TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = "/parquet/try.parquet" }
+        // The whole path: other suites export at the same time, into directories of their own.
+        TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = directory + "/parquet/try.parquet" }
         defer { TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = nil } }
         let error = #expect(throws: ExportError.self) { try exportEverything(Fixtures.htex2026, into: directory) }
         #expect(error?.code == .outputFailed)
@@ -65,10 +66,10 @@ struct OutputSafetyTests {
     func failedFirstCommitLeavesNothing() throws {
         let directory = temporaryDirectory()
         defer { removeTree(directory) }
-        TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = "parsl.prom" }
+        TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = directory + "/parsl.prom" }
         defer { TemporaryFiles.shared.renameFailsForTesting.withLock { $0 = nil } }
         #expect(throws: ExportError.self) { try exportEverything(Fixtures.htex2026, into: directory) }
-        TemporaryFiles.shared.removeAll()
+        // No file at all (the empty directories it made are the CLI's to remove, after the failure).
         #expect(try contents(of: directory).isEmpty)
     }
 

@@ -191,7 +191,7 @@ public final class TemporaryFiles: Sendable {
 
     private let state = Locked(State())
 
-    /// For tests: renaming a file whose path ends in this fails with EIO (a rename that fails at commit time for
+    /// For tests: renaming a file to this path fails with EIO (a rename that fails at commit time for
     /// real needs an immutable file or a lost NFS handle).
     let renameFailsForTesting = Locked<String?>(nil)
 
@@ -255,7 +255,7 @@ public final class TemporaryFiles: Sendable {
                 keptAside = aside
                 break
             }
-            let injected = renameFailsForTesting.withLock { $0.map { path.hasSuffix($0) } } == true
+            let injected = renameFailsForTesting.withLock { $0 == path }
             guard !injected, rename(temporary, path) == 0 else {
                 let failure = injected ? EIO : errno
                 if let keptAside {
