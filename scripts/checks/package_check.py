@@ -1,4 +1,4 @@
-"""Helpers of check-package.sh.
+"""The checks of check-package.sh that need Python (auditwheel's report, an HTTP scrape).
 
 usage:
   package_check.py policy WHEEL               auditwheel's policy for WHEEL is the tag in its name, no external libs
