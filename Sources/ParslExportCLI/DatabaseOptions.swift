@@ -114,11 +114,30 @@ extension DatabaseOptions {
     }
 }
 
-/// Prints the summary of an export on stderr.
+/// Prints the summary of an export on stderr: the files, the warnings, then one line of what was read.
 func report(_ summary: ExportSummary, quiet: Bool) {
     guard !quiet else { return }
     for file in summary.files { Console.error("wrote \(printable(file))") }
     for line in summary.warnings.lines { Console.error("warning: \(line)") }
+    Console.error(readLine(summary))
+}
+
+/// "read 1 run (unfinished: 1e437788-…): workflow 1, task 257, try 283 rows" — in Parsl's table order, so the line
+/// reads the same every time. An unfinished run crashed or is still being written: the export holds what had been
+/// committed when it began.
+func readLine(_ summary: ExportSummary) -> String {
+    let runs = summary.context.runs
+    var line = "read \(runs.count) run\(runs.count == 1 ? "" : "s")"
+    let unfinished = runs.filter(\.isUnfinished).map { printable($0.runID) }
+    if !unfinished.isEmpty {
+        line += " (unfinished, as committed when the export began: \(unfinished.joined(separator: ", ")))"
+    }
+    let order = ["workflow", "task", "try", "status", "resource", "block", "node", "try_summary"]
+    let tables = summary.rowsRead.keys.sorted { (order.firstIndex(of: $0) ?? order.count, $0) < (order.firstIndex(of: $1) ?? order.count, $1) }
+    if !tables.isEmpty {
+        line += ": " + tables.map { "\(printable($0)) \(summary.rowsRead[$0] ?? 0)" }.joined(separator: ", ") + " rows"
+    }
+    return line
 }
 
 /// Throws a one-line usage error unless `value` is within `range`.

@@ -30,6 +30,7 @@ extension ParslExportCommand {
     public static func runAsMain() async {
         Interrupts.install()
         do {
+            try RepeatedOptions.check(Array(CommandLine.arguments.dropFirst()), root: Self.self)
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -109,6 +110,48 @@ struct EndToEndTests {
         let result = try Binary.run(["csv", Fixtures.htex2026, "-o", "/proc/parsl-export-test"])
         #expect(result.status == 73, "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(
+        "a single-valued option given twice is a usage error, not last-one-wins; a repeatable one is not",
+        arguments: [
+            (["csv", "-o", "{out}/a", "-o", "{out}/b"], Int32(64), "-o/--output"),
+            (["csv", "--output={out}/a", "-o{out}/b"], Int32(64), "-o/--output"),
+            (["prometheus", "-o", "{out}/p.prom", "--labels", "app", "--labels", "none"], Int32(64), "--labels"),
+            (["trace", "-o", "{out}/t.json", "--since", "-5", "--until", "-1"], Int32(0), ""),
+            (["csv", "-o", "{out}/r", "--run", "1e43", "--run", "1e437788", "--tables", "workflow"], Int32(0), ""),
+        ]
+    )
+    func repeatedOptions(arguments: [String], code: Int32, named: String) throws {
+        let out = temporaryDirectory()
+        defer { removeTree(out) }
+        let given = [arguments[0], Fixtures.htex2026] + arguments.dropFirst().map { $0.replacing("{out}", with: out) }
+        let result = try Binary.run(given + ["--quiet"])
+        #expect(result.status == code, "\(result.stderr)")
+        if code == 64 {
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("parsl-export: \(named) given twice"), "\(result.stderr)")
+            #expect(try listDirectory(out).isEmpty, "a refused command line writes nothing")
+        }
+    }
+
+    @Test("an export ends with one line of what it read, naming an unfinished run")
+    func readSummaryLine() throws {
+        let out = temporaryDirectory()
+        defer { removeTree(out) }
+        let finished = try Binary.run(["parquet", Fixtures.htex2026, "-o", out + "/a", "--tables", "task,try"])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(finished.stderr.split(separator: "\n").last == "read 1 run: task 257, try 283 rows", "\(finished.stderr)")
+
+        let unfinished = out + "/unfinished.db"
+        try FileManager.default.copyItem(atPath: Fixtures.htex2026, toPath: unfinished)
+        try execute(unfinished, "UPDATE workflow SET time_completed = NULL")
+        let result = try Binary.run(["parquet", unfinished, "-o", out + "/b", "--tables", "task"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.stderr.split(separator: "\n").last
+                == "read 1 run (unfinished, as committed when the export began: 1e437788-0aa0-4ea1-b699-5597f67ef52f): task 257 rows",
+            "\(result.stderr)")
     }
 
     @Test("schema lists every mapped table")
