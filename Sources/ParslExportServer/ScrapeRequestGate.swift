@@ -229,11 +229,15 @@ final class OpenConnections: Sendable {
     /// Closes the connections idle the longest while more than `limit` are open; if some of the excess are still
     /// within their grace, looks again when it ends (accepting may have stopped at the hard limit meanwhile).
     private func makeRoom(on eventLoop: any EventLoop) {
-        let now = DispatchTime.now().uptimeNanoseconds
         let (evicted, again): ([any Channel], Bool) = state.withLock { state in
             let excess = state.connections.count - limit
             guard excess > 0 else { return ([], false) }
-            let idle = state.connections.filter { !$0.value.busy && now - $0.value.lastActive >= graceNanoseconds }
+            // Read under the lock: another event loop may have just stamped a connection with a later time than one
+            // read before it, and an unsigned difference of the two would trap.
+            let now = DispatchTime.now().uptimeNanoseconds
+            let idle = state.connections.filter {
+                !$0.value.busy && now >= $0.value.lastActive && now - $0.value.lastActive >= graceNanoseconds
+            }
                 .sorted { $0.value.lastActive < $1.value.lastActive }.prefix(excess)
             for (key, _) in idle { state.connections[key] = nil }
             state.closedForRoom += idle.count

@@ -103,13 +103,17 @@ for path in sys.argv[1:]:
     events = json.load(gzip.open(path))["traceEvents"]
     assert events, path
 print(f"trace: {len(sys.argv) - 1} file(s) parse as JSON with events")' "$tmp/$name"/trace/*.json.gz || status=1
-    # The same bytes as the source build writes, but for the time the metrics took to compute.
+    # The same bytes as the source build writes, but for the two values that follow the clock: the time the
+    # metrics took to compute and the newest row's age.
     "$PARSL_EXPORT" all "$db" -o "$tmp/$name-source" --quiet
     for out in "$tmp/$name" "$tmp/$name-source"; do
-        grep -v '^parsl_export_scrape_duration_seconds ' "$out/parsl.prom" >"$out.prom" && rm "$out/parsl.prom"
+        grep -v -e '^parsl_export_scrape_duration_seconds ' -e '^parsl_export_newest_row_age_seconds ' \
+            "$out/parsl.prom" >"$out.prom" && rm "$out/parsl.prom"
     done
     if ! diff -r "$tmp/$name" "$tmp/$name-source" >/dev/null || ! cmp -s "$tmp/$name.prom" "$tmp/$name-source.prom"; then
         echo "FAIL: $name: the packaged and source builds write different files" >&2
+        diff -r "$tmp/$name" "$tmp/$name-source" >&2 || true
+        diff "$tmp/$name.prom" "$tmp/$name-source.prom" | head -5 >&2 || true
         status=1
     fi
 done

@@ -63,12 +63,20 @@ extension MetricsAggregator {
         for run in runs { try w.gauge(run.info.completed == nil ? 0 : 1, labels: [run.info.runID]) }
 
         // Tasks and tries: every run read (the many-run rule in the README).
+        // Every state read for every app series, 0 where no task is in it now: which states a task passed through
+        // as its current one depends on when the file was read, so following it row by row (`serve`) and reading it
+        // at once (`prometheus`) would otherwise keep different zero series.
+        let appSeries = Set(taskCounts.keys.map { SeriesKey(run: $0.run, app: $0.app, state: 0) })
         try begin(.tasks)
-        for (key, count) in taskCounts.sorted(by: { seriesOrder($0.key, $1.key) }) {
-            try w.gauge(Double(count), labels: runLabel(key.run) + appLabel(key.app) + [states.names[Int(key.state) - 1]])
+        for series in appSeries.sorted(by: seriesOrder) {
+            for (index, state) in states.names.enumerated() {
+                let key = SeriesKey(run: series.run, app: series.app, state: UInt8(index + 1))
+                try w.gauge(Double(taskCounts[key] ?? 0), labels: runLabel(key.run) + appLabel(key.app) + [state])
+            }
         }
-        // Running now: runs not completed only; a series once seen stays (0).
+        // Running now: runs not completed only; every app series has one (0 when none of its tasks runs).
         var running: [SeriesKey: Int] = [:]
+        for series in appSeries { running[SeriesKey(run: withRun ? series.run : -1, app: series.app, state: 0)] = 0 }
         for (key, count) in runningTasks {
             let series = SeriesKey(run: withRun ? key.run : -1, app: key.app, state: 0)
             running[series, default: 0] += completed(key.run) ? 0 : count
