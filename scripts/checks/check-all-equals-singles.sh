@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 fail() { echo "check-all-equals-singles: $*" >&2; exit 1; }
 [ -x "$PARSL_EXPORT" ] || fail "no parsl-export binary at $PARSL_EXPORT"
 
-steady() { grep -v '^parsl_export_scrape_duration_seconds ' "$1"; }
+steady() { grep -v -e '^parsl_export_scrape_duration_seconds ' -e '^parsl_export_newest_row_age_seconds ' "$1"; }
 OPTIONS=(--immutable --batch-size 100 --busy-timeout 2000 --timezone Europe/Paris --latest)
 for pass in parsl-2026.10.26-htex parsl-2024.1.22-htex parsl-2026.10.26-htex+options; do
     name="${pass%+options}"

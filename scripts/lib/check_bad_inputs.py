@@ -255,7 +255,7 @@ def main():
 
     runnable, other, unknown = outputs.plan(binary)
     print(f"commands run: {' '.join(runnable)}")
-    print(f"commands not reading a database (not run): {' '.join(other) or '-'}")
+    print(f"commands not run here (no database, or a check of their own): {' '.join(other) or '-'}")
     if unknown:
         print(f"NOT COVERED (this check does not know how to run them): {' '.join(unknown)}")
 

@@ -12,6 +12,9 @@ DOCUMENTED_FAILURES = {64, 65, 66, 69, 70, 73, 75, 130}
 PARSL_TABLES = ["workflow", "task", "try", "status", "resource", "block", "node"]
 # Commands that do not read a database.
 NOT_DATABASE_COMMANDS = {"schema", "help", "dashboard"}
+# Commands whose outputs this module cannot judge, with the check that puts them through bad and interrupted
+# updates instead (a dataset is a tree of partitions with a manifest and a lock, not one export's files).
+OWN_CHECK_COMMANDS = {"dataset": "check-dataset.sh"}
 # How each known command names its output: a directory, a file (with this name), nothing, or an HTTP server.
 # trace gets a directory (one file per run) so databases with several runs need no --run.
 OUTPUT_KIND = {
@@ -47,13 +50,15 @@ def subcommands(binary):
 
 
 def plan(binary):
-    """(runnable export commands, commands that do not read a database, commands this check cannot run)."""
+    """(runnable export commands, commands run elsewhere or not reading a database, commands no check runs)."""
     runnable, other, unknown = [], [], []
     for name in subcommands(binary):
         if name in OUTPUT_KIND:
             runnable.append(name)
         elif name in NOT_DATABASE_COMMANDS:
             other.append(name)
+        elif name in OWN_CHECK_COMMANDS:
+            other.append(f"{name} (see {OWN_CHECK_COMMANDS[name]})")
         else:
             unknown.append(name)
     return runnable, other, unknown

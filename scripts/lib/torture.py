@@ -869,7 +869,7 @@ def main():
     if not args.binary:
         sys.exit("torture: set PARSL_EXPORT or pass --binary")
     runnable, other, unknown = outputs.plan(args.binary)
-    print(f"torture: seed {args.seed}; commands run: {' '.join(runnable)}; not a database command: "
+    print(f"torture: seed {args.seed}; commands run: {' '.join(runnable)}; not run here: "
           f"{' '.join(other) or '-'}; not covered: {' '.join(unknown) or '-'}")
     if unknown:
         failures.append(f"commands this script cannot run: {' '.join(unknown)}")

@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What a dataset holds: each source database as last seen, and each run with its source, whether it had finished
 /// and the rows exported per table. Kept at `ROOT/_parsl_export_manifest.json`; an update reads it to decide what

@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Brings a Hive-partitioned Parquet dataset up to date with Parsl monitoring databases: each run of each database
 /// becomes `ROOT/<table>/run_id=<run id>/part-0.parquet` for the seven tables and try_summary.
@@ -81,6 +85,20 @@ public struct DatasetUpdate {
     public func removeStaging() { DatasetFiles.removeTree(staging) }
 
     public func run(progress: ((Step) -> Void)? = nil) throws -> Summary {
+        let rootExisted = access(options.root, F_OK) == 0
+        do {
+            return try update(progress: progress)
+        } catch {
+            // A first update that fails leaves no dataset behind: its new ROOT holds nothing but the lock file.
+            if !rootExisted && DatasetFiles.entries(of: options.root) == [DatasetLayout.lockName] {
+                unlink(options.root + "/" + DatasetLayout.lockName)
+                rmdir(options.root)
+            }
+            throw error
+        }
+    }
+
+    private func update(progress: ((Step) -> Void)?) throws -> Summary {
         let root = options.root
         try OutputDirectory.create(root)
         let lock = try DatasetFiles.lock(root: root, wait: options.waitForLock) { progress?(.waitingForLock) }
@@ -178,7 +196,7 @@ public struct DatasetUpdate {
             staged.append((run, rows, tree))
         }
 
-        let now = ISO8601DateFormatter().string(from: Date())
+        let now = Date.now.formatted(.iso8601)
         for (run, rows, _) in staged {
             let isNew = manifest.runs[run.runID] == nil
             if isNew { summary.added.append(run.runID) } else { summary.updated.append(run.runID) }
