@@ -451,11 +451,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 row.withText(4) { args.string("block", utf8: $0) }
                 row.withText(5) { args.string("host", utf8: $0) }
                 if slot.workerPID != .min { args.int("worker_pid", Int64(slot.workerPID)) }
-                if open {
-                    args.string("final_state", "unfinished")
-                } else if state != nil {
-                    args.string("final_state", states.text(slot.state))
-                }
+                // The model's final state (try_summary's), also for an open try: `unfinished` marks that.
+                if state != nil { args.string("final_state", states.text(slot.state)) }
                 row.withText(11) { if !$0.isEmpty { args.string("fail_reason", utf8: $0) } }
                 if let dependencies = row.withText(12, IDList.parse), !dependencies.isEmpty {
                     args.string("depends", dependencies.map(String.init).joined(separator: ","))
