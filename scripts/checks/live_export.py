@@ -5,7 +5,11 @@ again until at least --exports exports have run. Every export must contain every
 a trace slice (args task and try) per try, a `try` row per try. Prints the count of exports that missed tries and
 how many they missed; exits 1 if any did.
 
-usage: live_export.py BINARY FIXTURE.db [--exports 40] [--seed 13] [--pause 0.002] [--parquet]"""
+With --all, each export is `all` (every format from one read), and each must also be consistent with itself: a trace
+slice for exactly the tries of its own try.parquet, a try_summary row for each of them, and Prometheus task counts
+(parsl_tasks summed over states) equal to the tasks its status.parquet has a status for.
+
+usage: live_export.py BINARY FIXTURE.db [--exports 40] [--seed 13] [--pause 0.002] [--parquet | --all]"""
 import argparse
 import gzip
 import json
@@ -32,10 +36,42 @@ def trace_tries(path):
     return found
 
 
-def parquet_tries(directory):
+def parquet_tries(directory, table="try"):
     import pyarrow.parquet as pq
-    table = pq.read_table(os.path.join(directory, "try.parquet"), columns=["task_id", "try_id"])
+    table = pq.read_table(os.path.join(directory, f"{table}.parquet"), columns=["task_id", "try_id"])
     return set(zip(table.column("task_id").to_pylist(), table.column("try_id").to_pylist()))
+
+
+def prometheus_tasks(path):
+    from prometheus_client.parser import text_string_to_metric_families
+    with open(path, encoding="utf-8") as f:
+        for family in text_string_to_metric_families(f.read()):
+            if family.name == "parsl_tasks":
+                return int(sum(sample.value for sample in family.samples))
+    return None
+
+
+def all_problems(directory):
+    """What one `all` export says that disagrees with itself."""
+    import glob
+    import pyarrow.parquet as pq
+    problems = []
+    tries = parquet_tries(os.path.join(directory, "parquet"))
+    summary = parquet_tries(os.path.join(directory, "parquet"), "try_summary")
+    traced = set()
+    for path in glob.glob(os.path.join(directory, "trace", "trace-*.json.gz")):
+        traced |= trace_tries(path)
+    if traced != tries:
+        problems.append(f"trace has {len(traced)} tries, try.parquet {len(tries)}: "
+                        f"only in the trace {sorted(traced - tries)[:3]}, only in try {sorted(tries - traced)[:3]}")
+    if summary != tries:
+        problems.append(f"try_summary has {len(summary)} tries, try.parquet {len(tries)}")
+    status = pq.read_table(os.path.join(directory, "parquet", "status.parquet"), columns=["task_id"])
+    tasks_with_status = len(set(status.column("task_id").to_pylist()))
+    counted = prometheus_tasks(os.path.join(directory, "parsl.prom"))
+    if counted != tasks_with_status:
+        problems.append(f"parsl_tasks counts {counted} tasks, status.parquet has {tasks_with_status}")
+    return tries, problems
 
 
 def main():
@@ -46,7 +82,9 @@ def main():
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--pause", type=float, default=0.002, help="seconds between the writer's commits")
     parser.add_argument("--journal-mode", default="delete")
-    parser.add_argument("--parquet", action="store_true", help="also export the try table to Parquet each time")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--parquet", action="store_true", help="also export the try table to Parquet each time")
+    modes.add_argument("--all", action="store_true", help="export with `all` and check each export against itself")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="parsl-export-live.")
@@ -60,6 +98,25 @@ def main():
         replay.start()
         while not replay.done.is_set():
             before = replay.committed()
+            if args.all:
+                directory = os.path.join(work, f"all-{exports}")
+                result = subprocess.run([args.binary, "all", db, "-o", directory, "--latest", "--quiet"],
+                                        capture_output=True, text=True)
+                if result.returncode != 0:
+                    errors.append(f"all exit {result.returncode}: {result.stderr.strip()}")
+                    break
+                exports += 1
+                committed_total += len(before)
+                tries, problems = all_problems(directory)
+                shutil.rmtree(directory, ignore_errors=True)
+                missing = before - tries
+                if missing:
+                    problems.append(f"lacks {len(missing)} of {len(before)} committed tries")
+                    missed_total += len(missing)
+                if problems:
+                    failed += 1
+                    print(f"export {exports} (all): " + "; ".join(problems), file=sys.stderr)
+                continue
             out = os.path.join(work, "trace.json")
             result = subprocess.run([args.binary, "trace", db, "-o", out, "--latest"],
                                     capture_output=True, text=True)
