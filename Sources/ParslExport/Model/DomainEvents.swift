@@ -55,6 +55,20 @@ public struct TrySpan: Sendable, Equatable {
     public var isUnfinished: Bool { !(finalState.map(TaskState.isTerminalForTry) ?? false) }
 }
 
+/// One row of the try table as it stood when read: where the try ran and its lifecycle times. (`TrySpan` is the
+/// same try with what try_summary derives from the other tables.)
+public struct TryAttempt: Sendable, Equatable {
+    public var runID: String
+    public var taskID: Int64
+    public var tryID: Int64
+    public var executor: String?
+    public var blockID: String?
+    public var hostname: String?
+    public var launched: Int64?
+    public var running: Int64?
+    public var returned: Int64?
+}
+
 /// One row of the status table.
 public struct StatusChange: Sendable, Equatable {
     public var runID: String
@@ -106,6 +120,7 @@ public enum DomainBatch: Sendable, Equatable {
     case runs([WorkflowRun])
     case tasks([TaskRecord])
     case tries([TrySpan])
+    case tryAttempts([TryAttempt])
     case statusChanges([StatusChange])
     case resourceSamples([ResourceSample])
     case blockTransitions([BlockTransition])
@@ -114,7 +129,7 @@ public enum DomainBatch: Sendable, Equatable {
 
 /// Kinds of domain events a sink can ask for; each comes from one table.
 public enum DomainKind: String, Sendable, CaseIterable {
-    case runs, tasks, tries, statusChanges, resourceSamples, blockTransitions, nodeSnapshots
+    case runs, tasks, tries, tryAttempts, statusChanges, resourceSamples, blockTransitions, nodeSnapshots
 
     /// The table whose batches the events are derived from.
     public var table: String {
@@ -122,6 +137,7 @@ public enum DomainKind: String, Sendable, CaseIterable {
         case .runs: "workflow"
         case .tasks: "task"
         case .tries: "try_summary"
+        case .tryAttempts: "try"
         case .statusChanges: "status"
         case .resourceSamples: "resource"
         case .blockTransitions: "block"
@@ -229,6 +245,31 @@ extension DomainBatch {
                         peakRSSBytes: view.int(peakRssBytesColumn, row),
                         cpuSeconds: view.double(cpuSecondsColumn, row),
                         dependsOn: view.idList(taskDependsColumn, row)
+                    )
+                }
+            )
+        case "try":
+            let runIdColumn = view.index("run_id")
+            let taskIdColumn = view.index("task_id")
+            let tryIdColumn = view.index("try_id")
+            let executorColumn = view.index("task_executor")
+            let blockIdColumn = view.index("block_id")
+            let hostnameColumn = view.index("hostname")
+            let launchedColumn = view.index("task_try_time_launched")
+            let runningColumn = view.index("task_try_time_running")
+            let returnedColumn = view.index("task_try_time_returned")
+            return .tryAttempts(
+                rows.map { row in
+                    TryAttempt(
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        tryID: view.int(tryIdColumn, row) ?? -1,
+                        executor: view.text(executorColumn, row),
+                        blockID: view.text(blockIdColumn, row),
+                        hostname: view.text(hostnameColumn, row),
+                        launched: view.int(launchedColumn, row),
+                        running: view.int(runningColumn, row),
+                        returned: view.int(returnedColumn, row)
                     )
                 }
             )

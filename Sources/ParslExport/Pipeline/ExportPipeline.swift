@@ -15,6 +15,8 @@ public struct ExportRequest: Sendable {
     public var busyTimeoutMilliseconds: Int32
     /// Read the tables in two lanes, on two connections, when the sink can split and no writer can be held up.
     public var parallelTables: Bool
+    /// Notes the export's passes over each table (tests and measurements).
+    var passes: TablePasses? = nil
 
     public init(
         databasePath: String,
@@ -70,12 +72,14 @@ public struct ExportPipeline {
     }
 
     public func openDatabase() throws -> MonitoringDatabase {
-        try MonitoringDatabase(
+        let database = try MonitoringDatabase(
             path: request.databasePath,
             immutable: request.immutable,
             catalog: Self.catalog(mappingsDirectory: request.mappingsDirectory),
             busyTimeoutMilliseconds: request.busyTimeoutMilliseconds
         )
+        database.passes = request.passes
+        return database
     }
 
     /// Runs the export into `sink`; on any error the sink is aborted (no partial files) and the error rethrown.

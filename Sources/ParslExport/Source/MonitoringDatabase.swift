@@ -14,6 +14,10 @@ public final class MonitoringDatabase {
     let busyTimeoutMilliseconds: Int32
     /// The file opened first: every later connection must be on it (see `openConnection`).
     let identity: FileIdentity?
+    /// Where this database's connections note their statements, in tests and measurements.
+    var passes: TablePasses? {
+        didSet { connection.passes = passes }
+    }
 
     /// Opens and checks the file; every failure is an `ExportError` naming the file and the cause.
     public init(path: String, immutable: Bool = false, catalog: MappingCatalog, busyTimeoutMilliseconds: Int32 = 5_000)
@@ -58,6 +62,8 @@ public final class MonitoringDatabase {
         busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
         identity = database.identity
         self.connection = connection
+        passes = database.passes
+        connection.passes = passes
     }
 
     /// Another read-only connection to the same file, for reading on a second thread.
@@ -66,6 +72,7 @@ public final class MonitoringDatabase {
             try SQLiteConnection(path: path, immutable: immutable, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
         try checkSameFile()
+        connection.passes = passes
         return connection
     }
 

@@ -49,6 +49,14 @@ public enum MetricRow {
         public var workers: Int64?
         public var lastHeartbeat: Int64?
     }
+    /// Where a try ran, as the try table says (the host of its resource samples).
+    public struct Try: Sendable {
+        public var runID: String
+        public var taskID: Int64
+        public var tryID: Int64
+        public var host: String?
+        public var block: String?
+    }
     public struct Resource: Sendable {
         public var runID: String
         /// The hostname of the sample's try; nil while the try has none yet ("" in schemas without one).
@@ -102,11 +110,16 @@ public final class MetricsAggregator {
     struct RunState {
         var info: MetricRow.Run
         let tasks: PagedRecords<TaskRecord>
+        /// Hosts of the first two tries of each task, from try rows read before their samples.
+        let tryHosts: PagedRecords<TryHosts>
 
         init(info: MetricRow.Run, paging: TaskPaging) {
             self.info = info
             tasks = PagedRecords(
                 recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages, empty: TaskRecord(),
+                spillDirectory: temporaryDirectory, purpose: "metrics")
+            tryHosts = PagedRecords(
+                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages / 4, empty: TryHosts(),
                 spillDirectory: temporaryDirectory, purpose: "metrics")
         }
     }
@@ -123,6 +136,14 @@ public final class MetricsAggregator {
         var app: UInt32 = 0  // 0: not seen yet, else apps index + 1
         var stateTry: Int32 = 0
         var state: UInt8 = 0  // 0: no status yet, else states index + 1
+    }
+
+    /// Host and block (indexes + 1 into `tryHostNames` and `tryBlockNames`; 0: unknown) of tries 0 and 1.
+    struct TryHosts {
+        var host0: UInt32 = 0
+        var block0: UInt32 = 0
+        var host1: UInt32 = 0
+        var block1: UInt32 = 0
     }
 
     /// (run or -1, app index + 1 or 0 without app labels, state or outcome index + 1 or 0): the label set of the task
@@ -188,6 +209,11 @@ public final class MetricsAggregator {
     private(set) var runningTasks: [SeriesKey: Int] = [:]
     /// The latest time of any row read (UTC microseconds).
     public private(set) var newestRowTime: Int64?
+    /// Names of try hosts and blocks, uncapped: a host becomes a label (in `hosts`) only when a sample names it.
+    private var tryHostNames = Interner(limit: .max)
+    private var tryBlockNames = Interner(limit: .max)
+    /// Hosts of tries past the second (rare: retries), which `RunState.tryHosts` does not hold.
+    private var laterTryHosts: [WorkerProcesses.TryKey: (host: UInt32, block: UInt32)] = [:]
     /// Status rows whose task row has not been read yet, with the number of polls they waited.
     private var pending: [(row: MetricRow.Status, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
@@ -283,7 +309,7 @@ public final class MetricsAggregator {
         seen(row.lastHeartbeat)
     }
 
-    public func add(_ row: MetricRow.Resource) {
+    public func add(_ row: MetricRow.Resource) throws {
         guard let pid = row.pid else { return skip("resource") }
         let r = run(row.runID)
         seen(row.time)
@@ -291,11 +317,58 @@ public final class MetricsAggregator {
         if let rss = row.residentBytes, rss.isFinite { sample.residentBytes = rss }
         if let cpu = row.cpuSeconds, cpu.isFinite { sample.cpuSeconds = cpu }
         sample.block = row.block
+        let tryKey = WorkerProcesses.TryKey(run: r, task: row.taskID ?? -1, attempt: row.tryID ?? -1)
         // Without a try to wait for, the host is what the row says (no host in that schema: "").
-        let host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
-        workerProcesses.add(
-            sample, run: r, pid: pid, host: host.map { hosts.index($0) },
-            of: WorkerProcesses.TryKey(run: r, task: row.taskID ?? -1, attempt: row.tryID ?? -1))
+        var host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
+        if host == nil, let known = try knownHost(tryKey) {
+            host = known.host
+            sample.block = known.block
+        }
+        workerProcesses.add(sample, run: r, pid: pid, host: host.map { hosts.index($0) }, of: tryKey)
+    }
+
+    /// A try's host (and block), for its samples: those read before it join their process now, later ones find it.
+    public func add(_ row: MetricRow.Try) throws {
+        guard let host = row.host else { return }
+        let r = run(row.runID)
+        let key = WorkerProcesses.TryKey(run: r, task: row.taskID, attempt: row.tryID)
+        if workerProcesses.awaitingHost[key] != nil {
+            workerProcesses.resolve(key, host: hosts.index(host), block: row.block)
+        }
+        let hostIndex = tryHostNames.index(host) + 1
+        let blockIndex = row.block.map { tryBlockNames.index($0) + 1 } ?? 0
+        switch row.tryID {
+        case 0, 1:
+            guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return }
+            try runs[Int(r)].tryHosts.update(Int(row.taskID)) { record in
+                if row.tryID == 0 {
+                    (record.host0, record.block0) = (hostIndex, blockIndex)
+                } else {
+                    (record.host1, record.block1) = (hostIndex, blockIndex)
+                }
+            }
+        default:
+            laterTryHosts[key] = (hostIndex, blockIndex)
+        }
+    }
+
+    /// The host and block a try row gave for `key`, if one was read.
+    private func knownHost(_ key: WorkerProcesses.TryKey) throws -> (host: String, block: String?)? {
+        var indexes: (host: UInt32, block: UInt32)
+        switch key.attempt {
+        case 0, 1:
+            guard key.task >= 0, key.task < Self.maxTaskID else { return nil }
+            let record = try runs[Int(key.run)].tryHosts.read(Int(key.task))
+            indexes = key.attempt == 0 ? (record.host0, record.block0) : (record.host1, record.block1)
+        default:
+            guard let later = laterTryHosts[key] else { return nil }
+            indexes = later
+        }
+        guard indexes.host != 0 else { return nil }
+        return (
+            tryHostNames.names[Int(indexes.host) - 1],
+            indexes.block == 0 ? nil : tryBlockNames.names[Int(indexes.block) - 1]
+        )
     }
 
     /// Tries whose resource samples wait for the try's hostname, for the reader to look up.
@@ -335,6 +408,9 @@ public final class MetricsAggregator {
         newestRowTime = nil
         pending = []
         skippedRows = [:]
+        tryHostNames = Interner(limit: .max)
+        tryBlockNames = Interner(limit: .max)
+        laterTryHosts = [:]
     }
 
     // MARK: Status logic

@@ -324,7 +324,7 @@ public final class MetricsCollector {
                     cpus: integer(s, 5), memoryBytes: integer(s, 6), active: boolean(s, 7), workers: integer(s, 8),
                     lastHeartbeat: time(s, 9)))
         default:
-            aggregator.add(
+            try aggregator.add(
                 MetricRow.Resource(
                     runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
                     residentBytes: number(s, 5), cpuSeconds: number(s, 6),
