@@ -89,6 +89,10 @@ public struct ResourceSample: Sendable, Equatable {
     public var virtualBytes: Double?
     public var cpuUserSeconds: Double?
     public var cpuSystemSeconds: Double?
+    /// The hostname and block of the sample's try, where the reader joined them (the table batches do not: their
+    /// consumers take them from the try rows).
+    public var hostname: String? = nil
+    public var blockID: String? = nil
 }
 
 /// One block status row.

@@ -49,74 +49,8 @@ public final class PrometheusSink: ExportSink {
         return naiveZone.utcMicros(fromWallClock: time)
     }
 
-    private func counted(_ table: String, _ rows: Int) { status.rowsRead[table, default: 0] += rows }
-
     private func add(_ batch: DomainBatch) throws {
-        switch batch {
-        case .runs(let runs):
-            counted("workflow", runs.count)
-            for run in runs {
-                aggregator.add(
-                    MetricRow.Run(
-                        runID: run.runID, workflowName: run.workflowName, host: run.host, user: run.user,
-                        began: utc(run.began), completed: utc(run.completed)))
-            }
-        case .tasks(let tasks):
-            counted("task", tasks.count)
-            for task in tasks { try aggregator.add(MetricRow.Task(runID: task.runID, taskID: task.taskID, app: task.app)) }
-        case .tryAttempts(let tries):
-            for attempt in tries {
-                try aggregator.add(
-                    MetricRow.Try(
-                        runID: attempt.runID, taskID: attempt.taskID, tryID: attempt.tryID, host: attempt.hostname,
-                        block: attempt.blockID))
-            }
-        case .statusChanges(let changes):
-            counted("status", changes.count)
-            for change in changes {
-                guard !change.state.isEmpty else {
-                    aggregator.skip("status")
-                    continue
-                }
-                try aggregator.add(
-                    MetricRow.Status(
-                        runID: change.runID, taskID: change.taskID, tryID: change.tryID, state: change.state,
-                        time: utc(change.time)))
-            }
-        case .resourceSamples(let samples):
-            counted("resource", samples.count)
-            for sample in samples {
-                var cpu: Double?
-                if let user = sample.cpuUserSeconds, let system = sample.cpuSystemSeconds { cpu = user + system }
-                // The host is the try's (from its try row); the sample itself names none.
-                try aggregator.add(
-                    MetricRow.Resource(
-                        runID: sample.runID, host: sample.tryID == nil ? "" : nil, pid: sample.pid,
-                        time: utc(sample.time), residentBytes: sample.residentBytes, cpuSeconds: cpu,
-                        taskID: sample.tryID == nil ? nil : sample.taskID, tryID: sample.tryID))
-            }
-        case .blockTransitions(let transitions):
-            counted("block", transitions.count)
-            for block in transitions {
-                aggregator.add(
-                    MetricRow.Block(
-                        runID: block.runID, executor: block.executor, block: block.blockID, status: block.status,
-                        time: utc(block.time)))
-            }
-        case .nodeSnapshots(let nodes):
-            counted("node", nodes.count)
-            for node in nodes {
-                let host = node.hostname ?? ""
-                let block = node.blockID ?? ""
-                aggregator.add(
-                    MetricRow.Node(
-                        runID: node.runID, manager: node.uid ?? (host + "\u{0}" + block), host: host, block: block,
-                        cpus: node.cpuCount, memoryBytes: node.totalMemoryBytes, active: node.active,
-                        workers: node.workerCount, lastHeartbeat: utc(node.lastHeartbeat)))
-            }
-        case .tries:
-            break
-        }
+        if let (table, rows) = try aggregator.add(batch, utc: utc) { status.rowsRead[table, default: 0] += rows }
     }
 
     /// Renders the metrics and writes the file under its temporary name; `finish` renames it into place.
