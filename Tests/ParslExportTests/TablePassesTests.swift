@@ -62,3 +62,24 @@ struct TablePassesTests {
         }
     }
 }
+
+/// A table read only for its events is read with just the columns they need, and gives the same events.
+@Suite("Event-only reads")
+struct EventColumnsTests {
+    @Test("narrowed batches derive the same events as whole ones", arguments: ["workflow", "task", "try", "status", "resource", "block", "node"])
+    func narrowedBatchesGiveTheSameEvents(table: String) throws {
+        for path in [Fixtures.htex2026, Fixtures.database("era-1.1.0.db")] {
+            let database = try ExportPipeline(request: ExportRequest(databasePath: path)).openDatabase()
+            let snapshot = try database.countedSnapshot(of: table, runIDs: nil)
+            func events(_ columns: Set<String>?) throws -> [DomainBatch] {
+                var events: [DomainBatch] = []
+                try database.read(
+                    table: table, snapshot: snapshot, columns: columns, options: ReadOptions(), warnings: ValueWarnings()
+                ) { events.append(DomainBatch.derive(from: $0)!) }
+                return events
+            }
+            let columns = try #require(DomainBatch.columns(derivedFrom: table))
+            #expect(try events(columns) == events(nil), "\(path) \(table)")
+        }
+    }
+}

@@ -158,6 +158,31 @@ public enum TaskState {
 }
 
 extension DomainBatch {
+    /// The columns of `table` that `derive` reads (nil: a table without events, or one whose events need more
+    /// than its own columns).
+    static func columns(derivedFrom table: String) -> Set<String>? {
+        switch table {
+        case "workflow":
+            ["run_id", "workflow_name", "workflow_version", "time_began", "time_completed", "host", "user", "rundir",
+             "tasks_failed_count", "tasks_completed_count"]
+        case "task":
+            ["run_id", "task_id", "task_func_name", "task_depends", "task_memoize", "task_time_invoked",
+             "task_time_returned", "task_fail_count"]
+        case "try":
+            ["run_id", "task_id", "try_id", "task_executor", "block_id", "hostname", "task_try_time_launched",
+             "task_try_time_running", "task_try_time_returned"]
+        case "status": ["run_id", "task_id", "try_id", "task_status_name", "timestamp"]
+        case "resource":
+            ["run_id", "task_id", "try_id", "timestamp", "psutil_process_pid", "psutil_process_memory_resident",
+             "psutil_process_memory_virtual", "psutil_process_time_user", "psutil_process_time_system"]
+        case "block": ["run_id", "executor_label", "block_id", "job_id", "timestamp", "status"]
+        case "node":
+            ["run_id", "hostname", "uid", "block_id", "cpu_count", "total_memory", "active", "worker_count",
+             "timestamp", "reg_time", "last_heartbeat"]
+        default: nil
+        }
+    }
+
     /// Derives the domain events of a batch, or nil for a table that has none.
     public static func derive(from batch: RecordBatch) -> DomainBatch? {
         let view = BatchView(batch)

@@ -179,6 +179,13 @@ public struct ExportPipeline {
         var schemas: [String: TableSchema]
         var tableDemand: Set<String>
         var deriveDomain: Set<String>
+        /// Tables no sink wants as tables, read only for their events: just the columns those need.
+        var eventColumns: [String: Set<String>] {
+            Dictionary(
+                uniqueKeysWithValues: deriveDomain.subtracting(tableDemand).compactMap { table in
+                    DomainBatch.columns(derivedFrom: table).map { (table, $0) }
+                })
+        }
         var options: ReadOptions
         var warnings: ValueWarnings
         var progress: LockedProgress?
@@ -225,8 +232,8 @@ public struct ExportPipeline {
         let reader = ReadAhead(
             database: database,
             plan: ReadAhead.Plan(
-                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain, options: plan.options,
-                warnings: plan.warnings)
+                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain,
+                eventColumns: plan.eventColumns, options: plan.options, warnings: plan.warnings)
         )
         reader.start()
         defer { reader.stop() }

@@ -278,8 +278,16 @@ public final class MonitoringDatabase {
         column.nullable || !(source?.notNull ?? false)
     }
 
-    func makeReader(table: String, options: ReadOptions, warnings: ValueWarnings) throws -> TableReader {
-        let (outputSchema, plans) = outputPlan(for: table)
+    /// `columns`: read only these of the output schema (nil: all of them).
+    func makeReader(table: String, columns: Set<String>? = nil, options: ReadOptions, warnings: ValueWarnings) throws
+        -> TableReader
+    {
+        var (outputSchema, plans) = outputPlan(for: table)
+        if let columns {
+            let kept = outputSchema.columns.indices.filter { columns.contains(outputSchema.columns[$0].name) }
+            outputSchema.columns = kept.map { outputSchema.columns[$0] }
+            plans = kept.map { plans[$0] }
+        }
         return try guarded {
             if table == "try_summary" {
                 return try TableReader(
@@ -294,17 +302,19 @@ public final class MonitoringDatabase {
         }
     }
 
-    /// Reads `table` up to `highWater` in batches; a missing table yields nothing.
+    /// Reads `table` up to `highWater` in batches; a missing table yields nothing. `columns` narrows the batches to
+    /// those columns (for a table read only for its domain events); nil reads every column.
     public func read(
         table: String,
         snapshot: TableSnapshot,
+        columns: Set<String>? = nil,
         options: ReadOptions,
         warnings: ValueWarnings,
         _ body: (RecordBatch) throws -> Void
     ) throws {
         let sourceTable = Self.sourceTable(table)
         guard schema.tables[sourceTable] != nil else { return }
-        let reader = try makeReader(table: table, options: options, warnings: warnings)
+        let reader = try makeReader(table: table, columns: columns, options: options, warnings: warnings)
         try guarded {
             var rows: Int64 = 0
             try reader.read(upTo: snapshot.highWater) { batch in
