@@ -10,8 +10,10 @@ final class FollowingReads {
     let warnings: ValueWarnings?
     private var statements: [String: SQLiteStatement] = [:]
 
-    /// Tables read by rowid range, in the order a poll reads them (a task's row before its statuses).
-    static let appendedTables = ["task", "status", "block", "node", "resource"]
+    /// Tables read by rowid range, in the order a poll reads them (a task's row before its tries and statuses).
+    /// Parsl updates a try row in place as the try runs: a reader reads the rows of unfinished tries again
+    /// (`tryAttempt`).
+    static let appendedTables = ["task", "try", "status", "block", "node", "resource"]
 
     init(database: MonitoringDatabase, zone: TimeZoneConversion?, warnings: ValueWarnings?) {
         self.database = database
@@ -82,6 +84,7 @@ final class FollowingReads {
         var rows = 0
         var last = after
         var tasks: [TaskRecord] = []
+        var tries: [TryAttempt] = []
         var changes: [StatusChange] = []
         var transitions: [BlockTransition] = []
         var nodes: [NodeSnapshot] = []
@@ -96,6 +99,8 @@ final class FollowingReads {
                     TaskRecord(
                         runID: runID, taskID: row.integer(2) ?? -1, app: s.string(3), dependsOn: [], memoize: nil,
                         invoked: nil, returned: nil, failCount: nil))
+            case "try":
+                tries.append(attempt(row, runID: runID))
             case "status":
                 changes.append(
                     StatusChange(
@@ -123,12 +128,32 @@ final class FollowingReads {
         let events: DomainBatch =
             switch table {
             case "task": .tasks(tasks)
+            case "try": .tryAttempts(tries)
             case "status": .statusChanges(changes)
             case "block": .blockTransitions(transitions)
             case "node": .nodeSnapshots(nodes)
             default: .resourceSamples(samples)
             }
         return (rows, last, events)
+    }
+
+    /// One try row as it stands now.
+    func tryAttempt(runID: String, taskID: Int64, tryID: Int64) throws -> TryAttempt? {
+        let s = try statement(select("try") + " WHERE run_id = ?1 AND task_id = ?2 AND try_id = ?3")
+        defer { s.reset() }
+        s.bind(1, runID)
+        s.bind(2, taskID)
+        s.bind(3, tryID)
+        guard try s.step() else { return nil }
+        return attempt(SourceRow(statement: s, warnings: warnings, zone: zone, table: "try"), runID: runID)
+    }
+
+    /// A row of `select("try")`.
+    private func attempt(_ row: SourceRow, runID: String) -> TryAttempt {
+        TryAttempt(
+            runID: runID, taskID: row.integer(2) ?? -1, tryID: row.integer(3) ?? -1, executor: row.text(4),
+            blockID: row.text(5), hostname: row.text(6), launched: row.timestamp(7), running: row.timestamp(8),
+            returned: row.timestamp(9))
     }
 
     /// The hostname and block of one try, once Parsl has written them.
@@ -154,6 +179,9 @@ final class FollowingReads {
         switch table {
         case "task":
             return "SELECT rowid, run_id, task_id, \(c("task_func_name")) FROM task"
+        case "try":
+            return "SELECT rowid, run_id, task_id, try_id, \(c("task_executor")), \(c("block_id")), \(c("hostname")), "
+                + "\(c("task_try_time_launched")), \(c("task_try_time_running")), \(c("task_try_time_returned")) FROM try"
         case "status":
             return "SELECT rowid, run_id, task_id, task_status_name, \(c("timestamp")), \(c("try_id")) FROM status"
         case "block":

@@ -22,7 +22,8 @@ extension MetricsAggregator {
                 try add(
                     MetricRow.Try(
                         runID: attempt.runID, taskID: attempt.taskID, tryID: attempt.tryID, host: attempt.hostname,
-                        block: attempt.blockID))
+                        block: attempt.blockID, launched: utc(attempt.launched), running: utc(attempt.running),
+                        returned: utc(attempt.returned)))
             }
             return nil
         case .statusChanges(let changes):

@@ -49,13 +49,17 @@ public enum MetricRow {
         public var workers: Int64?
         public var lastHeartbeat: Int64?
     }
-    /// Where a try ran, as the try table says (the host of its resource samples).
+    /// A try as the try table says: where it ran (the host of its resource samples) and its lifecycle times,
+    /// from which the queue-wait and run-time histograms come (`TryLifecycle`, as in try_summary and the trace).
     public struct Try: Sendable {
         public var runID: String
         public var taskID: Int64
         public var tryID: Int64
         public var host: String?
         public var block: String?
+        public var launched: Int64? = nil
+        public var running: Int64? = nil
+        public var returned: Int64? = nil
     }
     public struct Resource: Sendable {
         public var runID: String
@@ -160,13 +164,10 @@ public final class MetricsAggregator {
         var attempt: Int64
     }
 
-    private struct TryTimes {
-        var launched: Int64?
-        var running: Int64?
-        var returned: Int64?
-        var queueObserved = false
-        var runObserved = false
-        var app: UInt32
+    /// Which of a try's two durations are in the histograms, for a try read again as it changes (`serve`).
+    private struct ObservedDurations {
+        var queueWait = false
+        var runTime = false
     }
 
     struct BlockKey: Hashable {
@@ -198,7 +199,8 @@ public final class MetricsAggregator {
     private(set) var states = Interner(limit: MetricsAggregator.maxStates)
     private(set) var taskCounts: [SeriesKey: Int] = [:]
     private(set) var tryOutcomes: [SeriesKey: Int] = [:]
-    private var inFlight: [TryKey: TryTimes] = [:]
+    /// Tries with one of their two durations observed (the other may come when the try row is read again).
+    private var halfObserved: [TryKey: ObservedDurations] = [:]
     private(set) var queueWait: [SeriesKey: Histogram] = [:]
     private(set) var runTime: [SeriesKey: Histogram] = [:]
     private(set) var blocks: [BlockKey: (status: String, time: Int64)] = [:]
@@ -216,6 +218,8 @@ public final class MetricsAggregator {
     private var laterTryHosts: [WorkerProcesses.TryKey: (host: UInt32, block: UInt32)] = [:]
     /// Status rows whose task row has not been read yet, with the number of polls they waited.
     private var pending: [(row: MetricRow.Status, polls: Int)] = []
+    /// Try rows whose task row has not been read yet, with the number of polls they waited.
+    private var pendingTries: [(row: MetricRow.Try, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
 
     let taskPaging: TaskPaging
@@ -279,6 +283,16 @@ public final class MetricsAggregator {
     /// Ends a poll. Status rows still waiting for their task row get one more poll (Parsl commits the task row
     /// first, so this is rare); `final` (a one-shot export) applies them all.
     public func endPoll(final: Bool) throws {
+        let waitingTries = pendingTries
+        pendingTries = []
+        for (row, polls) in waitingTries {
+            let r = Int(runIndex[row.runID]!)
+            if try runs[r].tasks.read(Int(row.taskID)).app != 0 || final || polls >= 1 {
+                try observeDurations(row, run: r)
+            } else {
+                pendingTries.append((row, polls + 1))
+            }
+        }
         let waiting = pending
         pending = []
         for (row, polls) in waiting {
@@ -329,8 +343,16 @@ public final class MetricsAggregator {
 
     /// A try's host (and block), for its samples: those read before it join their process now, later ones find it.
     public func add(_ row: MetricRow.Try) throws {
-        guard let host = row.host else { return }
         let r = run(row.runID)
+        if row.taskID >= 0, row.taskID < Self.maxTaskID {
+            // Histograms are attributed to an app once; wait for the task row rather than guess (as statuses do).
+            if options.labels.contains(.app), try runs[Int(r)].tasks.read(Int(row.taskID)).app == 0 {
+                pendingTries.append((row, 0))
+            } else {
+                try observeDurations(row, run: Int(r))
+            }
+        }
+        guard let host = row.host else { return }
         let key = WorkerProcesses.TryKey(run: r, task: row.taskID, attempt: row.tryID)
         if workerProcesses.awaitingHost[key] != nil {
             workerProcesses.resolve(key, host: hosts.index(host), block: row.block)
@@ -350,6 +372,23 @@ public final class MetricsAggregator {
         default:
             laterTryHosts[key] = (hostIndex, blockIndex)
         }
+    }
+
+    /// Queue wait (launched → running) and run time (running → returned) of a try, each observed once.
+    private func observeDurations(_ row: MetricRow.Try, run r: Int) throws {
+        let key = TryKey(run: Int32(r), task: row.taskID, attempt: row.tryID)
+        var observed = halfObserved[key] ?? ObservedDurations()
+        let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
+        let series = SeriesKey(run: runLabel, app: appSeries(try runs[r].tasks.read(Int(row.taskID)).app), state: 0)
+        if !observed.queueWait, let wait = TryLifecycle.queueWait(launched: row.launched, running: row.running) {
+            queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(Double(wait) / 1e6)
+            observed.queueWait = true
+        }
+        if !observed.runTime, let time = TryLifecycle.runTime(running: row.running, returned: row.returned) {
+            runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(Double(time) / 1e6)
+            observed.runTime = true
+        }
+        halfObserved[key] = observed.queueWait != observed.runTime ? observed : nil
     }
 
     /// The host and block a try row gave for `key`, if one was read.
@@ -397,7 +436,8 @@ public final class MetricsAggregator {
         states = Interner(limit: Self.maxStates)
         taskCounts = [:]
         tryOutcomes = [:]
-        inFlight = [:]
+        halfObserved = [:]
+        pendingTries = []
         queueWait = [:]
         runTime = [:]
         blocks = [:]
@@ -457,36 +497,6 @@ public final class MetricsAggregator {
         // Tries by outcome: one status row with a try-ending state per try.
         let endsTry = TaskState.isTerminalForTry(row.state)
         if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
-
-        // Queue wait (launched → running) and run time (running → end of try), whichever order the rows come in.
-        // Without a try id (the parsl-visualize schema) the rows of a task's tries cannot be paired: no durations.
-        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil, row.tryID != nil else { return }
-        let key = TryKey(run: Int32(r), task: row.taskID, attempt: attempt)
-        var times = inFlight[key] ?? TryTimes(app: appLabel)
-        switch row.state {
-        case "launched": times.launched = times.launched ?? time
-        case "running": times.running = times.running ?? time
-        default: times.returned = times.returned ?? time
-        }
-        let series = SeriesKey(run: runLabel, app: times.app, state: 0)
-        if !times.queueObserved, let launched = times.launched, let running = times.running {
-            queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(
-                Double(max(0, running - launched)) / 1e6)
-            times.queueObserved = true
-        }
-        if !times.runObserved, let running = times.running, let returned = times.returned {
-            runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(
-                Double(max(0, returned - running)) / 1e6)
-            times.runObserved = true
-        }
-        // Done when both are known, or for the outcomes of tries that are never launched (memo_done, dep_fail).
-        // Other outcomes can arrive before the try's launched/running rows, so those keep waiting for them.
-        let neverLaunched = row.state == "memo_done" || row.state == "dep_fail"
-        if (times.queueObserved && times.runObserved) || (neverLaunched && times.launched == nil && times.running == nil) {
-            inFlight[key] = nil
-        } else {
-            inFlight[key] = times
-        }
     }
 
     private func run(_ id: String) -> Int32 {
@@ -499,7 +509,7 @@ public final class MetricsAggregator {
 
     /// Tasks tracked, for the exporter's own metrics and tests.
     public var pendingStatusRows: Int { pending.count }
-    public var triesInFlight: Int { inFlight.count }
+    public var triesInFlight: Int { halfObserved.count + pendingTries.count }
 }
 
 /// Where per-task state spills: `TMPDIR`, else /tmp.

@@ -60,6 +60,14 @@ public final class MetricsCollector {
     private var marks: [String: Int64] = [:]
     private var selectedRuns: Set<String>?
     private var fingerprint: DatabaseFingerprint?
+    /// Tries read without a returned time: Parsl updates their rows in place, so each poll reads them again.
+    private var openTries: Set<OpenTry> = []
+
+    private struct OpenTry: Hashable {
+        var runID: String
+        var taskID: Int64
+        var tryID: Int64
+    }
     private let zone: TimeZoneConversion?
 
     public init(configuration: Configuration, options: PrometheusOptions) throws {
@@ -114,6 +122,7 @@ public final class MetricsCollector {
             // --latest follows the newest run: another one became the latest, so read from the start for it.
             aggregator.reset()
             marks = [:]
+            openTries = []
             status.rowsRead = [:]
             selectedRuns = latest
         }
@@ -121,7 +130,7 @@ public final class MetricsCollector {
         let database = reads.database
         let rowsRead = try database.guarded { () throws -> Int? in
             let (newMarks, newFingerprint) = try reads.read {
-                (try reads.lastRowids(ExporterStatus.tables), try reads.fingerprint())
+                (try reads.lastRowids(FollowingReads.appendedTables + ["workflow"]), try reads.fingerprint())
             }
             defer {
                 // Parsl was still creating its tables when the file was opened: reopen to see the new ones.
@@ -135,6 +144,7 @@ public final class MetricsCollector {
                 return nil
             }
             var rows = try readWorkflow(reads)
+            try readOpenTries(reads)
             for table in FollowingReads.appendedTables {
                 guard let mark = newMarks[table], mark > (marks[table] ?? 0) else { continue }
                 rows += try read(table, reads, after: marks[table] ?? 0, upTo: mark)
@@ -155,6 +165,7 @@ public final class MetricsCollector {
         close()
         aggregator.reset()
         marks = [:]
+        openTries = []
         fingerprint = nil
         status.rowsRead = [:]
         status.initialReadDone = false
@@ -176,6 +187,26 @@ public final class MetricsCollector {
             if let (host, block) = try reads.tryHost(runID: runID, taskID: taskID, tryID: tryID) {
                 aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host, block: block)
             }
+        }
+    }
+
+    /// Reads the tries still open again; those of runs that completed are read a last time and let go.
+    private func readOpenTries(_ reads: FollowingReads) throws {
+        guard !openTries.isEmpty else { return }
+        let completed = Set(aggregator.runStates.filter(\.completed).map(\.runID))
+        for open in openTries {
+            if let attempt = try reads.tryAttempt(runID: open.runID, taskID: open.taskID, tryID: open.tryID) {
+                try aggregator.add(.tryAttempts([attempt]))
+                track([attempt])
+            }
+            if completed.contains(open.runID) { openTries.remove(open) }
+        }
+    }
+
+    private func track(_ tries: [TryAttempt]) {
+        for attempt in tries {
+            let key = OpenTry(runID: attempt.runID, taskID: attempt.taskID, tryID: attempt.tryID)
+            if attempt.returned == nil { openTries.insert(key) } else { openTries.remove(key) }
         }
     }
 
@@ -206,6 +237,7 @@ public final class MetricsCollector {
             // One SELECT, one short implicit read transaction; the lock is dropped at reset.
             let batch = try reads.batch(of: table, after: after, upTo: mark, limit: configuration.batchSize, keep: selected)
             try aggregator.add(batch.events)
+            if case .tryAttempts(let tries) = batch.events { track(tries) }
             after = batch.last
             total += batch.rows
             // Advance per batch: if a later batch fails, the next poll resumes here without counting rows twice.
