@@ -146,6 +146,17 @@ public final class MonitoringDatabase {
 
     // MARK: Runs
 
+    /// Tasks of each run (empty where the task table has no run ids).
+    func taskCountsByRun() throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        guard schema.has("task", "run_id") else { return counts }
+        try guarded {
+            let statement = try connection.prepare("SELECT run_id, count(*) FROM task GROUP BY run_id")
+            while try statement.step() { counts[statement.string(0) ?? ""] = statement.int64(1) }
+        }
+        return counts
+    }
+
     /// Every run, oldest first.
     public func runs() throws -> [WorkflowRun] {
         var runs: [WorkflowRun] = []
