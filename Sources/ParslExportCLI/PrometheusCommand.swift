@@ -87,10 +87,8 @@ struct PrometheusCommand: AsyncParsableCommand {
     func run() async throws {
         let options = try metrics.resolved()
         try runReportingErrors(quiet: database.quiet) {
-            let configuration = MetricsCollector.Configuration(request: try database.request(tables: []))
             let sink = PrometheusSink(
-                path: output, options: options, format: openmetrics ? .openMetrics : .prometheusText,
-                configuration: configuration)
+                path: output, options: options, format: openmetrics ? .openMetrics : .prometheusText)
             try database.export(into: sink, tables: [])
         }
     }

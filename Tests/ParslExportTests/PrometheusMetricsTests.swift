@@ -183,7 +183,11 @@ struct PrometheusMetricsTests {
     @Test func textfileIsWrittenAtomicallyWithoutTimestamps() throws {
         let directory = temporaryDirectory()
         let path = directory + "/parsl.prom"
-        let sink = PrometheusSink(path: path, options: PrometheusOptions(), configuration: .init(path: Fixtures.htex2026))
+        let sink = PrometheusSink(path: path, options: PrometheusOptions())
+        // The export's events, handed over by hand so that the file can be looked at between prepare and finish.
+        let recorded = MemorySink(demand: sink.demand)
+        _ = try ExportPipeline(request: ExportRequest(databasePath: Fixtures.htex2026)).run(into: recorded)
+        for event in recorded.events { try sink.consume(event) }
         try sink.prepare()
         let pending = try listDirectory(directory)  // written, not yet in place
         #expect(pending.count == 1 && pending[0].hasPrefix(".parsl-export-\(getpid())@") && pending[0].hasSuffix(".tmp"))

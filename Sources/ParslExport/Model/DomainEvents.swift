@@ -55,6 +55,20 @@ public struct TrySpan: Sendable, Equatable {
     public var isUnfinished: Bool { !(finalState.map(TaskState.isTerminalForTry) ?? false) }
 }
 
+/// One row of the try table as it stood when read: where the try ran and its lifecycle times. (`TrySpan` is the
+/// same try with what try_summary derives from the other tables.)
+public struct TryAttempt: Sendable, Equatable {
+    public var runID: String
+    public var taskID: Int64
+    public var tryID: Int64
+    public var executor: String?
+    public var blockID: String?
+    public var hostname: String?
+    public var launched: Int64?
+    public var running: Int64?
+    public var returned: Int64?
+}
+
 /// One row of the status table.
 public struct StatusChange: Sendable, Equatable {
     public var runID: String
@@ -75,6 +89,10 @@ public struct ResourceSample: Sendable, Equatable {
     public var virtualBytes: Double?
     public var cpuUserSeconds: Double?
     public var cpuSystemSeconds: Double?
+    /// The hostname and block of the sample's try, where the reader joined them (the table batches do not: their
+    /// consumers take them from the try rows).
+    public var hostname: String? = nil
+    public var blockID: String? = nil
 }
 
 /// One block status row.
@@ -106,6 +124,7 @@ public enum DomainBatch: Sendable, Equatable {
     case runs([WorkflowRun])
     case tasks([TaskRecord])
     case tries([TrySpan])
+    case tryAttempts([TryAttempt])
     case statusChanges([StatusChange])
     case resourceSamples([ResourceSample])
     case blockTransitions([BlockTransition])
@@ -114,7 +133,7 @@ public enum DomainBatch: Sendable, Equatable {
 
 /// Kinds of domain events a sink can ask for; each comes from one table.
 public enum DomainKind: String, Sendable, CaseIterable {
-    case runs, tasks, tries, statusChanges, resourceSamples, blockTransitions, nodeSnapshots
+    case runs, tasks, tries, tryAttempts, statusChanges, resourceSamples, blockTransitions, nodeSnapshots
 
     /// The table whose batches the events are derived from.
     public var table: String {
@@ -122,6 +141,7 @@ public enum DomainKind: String, Sendable, CaseIterable {
         case .runs: "workflow"
         case .tasks: "task"
         case .tries: "try_summary"
+        case .tryAttempts: "try"
         case .statusChanges: "status"
         case .resourceSamples: "resource"
         case .blockTransitions: "block"
@@ -138,6 +158,31 @@ public enum TaskState {
 }
 
 extension DomainBatch {
+    /// The columns of `table` that `derive` reads (nil: a table without events, or one whose events need more
+    /// than its own columns).
+    static func columns(derivedFrom table: String) -> Set<String>? {
+        switch table {
+        case "workflow":
+            ["run_id", "workflow_name", "workflow_version", "time_began", "time_completed", "host", "user", "rundir",
+             "tasks_failed_count", "tasks_completed_count"]
+        case "task":
+            ["run_id", "task_id", "task_func_name", "task_depends", "task_memoize", "task_time_invoked",
+             "task_time_returned", "task_fail_count"]
+        case "try":
+            ["run_id", "task_id", "try_id", "task_executor", "block_id", "hostname", "task_try_time_launched",
+             "task_try_time_running", "task_try_time_returned"]
+        case "status": ["run_id", "task_id", "try_id", "task_status_name", "timestamp"]
+        case "resource":
+            ["run_id", "task_id", "try_id", "timestamp", "psutil_process_pid", "psutil_process_memory_resident",
+             "psutil_process_memory_virtual", "psutil_process_time_user", "psutil_process_time_system"]
+        case "block": ["run_id", "executor_label", "block_id", "job_id", "timestamp", "status"]
+        case "node":
+            ["run_id", "hostname", "uid", "block_id", "cpu_count", "total_memory", "active", "worker_count",
+             "timestamp", "reg_time", "last_heartbeat"]
+        default: nil
+        }
+    }
+
     /// Derives the domain events of a batch, or nil for a table that has none.
     public static func derive(from batch: RecordBatch) -> DomainBatch? {
         let view = BatchView(batch)
@@ -229,6 +274,31 @@ extension DomainBatch {
                         peakRSSBytes: view.int(peakRssBytesColumn, row),
                         cpuSeconds: view.double(cpuSecondsColumn, row),
                         dependsOn: view.idList(taskDependsColumn, row)
+                    )
+                }
+            )
+        case "try":
+            let runIdColumn = view.index("run_id")
+            let taskIdColumn = view.index("task_id")
+            let tryIdColumn = view.index("try_id")
+            let executorColumn = view.index("task_executor")
+            let blockIdColumn = view.index("block_id")
+            let hostnameColumn = view.index("hostname")
+            let launchedColumn = view.index("task_try_time_launched")
+            let runningColumn = view.index("task_try_time_running")
+            let returnedColumn = view.index("task_try_time_returned")
+            return .tryAttempts(
+                rows.map { row in
+                    TryAttempt(
+                        runID: view.text(runIdColumn, row) ?? "",
+                        taskID: view.int(taskIdColumn, row) ?? -1,
+                        tryID: view.int(tryIdColumn, row) ?? -1,
+                        executor: view.text(executorColumn, row),
+                        blockID: view.text(blockIdColumn, row),
+                        hostname: view.text(hostnameColumn, row),
+                        launched: view.int(launchedColumn, row),
+                        running: view.int(runningColumn, row),
+                        returned: view.int(returnedColumn, row)
                     )
                 }
             )

@@ -15,6 +15,8 @@ public struct ExportRequest: Sendable {
     public var busyTimeoutMilliseconds: Int32
     /// Read the tables in two lanes, on two connections, when the sink can split and no writer can be held up.
     public var parallelTables: Bool
+    /// Notes the export's passes over each table (tests and measurements).
+    var passes: TablePasses? = nil
 
     public init(
         databasePath: String,
@@ -70,12 +72,14 @@ public struct ExportPipeline {
     }
 
     public func openDatabase() throws -> MonitoringDatabase {
-        try MonitoringDatabase(
+        let database = try MonitoringDatabase(
             path: request.databasePath,
             immutable: request.immutable,
             catalog: Self.catalog(mappingsDirectory: request.mappingsDirectory),
             busyTimeoutMilliseconds: request.busyTimeoutMilliseconds
         )
+        database.passes = request.passes
+        return database
     }
 
     /// Runs the export into `sink`; on any error the sink is aborted (no partial files) and the error rethrown.
@@ -175,6 +179,13 @@ public struct ExportPipeline {
         var schemas: [String: TableSchema]
         var tableDemand: Set<String>
         var deriveDomain: Set<String>
+        /// Tables no sink wants as tables, read only for their events: just the columns those need.
+        var eventColumns: [String: Set<String>] {
+            Dictionary(
+                uniqueKeysWithValues: deriveDomain.subtracting(tableDemand).compactMap { table in
+                    DomainBatch.columns(derivedFrom: table).map { (table, $0) }
+                })
+        }
         var options: ReadOptions
         var warnings: ValueWarnings
         var progress: LockedProgress?
@@ -221,8 +232,8 @@ public struct ExportPipeline {
         let reader = ReadAhead(
             database: database,
             plan: ReadAhead.Plan(
-                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain, options: plan.options,
-                warnings: plan.warnings)
+                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain,
+                eventColumns: plan.eventColumns, options: plan.options, warnings: plan.warnings)
         )
         reader.start()
         defer { reader.stop() }

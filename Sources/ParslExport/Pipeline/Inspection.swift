@@ -35,13 +35,7 @@ public struct Inspection: Sendable {
                 )
             )
         }
-        var taskCounts: [String: Int64] = [:]
-        if database.schema.has("task", "run_id") {
-            try database.guarded {
-                let statement = try database.connection.prepare("SELECT run_id, count(*) FROM task GROUP BY run_id")
-                while try statement.step() { taskCounts[statement.string(0) ?? ""] = statement.int64(1) }
-            }
-        }
+        let taskCounts = try database.taskCountsByRun()
         let summary = try pipeline.run(into: DiscardingSink(tables: Set(database.catalog.index.tables)))
         return Inspection(
             path: request.databasePath,

@@ -22,6 +22,8 @@ final class ReadAhead: @unchecked Sendable {
         /// snapshot when its turn comes (only when nothing can be writing the file, so the moment does not matter).
         var snapshots: [String: MonitoringDatabase.TableSnapshot]
         var deriveDomain: Set<String>
+        /// Tables read only for their domain events, with the columns the events need.
+        var eventColumns: [String: Set<String>] = [:]
         var options: ReadOptions
         var warnings: ValueWarnings
     }
@@ -70,7 +72,10 @@ final class ReadAhead: @unchecked Sendable {
                 let known = plan.snapshots[table].flatMap { $0.rows >= 0 ? $0 : nil }
                 let snapshot = try known ?? database.countedSnapshot(of: table, runIDs: plan.options.runIDs)
                 let derive = plan.deriveDomain.contains(table)
-                try database.read(table: table, snapshot: snapshot, options: plan.options, warnings: plan.warnings) {
+                try database.read(
+                    table: table, snapshot: snapshot, columns: plan.eventColumns[table], options: plan.options,
+                    warnings: plan.warnings
+                ) {
                     rows += $0.rowCount
                     guard push(.batch($0, derive ? DomainBatch.derive(from: $0) : nil)) else { throw Cancelled() }
                 }

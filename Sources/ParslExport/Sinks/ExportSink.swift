@@ -213,6 +213,7 @@ extension DomainBatch {
         case .runs: .runs
         case .tasks: .tasks
         case .tries: .tries
+        case .tryAttempts: .tryAttempts
         case .statusChanges: .statusChanges
         case .resourceSamples: .resourceSamples
         case .blockTransitions: .blockTransitions

@@ -14,6 +14,10 @@ public final class MonitoringDatabase {
     let busyTimeoutMilliseconds: Int32
     /// The file opened first: every later connection must be on it (see `openConnection`).
     let identity: FileIdentity?
+    /// Where this database's connections note their statements, in tests and measurements.
+    var passes: TablePasses? {
+        didSet { connection.passes = passes }
+    }
 
     /// Opens and checks the file; every failure is an `ExportError` naming the file and the cause.
     public init(path: String, immutable: Bool = false, catalog: MappingCatalog, busyTimeoutMilliseconds: Int32 = 5_000)
@@ -58,6 +62,8 @@ public final class MonitoringDatabase {
         busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
         identity = database.identity
         self.connection = connection
+        passes = database.passes
+        connection.passes = passes
     }
 
     /// Another read-only connection to the same file, for reading on a second thread.
@@ -66,6 +72,7 @@ public final class MonitoringDatabase {
             try SQLiteConnection(path: path, immutable: immutable, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
         try checkSameFile()
+        connection.passes = passes
         return connection
     }
 
@@ -138,6 +145,17 @@ public final class MonitoringDatabase {
     }
 
     // MARK: Runs
+
+    /// Tasks of each run (empty where the task table has no run ids).
+    func taskCountsByRun() throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        guard schema.has("task", "run_id") else { return counts }
+        try guarded {
+            let statement = try connection.prepare("SELECT run_id, count(*) FROM task GROUP BY run_id")
+            while try statement.step() { counts[statement.string(0) ?? ""] = statement.int64(1) }
+        }
+        return counts
+    }
 
     /// Every run, oldest first.
     public func runs() throws -> [WorkflowRun] {
@@ -271,8 +289,16 @@ public final class MonitoringDatabase {
         column.nullable || !(source?.notNull ?? false)
     }
 
-    func makeReader(table: String, options: ReadOptions, warnings: ValueWarnings) throws -> TableReader {
-        let (outputSchema, plans) = outputPlan(for: table)
+    /// `columns`: read only these of the output schema (nil: all of them).
+    func makeReader(table: String, columns: Set<String>? = nil, options: ReadOptions, warnings: ValueWarnings) throws
+        -> TableReader
+    {
+        var (outputSchema, plans) = outputPlan(for: table)
+        if let columns {
+            let kept = outputSchema.columns.indices.filter { columns.contains(outputSchema.columns[$0].name) }
+            outputSchema.columns = kept.map { outputSchema.columns[$0] }
+            plans = kept.map { plans[$0] }
+        }
         return try guarded {
             if table == "try_summary" {
                 return try TableReader(
@@ -287,17 +313,19 @@ public final class MonitoringDatabase {
         }
     }
 
-    /// Reads `table` up to `highWater` in batches; a missing table yields nothing.
+    /// Reads `table` up to `highWater` in batches; a missing table yields nothing. `columns` narrows the batches to
+    /// those columns (for a table read only for its domain events); nil reads every column.
     public func read(
         table: String,
         snapshot: TableSnapshot,
+        columns: Set<String>? = nil,
         options: ReadOptions,
         warnings: ValueWarnings,
         _ body: (RecordBatch) throws -> Void
     ) throws {
         let sourceTable = Self.sourceTable(table)
         guard schema.tables[sourceTable] != nil else { return }
-        let reader = try makeReader(table: table, options: options, warnings: warnings)
+        let reader = try makeReader(table: table, columns: columns, options: options, warnings: warnings)
         try guarded {
             var rows: Int64 = 0
             try reader.read(upTo: snapshot.highWater) { batch in

@@ -32,6 +32,8 @@ public final class SQLiteConnection {
     /// writer may be at work: it costs the readers their overlap.
     var readGate: ReadGate?
     private var holdsReadGate = false
+    /// Where statements prepared here are noted, in tests and measurements (see `TablePasses`).
+    var passes: TablePasses?
 
     /// Opens `path` read-only through a `file:` URI (`mode=ro`, and `immutable=1` when asked), so the source is
     /// never modified; `busyTimeoutMilliseconds` bounds how long a read waits for a writer's lock.
@@ -71,6 +73,7 @@ public final class SQLiteConnection {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(rc, sql: sql) }
+        passes?.record(sql, on: handle)
         return SQLiteStatement(statement: statement, connection: self, sql: sql)
     }
 

@@ -42,7 +42,6 @@ def expected(path):
     current = {}
     tries = Counter()
     queue, run_time = defaultdict(list), defaultdict(list)
-    first = defaultdict(dict)  # (run, task, try) -> {launched|running|end: micros}, first row by rowid
     if "status" in tables:
         query = "SELECT rowid, run_id, task_id, task_status_name, timestamp, " + (
             "try_id" if has_try else "NULL") + " FROM status ORDER BY rowid"
@@ -55,17 +54,19 @@ def expected(path):
             app = apps.get((run, task), "")
             if state in TRY_END:
                 tries[(app, state)] += 1
-            # Without try ids (parsl-visualize schema) tries cannot be told apart: no durations.
-            if t is None or attempt is None or not (state in ("launched", "running") or state in TRY_END):
-                continue
-            slot = "end" if state in TRY_END else state
-            first[(run, task, attempt if attempt is not None else -1)].setdefault(slot, t)
-        for (run, task, _), times in first.items():
+    # Queue wait (launched -> running) and run time (running -> returned) from the try table's times.
+    if "try" in tables:
+        cols = columns(db, "try")
+        times = [c if c in cols else "NULL" for c in
+                 ("task_try_time_launched", "task_try_time_running", "task_try_time_returned")]
+        for run, task, launched, running, returned in db.execute(
+                f"SELECT run_id, task_id, {', '.join(times)} FROM try"):
             app = apps.get((run, task), "")
-            if "launched" in times and "running" in times:
-                queue[app].append(max(0, times["running"] - times["launched"]) / 1e6)
-            if "running" in times and "end" in times:
-                run_time[app].append(max(0, times["end"] - times["running"]) / 1e6)
+            launched, running, returned = micros(launched), micros(running), micros(returned)
+            if launched is not None and running is not None:
+                queue[app].append(max(0, running - launched) / 1e6)
+            if running is not None and returned is not None:
+                run_time[app].append(max(0, returned - running) / 1e6)
     out["tasks"] = Counter((apps.get(k, ""), v[1]) for k, v in current.items())
     out["tries"] = tries
     out["queue"] = {a: (len(v), sum(v)) for a, v in queue.items()}

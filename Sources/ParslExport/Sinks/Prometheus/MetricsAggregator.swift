@@ -49,6 +49,18 @@ public enum MetricRow {
         public var workers: Int64?
         public var lastHeartbeat: Int64?
     }
+    /// A try as the try table says: where it ran (the host of its resource samples) and its lifecycle times,
+    /// from which the queue-wait and run-time histograms come (`TryLifecycle`, as in try_summary and the trace).
+    public struct Try: Sendable {
+        public var runID: String
+        public var taskID: Int64
+        public var tryID: Int64
+        public var host: String?
+        public var block: String?
+        public var launched: Int64? = nil
+        public var running: Int64? = nil
+        public var returned: Int64? = nil
+    }
     public struct Resource: Sendable {
         public var runID: String
         /// The hostname of the sample's try; nil while the try has none yet ("" in schemas without one).
@@ -102,11 +114,16 @@ public final class MetricsAggregator {
     struct RunState {
         var info: MetricRow.Run
         let tasks: PagedRecords<TaskRecord>
+        /// Hosts of the first two tries of each task, from try rows read before their samples.
+        let tryHosts: PagedRecords<TryHosts>
 
         init(info: MetricRow.Run, paging: TaskPaging) {
             self.info = info
             tasks = PagedRecords(
                 recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages, empty: TaskRecord(),
+                spillDirectory: temporaryDirectory, purpose: "metrics")
+            tryHosts = PagedRecords(
+                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages / 4, empty: TryHosts(),
                 spillDirectory: temporaryDirectory, purpose: "metrics")
         }
     }
@@ -125,6 +142,14 @@ public final class MetricsAggregator {
         var state: UInt8 = 0  // 0: no status yet, else states index + 1
     }
 
+    /// Host and block (indexes + 1 into `tryHostNames` and `tryBlockNames`; 0: unknown) of tries 0 and 1.
+    struct TryHosts {
+        var host0: UInt32 = 0
+        var block0: UInt32 = 0
+        var host1: UInt32 = 0
+        var block1: UInt32 = 0
+    }
+
     /// (run or -1, app index + 1 or 0 without app labels, state or outcome index + 1 or 0): the label set of the task
     /// families.
     struct SeriesKey: Hashable {
@@ -139,13 +164,10 @@ public final class MetricsAggregator {
         var attempt: Int64
     }
 
-    private struct TryTimes {
-        var launched: Int64?
-        var running: Int64?
-        var returned: Int64?
-        var queueObserved = false
-        var runObserved = false
-        var app: UInt32
+    /// Which of a try's two durations are in the histograms, for a try read again as it changes (`serve`).
+    private struct ObservedDurations {
+        var queueWait = false
+        var runTime = false
     }
 
     struct BlockKey: Hashable {
@@ -177,7 +199,8 @@ public final class MetricsAggregator {
     private(set) var states = Interner(limit: MetricsAggregator.maxStates)
     private(set) var taskCounts: [SeriesKey: Int] = [:]
     private(set) var tryOutcomes: [SeriesKey: Int] = [:]
-    private var inFlight: [TryKey: TryTimes] = [:]
+    /// Tries with one of their two durations observed (the other may come when the try row is read again).
+    private var halfObserved: [TryKey: ObservedDurations] = [:]
     private(set) var queueWait: [SeriesKey: Histogram] = [:]
     private(set) var runTime: [SeriesKey: Histogram] = [:]
     private(set) var blocks: [BlockKey: (status: String, time: Int64)] = [:]
@@ -188,8 +211,15 @@ public final class MetricsAggregator {
     private(set) var runningTasks: [SeriesKey: Int] = [:]
     /// The latest time of any row read (UTC microseconds).
     public private(set) var newestRowTime: Int64?
+    /// Names of try hosts and blocks, uncapped: a host becomes a label (in `hosts`) only when a sample names it.
+    private var tryHostNames = Interner(limit: .max)
+    private var tryBlockNames = Interner(limit: .max)
+    /// Hosts of tries past the second (rare: retries), which `RunState.tryHosts` does not hold.
+    private var laterTryHosts: [WorkerProcesses.TryKey: (host: UInt32, block: UInt32)] = [:]
     /// Status rows whose task row has not been read yet, with the number of polls they waited.
     private var pending: [(row: MetricRow.Status, polls: Int)] = []
+    /// Try rows whose task row has not been read yet, with the number of polls they waited.
+    private var pendingTries: [(row: MetricRow.Try, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
 
     let taskPaging: TaskPaging
@@ -253,6 +283,16 @@ public final class MetricsAggregator {
     /// Ends a poll. Status rows still waiting for their task row get one more poll (Parsl commits the task row
     /// first, so this is rare); `final` (a one-shot export) applies them all.
     public func endPoll(final: Bool) throws {
+        let waitingTries = pendingTries
+        pendingTries = []
+        for (row, polls) in waitingTries {
+            let r = Int(runIndex[row.runID]!)
+            if try runs[r].tasks.read(Int(row.taskID)).app != 0 || final || polls >= 1 {
+                try observeDurations(row, run: r)
+            } else {
+                pendingTries.append((row, polls + 1))
+            }
+        }
         let waiting = pending
         pending = []
         for (row, polls) in waiting {
@@ -283,7 +323,7 @@ public final class MetricsAggregator {
         seen(row.lastHeartbeat)
     }
 
-    public func add(_ row: MetricRow.Resource) {
+    public func add(_ row: MetricRow.Resource) throws {
         guard let pid = row.pid else { return skip("resource") }
         let r = run(row.runID)
         seen(row.time)
@@ -291,11 +331,83 @@ public final class MetricsAggregator {
         if let rss = row.residentBytes, rss.isFinite { sample.residentBytes = rss }
         if let cpu = row.cpuSeconds, cpu.isFinite { sample.cpuSeconds = cpu }
         sample.block = row.block
+        let tryKey = WorkerProcesses.TryKey(run: r, task: row.taskID ?? -1, attempt: row.tryID ?? -1)
         // Without a try to wait for, the host is what the row says (no host in that schema: "").
-        let host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
-        workerProcesses.add(
-            sample, run: r, pid: pid, host: host.map { hosts.index($0) },
-            of: WorkerProcesses.TryKey(run: r, task: row.taskID ?? -1, attempt: row.tryID ?? -1))
+        var host: String? = row.tryID == nil || row.taskID == nil ? (row.host ?? "") : row.host
+        if host == nil, let known = try knownHost(tryKey) {
+            host = known.host
+            sample.block = known.block
+        }
+        workerProcesses.add(sample, run: r, pid: pid, host: host.map { hosts.index($0) }, of: tryKey)
+    }
+
+    /// A try's host (and block), for its samples: those read before it join their process now, later ones find it.
+    public func add(_ row: MetricRow.Try) throws {
+        let r = run(row.runID)
+        if row.taskID >= 0, row.taskID < Self.maxTaskID {
+            // Histograms are attributed to an app once; wait for the task row rather than guess (as statuses do).
+            if options.labels.contains(.app), try runs[Int(r)].tasks.read(Int(row.taskID)).app == 0 {
+                pendingTries.append((row, 0))
+            } else {
+                try observeDurations(row, run: Int(r))
+            }
+        }
+        guard let host = row.host else { return }
+        let key = WorkerProcesses.TryKey(run: r, task: row.taskID, attempt: row.tryID)
+        if workerProcesses.awaitingHost[key] != nil {
+            workerProcesses.resolve(key, host: hosts.index(host), block: row.block)
+        }
+        let hostIndex = tryHostNames.index(host) + 1
+        let blockIndex = row.block.map { tryBlockNames.index($0) + 1 } ?? 0
+        switch row.tryID {
+        case 0, 1:
+            guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return }
+            try runs[Int(r)].tryHosts.update(Int(row.taskID)) { record in
+                if row.tryID == 0 {
+                    (record.host0, record.block0) = (hostIndex, blockIndex)
+                } else {
+                    (record.host1, record.block1) = (hostIndex, blockIndex)
+                }
+            }
+        default:
+            laterTryHosts[key] = (hostIndex, blockIndex)
+        }
+    }
+
+    /// Queue wait (launched → running) and run time (running → returned) of a try, each observed once.
+    private func observeDurations(_ row: MetricRow.Try, run r: Int) throws {
+        let key = TryKey(run: Int32(r), task: row.taskID, attempt: row.tryID)
+        var observed = halfObserved[key] ?? ObservedDurations()
+        let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
+        let series = SeriesKey(run: runLabel, app: appSeries(try runs[r].tasks.read(Int(row.taskID)).app), state: 0)
+        if !observed.queueWait, let wait = TryLifecycle.queueWait(launched: row.launched, running: row.running) {
+            queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(Double(wait) / 1e6)
+            observed.queueWait = true
+        }
+        if !observed.runTime, let time = TryLifecycle.runTime(running: row.running, returned: row.returned) {
+            runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(Double(time) / 1e6)
+            observed.runTime = true
+        }
+        halfObserved[key] = observed.queueWait != observed.runTime ? observed : nil
+    }
+
+    /// The host and block a try row gave for `key`, if one was read.
+    private func knownHost(_ key: WorkerProcesses.TryKey) throws -> (host: String, block: String?)? {
+        var indexes: (host: UInt32, block: UInt32)
+        switch key.attempt {
+        case 0, 1:
+            guard key.task >= 0, key.task < Self.maxTaskID else { return nil }
+            let record = try runs[Int(key.run)].tryHosts.read(Int(key.task))
+            indexes = key.attempt == 0 ? (record.host0, record.block0) : (record.host1, record.block1)
+        default:
+            guard let later = laterTryHosts[key] else { return nil }
+            indexes = later
+        }
+        guard indexes.host != 0 else { return nil }
+        return (
+            tryHostNames.names[Int(indexes.host) - 1],
+            indexes.block == 0 ? nil : tryBlockNames.names[Int(indexes.block) - 1]
+        )
     }
 
     /// Tries whose resource samples wait for the try's hostname, for the reader to look up.
@@ -324,7 +436,8 @@ public final class MetricsAggregator {
         states = Interner(limit: Self.maxStates)
         taskCounts = [:]
         tryOutcomes = [:]
-        inFlight = [:]
+        halfObserved = [:]
+        pendingTries = []
         queueWait = [:]
         runTime = [:]
         blocks = [:]
@@ -335,6 +448,9 @@ public final class MetricsAggregator {
         newestRowTime = nil
         pending = []
         skippedRows = [:]
+        tryHostNames = Interner(limit: .max)
+        tryBlockNames = Interner(limit: .max)
+        laterTryHosts = [:]
     }
 
     // MARK: Status logic
@@ -381,36 +497,6 @@ public final class MetricsAggregator {
         // Tries by outcome: one status row with a try-ending state per try.
         let endsTry = TaskState.isTerminalForTry(row.state)
         if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
-
-        // Queue wait (launched → running) and run time (running → end of try), whichever order the rows come in.
-        // Without a try id (the parsl-visualize schema) the rows of a task's tries cannot be paired: no durations.
-        guard row.state == "launched" || row.state == "running" || endsTry, row.time != nil, row.tryID != nil else { return }
-        let key = TryKey(run: Int32(r), task: row.taskID, attempt: attempt)
-        var times = inFlight[key] ?? TryTimes(app: appLabel)
-        switch row.state {
-        case "launched": times.launched = times.launched ?? time
-        case "running": times.running = times.running ?? time
-        default: times.returned = times.returned ?? time
-        }
-        let series = SeriesKey(run: runLabel, app: times.app, state: 0)
-        if !times.queueObserved, let launched = times.launched, let running = times.running {
-            queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(
-                Double(max(0, running - launched)) / 1e6)
-            times.queueObserved = true
-        }
-        if !times.runObserved, let running = times.running, let returned = times.returned {
-            runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(
-                Double(max(0, returned - running)) / 1e6)
-            times.runObserved = true
-        }
-        // Done when both are known, or for the outcomes of tries that are never launched (memo_done, dep_fail).
-        // Other outcomes can arrive before the try's launched/running rows, so those keep waiting for them.
-        let neverLaunched = row.state == "memo_done" || row.state == "dep_fail"
-        if (times.queueObserved && times.runObserved) || (neverLaunched && times.launched == nil && times.running == nil) {
-            inFlight[key] = nil
-        } else {
-            inFlight[key] = times
-        }
     }
 
     private func run(_ id: String) -> Int32 {
@@ -423,7 +509,7 @@ public final class MetricsAggregator {
 
     /// Tasks tracked, for the exporter's own metrics and tests.
     public var pendingStatusRows: Int { pending.count }
-    public var triesInFlight: Int { inFlight.count }
+    public var triesInFlight: Int { halfObserved.count + pendingTries.count }
 }
 
 /// Where per-task state spills: `TMPDIR`, else /tmp.

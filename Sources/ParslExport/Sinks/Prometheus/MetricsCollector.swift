@@ -54,16 +54,21 @@ public final class MetricsCollector {
     public let aggregator: MetricsAggregator
     public private(set) var status = ExporterStatus()
 
-    private var database: MonitoringDatabase?
+    private var reads: FollowingReads?
     private var identity: (device: UInt64, inode: UInt64)?
     private var lastSize: Int64 = 0
     private var marks: [String: Int64] = [:]
     private var selectedRuns: Set<String>?
     private var fingerprint: DatabaseFingerprint?
-    private var statements: [String: SQLiteStatement] = [:]
+    /// Tries read without a returned time: Parsl updates their rows in place, so each poll reads them again.
+    private var openTries: Set<OpenTry> = []
+
+    private struct OpenTry: Hashable {
+        var runID: String
+        var taskID: Int64
+        var tryID: Int64
+    }
     private let zone: TimeZoneConversion?
-    /// The table being read, for warnings.
-    private var currentTable = ""
 
     public init(configuration: Configuration, options: PrometheusOptions) throws {
         self.configuration = configuration
@@ -90,10 +95,7 @@ public final class MetricsCollector {
         }
     }
 
-    private func close() {
-        statements = [:]
-        database = nil
-    }
+    private func close() { reads = nil }
 
     private func readNewRows(final: Bool) throws -> Int {
         var info = stat()
@@ -107,32 +109,28 @@ public final class MetricsCollector {
         }
         identity = current
         lastSize = Int64(info.st_size)
-        if database == nil {
+        if reads == nil {
             let opened = try MonitoringDatabase(
                 path: configuration.path, immutable: configuration.immutable,
                 catalog: ExportPipeline.catalog(mappingsDirectory: nil),
                 busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
             selectedRuns = try select(opened, final: final)
-            database = opened
-        } else if configuration.latestRun, let database, let latest = try? select(database, final: final),
+            reads = FollowingReads(database: opened, zone: zone, warnings: configuration.warnings)
+        } else if configuration.latestRun, let reads, let latest = try? select(reads.database, final: final),
             latest != selectedRuns
         {
             // --latest follows the newest run: another one became the latest, so read from the start for it.
             aggregator.reset()
             marks = [:]
+            openTries = []
             status.rowsRead = [:]
             selectedRuns = latest
         }
-        let database = database!
+        let reads = reads!
+        let database = reads.database
         let rowsRead = try database.guarded { () throws -> Int? in
-            let (newMarks, newFingerprint) = try database.connection.read { () throws -> ([String: Int64], DatabaseFingerprint) in
-                var result: [String: Int64] = [:]
-                for table in ExporterStatus.tables where database.schema.tables[table] != nil {
-                    let statement = try statement("SELECT max(rowid) FROM \(quoteIdentifier(table))")
-                    defer { statement.reset() }
-                    result[table] = try statement.step() && !statement.isNull(0) ? statement.int64(0) : 0
-                }
-                return (result, try DatabaseFingerprint(path: configuration.path, prepare: statement))
+            let (newMarks, newFingerprint) = try reads.read {
+                (try reads.lastRowids(FollowingReads.appendedTables + ["workflow"]), try reads.fingerprint())
             }
             defer {
                 // Parsl was still creating its tables when the file was opened: reopen to see the new ones.
@@ -145,12 +143,13 @@ public final class MetricsCollector {
             {
                 return nil
             }
-            var rows = try readWorkflow(database)
-            for table in ["task", "status", "block", "node", "resource"] {
+            var rows = try readWorkflow(reads)
+            try readOpenTries(reads)
+            for table in FollowingReads.appendedTables {
                 guard let mark = newMarks[table], mark > (marks[table] ?? 0) else { continue }
-                rows += try read(table, database, after: marks[table] ?? 0, upTo: mark)
+                rows += try read(table, reads, after: marks[table] ?? 0, upTo: mark)
             }
-            try resolveAwaitedHosts()
+            try resolveAwaitedHosts(reads)
             try aggregator.endPoll(final: final)
             return rows
         }
@@ -166,6 +165,7 @@ public final class MetricsCollector {
         close()
         aggregator.reset()
         marks = [:]
+        openTries = []
         fingerprint = nil
         status.rowsRead = [:]
         status.initialReadDone = false
@@ -182,165 +182,69 @@ public final class MetricsCollector {
     }
 
     /// Parsl fills in a try's hostname after writing its first resource samples; look up the tries still waiting.
-    private func resolveAwaitedHosts() throws {
-        let awaiting = aggregator.triesAwaitingHost
-        guard !awaiting.isEmpty else { return }
-        let block = database?.schema.has("try", "block_id") == true ? "block_id" : "NULL"
-        let s = try statement("SELECT hostname, \(block) FROM try WHERE run_id = ?1 AND task_id = ?2 AND try_id = ?3")
-        for (runID, taskID, tryID) in awaiting {
-            s.reset()
-            s.bind(1, runID)
-            s.bind(2, taskID)
-            s.bind(3, tryID)
-            if try s.step(), let host = s.string(0) {
-                aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host, block: s.string(1))
+    private func resolveAwaitedHosts(_ reads: FollowingReads) throws {
+        for (runID, taskID, tryID) in aggregator.triesAwaitingHost {
+            if let (host, block) = try reads.tryHost(runID: runID, taskID: taskID, tryID: tryID) {
+                aggregator.resolveHost(runID: runID, taskID: taskID, tryID: tryID, host: host, block: block)
             }
         }
-        s.reset()
     }
 
-    private func statement(_ sql: String) throws -> SQLiteStatement {
-        if let cached = statements[sql] { return cached }
-        let prepared = try database!.connection.prepare(sql)
-        statements[sql] = prepared
-        return prepared
+    /// Reads the tries still open again; those of runs that completed are read a last time and let go.
+    private func readOpenTries(_ reads: FollowingReads) throws {
+        guard !openTries.isEmpty else { return }
+        let completed = Set(aggregator.runStates.filter(\.completed).map(\.runID))
+        for open in openTries {
+            if let attempt = try reads.tryAttempt(runID: open.runID, taskID: open.taskID, tryID: open.tryID) {
+                try aggregator.add(.tryAttempts([attempt]))
+                track([attempt])
+            }
+            if completed.contains(open.runID) { openTries.remove(open) }
+        }
+    }
+
+    private func track(_ tries: [TryAttempt]) {
+        for attempt in tries {
+            let key = OpenTry(runID: attempt.runID, taskID: attempt.taskID, tryID: attempt.tryID)
+            if attempt.returned == nil { openTries.insert(key) } else { openTries.remove(key) }
+        }
     }
 
     private func selected(_ runID: String) -> Bool { selectedRuns?.contains(runID) ?? true }
 
     // MARK: Tables
 
-    private func readWorkflow(_ database: MonitoringDatabase) throws -> Int {
-        guard database.schema.tables["workflow"] != nil else { return 0 }
-        currentTable = "workflow"
-        let schema = database.schema
-        func column(_ name: String) -> String { schema.has("workflow", name) ? quoteIdentifier(name) : "NULL" }
-        let s = try statement(
-            "SELECT run_id, \(column("workflow_name")), \(column("host")), \(column("user")), "
-                + "\(column("time_began")), \(column("time_completed")), rowid FROM workflow")
-        defer { s.reset() }
+    private func readWorkflow(_ reads: FollowingReads) throws -> Int {
         var count = 0
         let seen = marks["workflow"] ?? 0
-        while try s.step() {
-            // Re-read whole (completion updates rows in place); only rows past the mark count as read.
-            if s.int64(6) > seen {
+        try reads.workflowRows { run, rowid in
+            // Read whole (completion updates rows in place); only rows past the mark count as read.
+            if rowid > seen {
                 count += 1
-                marks["workflow"] = max(marks["workflow"] ?? 0, s.int64(6))
+                marks["workflow"] = max(marks["workflow"] ?? 0, rowid)
             }
-            guard let runID = s.string(0), selected(runID) else { continue }
-            aggregator.add(
-                MetricRow.Run(
-                    runID: runID, workflowName: s.string(1), host: s.string(2), user: s.string(3),
-                    began: time(s, 4), completed: time(s, 5)))
+            guard selected(run.runID) else { return }
+            try aggregator.add(.runs([run]))
         }
         status.rowsRead["workflow", default: 0] += count
         return count
     }
 
-    private func read(_ table: String, _ database: MonitoringDatabase, after: Int64, upTo mark: Int64) throws -> Int {
-        let schema = database.schema
-        func column(_ name: String, _ prefix: String = "", in source: String? = nil) -> String {
-            schema.has(source ?? table, name) ? prefix + quoteIdentifier(name) : "NULL"
-        }
-        let select: String
-        switch table {
-        case "task":
-            select = "SELECT rowid, run_id, task_id, \(column("task_func_name")) FROM task"
-        case "status":
-            select =
-                "SELECT rowid, run_id, task_id, task_status_name, \(column("timestamp")), \(column("try_id")) FROM status"
-        case "block":
-            select =
-                "SELECT rowid, run_id, \(column("executor_label")), \(column("block_id")), \(column("status")), "
-                + "\(column("timestamp")) FROM block"
-        case "node":
-            let time = schema.has("node", "timestamp") ? "timestamp" : "reg_time"
-            select =
-                "SELECT rowid, run_id, \(column("uid")), \(column("hostname")), \(column("block_id")), "
-                + "\(column("cpu_count")), \(column("total_memory")), \(column("active")), \(column("worker_count")), "
-                + "\(column("last_heartbeat")), \(column(time)) FROM node"
-        default:  // resource: the host comes from the try the sample belongs to (see WorkerProcesses)
-            let joinable = schema.has("resource", "try_id") && schema.has("try", "hostname")
-            let block = joinable && schema.has("try", "block_id") ? "t.block_id" : "NULL"
-            select =
-                "SELECT r.rowid, r.run_id, " + (joinable ? "t.hostname" : "''") + ", "
-                + "\(column("psutil_process_pid", "r.")), \(column("timestamp", "r.")), "
-                + "\(column("psutil_process_memory_resident", "r.")), "
-                + "\(column("psutil_process_time_user", "r.")) + \(column("psutil_process_time_system", "r.")), "
-                + (joinable ? "r.task_id, r.try_id, " : "NULL, NULL, ") + block + " "
-                + "FROM resource AS r"
-                + (joinable
-                    ? " LEFT JOIN try AS t ON t.try_id = r.try_id AND t.task_id = r.task_id AND t.run_id = r.run_id" : "")
-        }
-        let rowid = table == "resource" ? "r.rowid" : "rowid"
-        currentTable = table
-        let s = try statement(select + " WHERE \(rowid) > ?1 AND \(rowid) <= ?2 ORDER BY \(rowid) LIMIT ?3")
+    private func read(_ table: String, _ reads: FollowingReads, after: Int64, upTo mark: Int64) throws -> Int {
         var after = after
         var total = 0
         while true {
-            s.reset()
-            s.bind(1, after)
-            s.bind(2, mark)
-            s.bind(3, Int64(configuration.batchSize))
-            var rows = 0
             // One SELECT, one short implicit read transaction; the lock is dropped at reset.
-            while try s.step() {
-                rows += 1
-                after = s.int64(0)
-                guard let runID = s.string(1), selected(runID) else { continue }
-                try ingest(table, s, runID: runID)
-            }
-            s.reset()
-            total += rows
+            let batch = try reads.batch(of: table, after: after, upTo: mark, limit: configuration.batchSize, keep: selected)
+            try aggregator.add(batch.events)
+            if case .tryAttempts(let tries) = batch.events { track(tries) }
+            after = batch.last
+            total += batch.rows
             // Advance per batch: if a later batch fails, the next poll resumes here without counting rows twice.
             marks[table] = after
-            if rows < configuration.batchSize { break }
+            if batch.rows < configuration.batchSize { break }
         }
         status.rowsRead[table, default: 0] += total
         return total
     }
-
-    private func ingest(_ table: String, _ s: SQLiteStatement, runID: String) throws {
-        switch table {
-        case "task":
-            try aggregator.add(MetricRow.Task(runID: runID, taskID: s.int64(2), app: s.string(3)))
-        case "status":
-            guard let state = s.string(3) else { return aggregator.skip("status") }
-            try aggregator.add(
-                MetricRow.Status(
-                    runID: runID, taskID: s.int64(2), tryID: s.isNull(5) ? nil : s.int64(5), state: state,
-                    time: time(s, 4)))
-        case "block":
-            aggregator.add(
-                MetricRow.Block(
-                    runID: runID, executor: s.string(2) ?? "", block: s.string(3) ?? "", status: s.string(4) ?? "",
-                    time: time(s, 5)))
-        case "node":
-            let host = s.string(3) ?? ""
-            let block = s.string(4) ?? ""
-            aggregator.add(
-                MetricRow.Node(
-                    runID: runID, manager: s.string(2) ?? (host + "\u{0}" + block), host: host, block: block,
-                    cpus: integer(s, 5), memoryBytes: integer(s, 6), active: boolean(s, 7), workers: integer(s, 8),
-                    lastHeartbeat: time(s, 9)))
-        default:
-            aggregator.add(
-                MetricRow.Resource(
-                    runID: runID, host: s.string(2), pid: integer(s, 3), time: time(s, 4),
-                    residentBytes: number(s, 5), cpuSeconds: number(s, 6),
-                    taskID: integer(s, 7), tryID: integer(s, 8), block: s.string(9)))
-        }
-    }
-
-    // MARK: Values
-
-    /// Each value by the rules every reader applies (`ValueRules`), problems counted as the pipeline counts them.
-    private func row(_ s: SQLiteStatement) -> SourceRow {
-        SourceRow(statement: s, warnings: configuration.warnings, zone: zone, table: currentTable)
-    }
-
-    private func integer(_ s: SQLiteStatement, _ i: Int32) -> Int64? { row(s).integer(i) }
-    private func number(_ s: SQLiteStatement, _ i: Int32) -> Double? { row(s).double(i) }
-    private func boolean(_ s: SQLiteStatement, _ i: Int32) -> Bool? { row(s).boolean(i) }
-    private func time(_ s: SQLiteStatement, _ i: Int32) -> Int64? { row(s).timestamp(i) }
 }

@@ -92,10 +92,10 @@ extension ParslMetric {
         help: "Tries that failed and were retried (fail_retryable), over every run read.")
     static let queueWait = ParslMetric(
         "parsl_try_queue_wait_seconds", .histogram, unit: "seconds", labels: .task([]), summary: "launched to running",
-        help: "Time from a try's launched status to its running status.")
+        help: "Time from a try's launched time to its running time (try table; try_summary's queue_wait_seconds).")
     static let runTime = ParslMetric(
-        "parsl_try_run_time_seconds", .histogram, unit: "seconds", labels: .task([]), summary: "running to end of try",
-        help: "Time from a try's running status to the status that ended it.")
+        "parsl_try_run_time_seconds", .histogram, unit: "seconds", labels: .task([]), summary: "running to returned",
+        help: "Time from a try's running time to its returned time (try table; try_summary's run_time_seconds).")
 
     // Blocks, nodes, workers.
     static let blockStatus = ParslMetric(
