@@ -41,6 +41,7 @@ def expected(path):
     # Current state of each task: a terminal state first, then the highest try, then the latest time, then rowid.
     current = {}
     tries = Counter()
+    ended = set()
     queue, run_time = defaultdict(list), defaultdict(list)
     if "status" in tables:
         query = "SELECT rowid, run_id, task_id, task_status_name, timestamp, " + (
@@ -52,8 +53,10 @@ def expected(path):
             if (run, task) not in current or key >= current[(run, task)][0]:
                 current[(run, task)] = (key, state)
             app = apps.get((run, task), "")
-            if state in TRY_END:
+            # One per try: Parsl up to 2024.01 wrote some dep_fail rows twice. Without try ids, every row.
+            if state in TRY_END and (not has_try or (run, task, attempt, state) not in ended):
                 tries[(app, state)] += 1
+                ended.add((run, task, attempt, state))
     # Queue wait (launched -> running) and run time (running -> returned) from the try table's times.
     if "try" in tables:
         cols = columns(db, "try")

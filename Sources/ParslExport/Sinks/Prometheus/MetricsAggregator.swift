@@ -494,9 +494,13 @@ public final class MetricsAggregator {
             }
         }
 
-        // Tries by outcome: one status row with a try-ending state per try.
-        let endsTry = TaskState.isTerminalForTry(row.state)
-        if endsTry { tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1 }
+        // Tries by outcome: one per try, as try_summary's final states. Parsl up to 2024.01 wrote a dependency
+        // failure's dep_fail row twice; a row repeating the state its task already has for that try counts once.
+        // (Without try ids, parsl-visualize's schema, a task's tries cannot be told apart: every row counts.)
+        let repeated = row.tryID != nil && current == stateCode && Int64(record.stateTry) == attempt
+        if TaskState.isTerminalForTry(row.state) && !repeated {
+            tryOutcomes[SeriesKey(run: runLabel, app: appLabel, state: stateCode), default: 0] += 1
+        }
     }
 
     private func run(_ id: String) -> Int32 {
