@@ -8,7 +8,9 @@ public struct Histogram: Sendable, Hashable {
     public let upperBounds: [Double]
     /// `counts[i]` observations in (upperBounds[i-1], upperBounds[i]]; the last entry is above every bound.
     public private(set) var counts: [UInt64]
-    public private(set) var sum: Double = 0
+    /// The sum of the observations. A caller that keeps an exact total (integer microseconds, say) sets it, so
+    /// that the order of the observations does not show in the last digits.
+    public var sum: Double = 0
 
     public init(upperBounds: [Double]) {
         self.upperBounds = upperBounds

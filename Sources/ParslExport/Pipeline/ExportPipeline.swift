@@ -154,6 +154,7 @@ public struct ExportPipeline {
                     targets = replay.replayTargets()
                 }
             }
+            try (sink as? StreamEndObserving)?.streamEnded()
             if !demand.queries.isEmpty {
                 releaseFreedMemory()
                 try sink.query(
@@ -232,8 +233,7 @@ public struct ExportPipeline {
         let reader = ReadAhead(
             database: database,
             plan: ReadAhead.Plan(
-                tables: tables, snapshots: plan.snapshots, deriveDomain: plan.deriveDomain,
-                eventColumns: plan.eventColumns, options: plan.options, warnings: plan.warnings)
+                tables: tables, snapshots: plan.snapshots, eventColumns: plan.eventColumns, options: plan.options, warnings: plan.warnings)
         )
         reader.start()
         defer { reader.stop() }
@@ -242,10 +242,14 @@ public struct ExportPipeline {
             switch reader.next() {
             case .tableStart(let table):
                 if plan.tableDemand.contains(table) { try sink.consume(.tableStart(plan.schemas[table]!)) }
-            case .batch(let batch, let domain):
+            case .batch(let batch):
                 let table = batch.schema.name
                 if plan.tableDemand.contains(table) { try sink.consume(.batch(batch)) }
-                if let domain { try sink.consume(.domain(domain)) }
+                // Derived here, one batch at a time, rather than ahead: the read-ahead ring holds batches, not also
+                // their events (a resource batch's events are about 1 MB).
+                if plan.deriveDomain.contains(table), let domain = DomainBatch.derive(from: batch) {
+                    try sink.consume(.domain(domain))
+                }
                 outcome.rowsRead[table, default: 0] += batch.rowCount
                 plan.progress?.update(table, outcome.rowsRead[table] ?? 0)
             case .tableEnd(let table, let rows, let snapshot):

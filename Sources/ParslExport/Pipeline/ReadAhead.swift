@@ -10,7 +10,7 @@ final class ReadAhead: @unchecked Sendable {
 
     enum Item: Sendable {
         case tableStart(String)
-        case batch(RecordBatch, DomainBatch?)
+        case batch(RecordBatch)
         case tableEnd(String, rows: Int, snapshot: MonitoringDatabase.TableSnapshot)
         case failed(any Error)
         case done
@@ -21,7 +21,6 @@ final class ReadAhead: @unchecked Sendable {
         /// Where each table stood when the export started; a table missing here, or without a row count, gets its
         /// snapshot when its turn comes (only when nothing can be writing the file, so the moment does not matter).
         var snapshots: [String: MonitoringDatabase.TableSnapshot]
-        var deriveDomain: Set<String>
         /// Tables read only for their domain events, with the columns the events need.
         var eventColumns: [String: Set<String>] = [:]
         var options: ReadOptions
@@ -71,13 +70,12 @@ final class ReadAhead: @unchecked Sendable {
                 // A table without a counted snapshot is counted now, just before it is read (see `Plan`).
                 let known = plan.snapshots[table].flatMap { $0.rows >= 0 ? $0 : nil }
                 let snapshot = try known ?? database.countedSnapshot(of: table, runIDs: plan.options.runIDs)
-                let derive = plan.deriveDomain.contains(table)
                 try database.read(
                     table: table, snapshot: snapshot, columns: plan.eventColumns[table], options: plan.options,
                     warnings: plan.warnings
                 ) {
                     rows += $0.rowCount
-                    guard push(.batch($0, derive ? DomainBatch.derive(from: $0) : nil)) else { throw Cancelled() }
+                    guard push(.batch($0)) else { throw Cancelled() }
                 }
                 guard push(.tableEnd(table, rows: rows, snapshot: snapshot)) else { return }
             }

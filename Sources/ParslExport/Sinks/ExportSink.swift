@@ -108,8 +108,14 @@ extension ExportSink {
     public func laneSibling() -> (any ExportSink)? { nil }
 }
 
+/// A sink with work to do once the pipeline's reading (and any replay) is over, before the query phase: to render
+/// and free what it built from the stream, so that its memory and the query phase's do not add up.
+public protocol StreamEndObserving: AnyObject {
+    func streamEnded() throws
+}
+
 /// Fans one event stream out to several sinks, each seeing only what it asked for.
-public final class MultiplexSink: ExportSink {
+public final class MultiplexSink: ExportSink, StreamEndObserving {
     public let sinks: [any ExportSink]
 
     public init(_ sinks: [any ExportSink]) { self.sinks = sinks }
@@ -130,6 +136,10 @@ public final class MultiplexSink: ExportSink {
 
     public func consume(_ event: ExportEvent) throws {
         for sink in sinks where Self.wants(sink.demand, event) { try sink.consume(event) }
+    }
+
+    public func streamEnded() throws {
+        for case let sink as StreamEndObserving in sinks { try sink.streamEnded() }
     }
 
     static func wants(_ demand: SinkDemand, _ event: ExportEvent) -> Bool {

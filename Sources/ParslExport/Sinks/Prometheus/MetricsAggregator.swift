@@ -201,6 +201,10 @@ public final class MetricsAggregator {
     private(set) var tryOutcomes: [SeriesKey: Int] = [:]
     /// Tries with one of their two durations observed (the other may come when the try row is read again).
     private var halfObserved: [TryKey: ObservedDurations] = [:]
+    /// Exact totals of the histograms' observations, in microseconds: the sums do not depend on the order in which
+    /// tries were read (`serve` reads a try when it completes, `prometheus` in table order).
+    private var queueWaitMicros: [SeriesKey: Int64] = [:]
+    private var runTimeMicros: [SeriesKey: Int64] = [:]
     private(set) var queueWait: [SeriesKey: Histogram] = [:]
     private(set) var runTime: [SeriesKey: Histogram] = [:]
     private(set) var blocks: [BlockKey: (status: String, time: Int64)] = [:]
@@ -381,11 +385,15 @@ public final class MetricsAggregator {
         let runLabel: Int32 = options.labels.contains(.runID) ? Int32(r) : -1
         let series = SeriesKey(run: runLabel, app: appSeries(try runs[r].tasks.read(Int(row.taskID)).app), state: 0)
         if !observed.queueWait, let wait = TryLifecycle.queueWait(launched: row.launched, running: row.running) {
+            queueWaitMicros[series, default: 0] += wait
             queueWait[series, default: Histogram(upperBounds: options.queueWaitBuckets)].observe(Double(wait) / 1e6)
+            queueWait[series]!.sum = Double(queueWaitMicros[series]!) / 1e6
             observed.queueWait = true
         }
         if !observed.runTime, let time = TryLifecycle.runTime(running: row.running, returned: row.returned) {
+            runTimeMicros[series, default: 0] += time
             runTime[series, default: Histogram(upperBounds: options.runTimeBuckets)].observe(Double(time) / 1e6)
+            runTime[series]!.sum = Double(runTimeMicros[series]!) / 1e6
             observed.runTime = true
         }
         halfObserved[key] = observed.queueWait != observed.runTime ? observed : nil
@@ -437,6 +445,8 @@ public final class MetricsAggregator {
         taskCounts = [:]
         tryOutcomes = [:]
         halfObserved = [:]
+        queueWaitMicros = [:]
+        runTimeMicros = [:]
         pendingTries = []
         queueWait = [:]
         runTime = [:]

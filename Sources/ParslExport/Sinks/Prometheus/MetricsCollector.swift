@@ -60,8 +60,10 @@ public final class MetricsCollector {
     private var marks: [String: Int64] = [:]
     private var selectedRuns: Set<String>?
     private var fingerprint: DatabaseFingerprint?
-    /// Tries read without a returned time: Parsl updates their rows in place, so each poll reads them again.
-    private var openTries: Set<OpenTry> = []
+    /// Tries read without one of their three times, with whether they were launched or ran: Parsl updates their
+    /// rows in place, in no fixed order (a failed try's returned time can come before its running time), so each
+    /// poll reads them again.
+    private var openTries: [OpenTry: Bool] = [:]
 
     private struct OpenTry: Hashable {
         var runID: String
@@ -122,7 +124,7 @@ public final class MetricsCollector {
             // --latest follows the newest run: another one became the latest, so read from the start for it.
             aggregator.reset()
             marks = [:]
-            openTries = []
+            openTries = [:]
             status.rowsRead = [:]
             selectedRuns = latest
         }
@@ -165,7 +167,7 @@ public final class MetricsCollector {
         close()
         aggregator.reset()
         marks = [:]
-        openTries = []
+        openTries = [:]
         fingerprint = nil
         status.rowsRead = [:]
         status.initialReadDone = false
@@ -190,23 +192,26 @@ public final class MetricsCollector {
         }
     }
 
-    /// Reads the tries still open again; those of runs that completed are read a last time and let go.
+    /// Reads the tries still open again. A try of a completed run that was never launched (memo_done, dep_fail)
+    /// never will be: it is let go. (Parsl may write a try's last times after its run's completion, so launched
+    /// tries stay until all their times have come.)
     private func readOpenTries(_ reads: FollowingReads) throws {
         guard !openTries.isEmpty else { return }
         let completed = Set(aggregator.runStates.filter(\.completed).map(\.runID))
-        for open in openTries {
+        for open in openTries.keys {
             if let attempt = try reads.tryAttempt(runID: open.runID, taskID: open.taskID, tryID: open.tryID) {
                 try aggregator.add(.tryAttempts([attempt]))
                 track([attempt])
             }
-            if completed.contains(open.runID) { openTries.remove(open) }
+            if completed.contains(open.runID), openTries[open] == false { openTries[open] = nil }
         }
     }
 
     private func track(_ tries: [TryAttempt]) {
         for attempt in tries {
             let key = OpenTry(runID: attempt.runID, taskID: attempt.taskID, tryID: attempt.tryID)
-            if attempt.returned == nil { openTries.insert(key) } else { openTries.remove(key) }
+            let complete = attempt.launched != nil && attempt.running != nil && attempt.returned != nil
+            openTries[key] = complete ? nil : (attempt.launched != nil || attempt.running != nil)
         }
     }
 

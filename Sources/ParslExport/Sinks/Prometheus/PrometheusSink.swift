@@ -7,7 +7,7 @@ import ExpositionFormat
 /// It builds the metrics from the model the pipeline streams (runs, tasks, try rows, status changes, resource
 /// samples, block transitions, node snapshots): under `all` from the same single read of each table as every
 /// other sink. `serve` feeds the same ``MetricsAggregator`` from ``MetricsCollector``, its incremental reader.
-public final class PrometheusSink: ExportSink {
+public final class PrometheusSink: ExportSink, StreamEndObserving {
     public let demand = SinkDemand(
         events: [.runs, .tasks, .tryAttempts, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots])
     private let path: String
@@ -21,6 +21,8 @@ public final class PrometheusSink: ExportSink {
     private let clock = ContinuousClock()
     private var started: ContinuousClock.Instant?
     private var pending = PendingFiles()
+    /// The file's bytes, once rendered.
+    private var rendered: [UInt8]?
 
     public init(path: String, options: PrometheusOptions, format: ExpositionFormat = .prometheusText) {
         self.path = path
@@ -53,19 +55,27 @@ public final class PrometheusSink: ExportSink {
         if let (table, rows) = try aggregator.add(batch, utc: utc) { status.rowsRead[table, default: 0] += rows }
     }
 
-    /// Renders the metrics and writes the file under its temporary name; `finish` renames it into place.
-    public func prepare() throws {
+    /// Renders the metrics once the pipeline's reading is over and lets go of the per-task state, so that it is
+    /// not held beside what the trace builds in the query phase of `all`.
+    public func streamEnded() throws {
+        guard rendered == nil else { return }
         guard let started else { throw ExportError(.usage, "\(path): the export never started") }
         try aggregator.endPoll(final: true)
         status.readTime = ExporterStatus.wallClockMicros()
         let elapsed = clock.now - started
         status.scrapeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let bytes: [UInt8]
         do {
-            bytes = try aggregator.render(format, status: status, warnings: warnings)
+            rendered = try aggregator.render(format, status: status, warnings: warnings)
         } catch let error as ExpositionError {
             throw ExportError(.dataError, "\(path): \(error.message)")
         }
+        aggregator.reset()
+    }
+
+    /// Writes the file under its temporary name; `finish` renames it into place.
+    public func prepare() throws {
+        try streamEnded()
+        guard let bytes = rendered else { return }
         let file = try AtomicFile(path: path)
         do {
             try file.write(bytes)
