@@ -216,21 +216,29 @@ public final class PerfettoTraceWriter {
 
     // MARK: - Events
 
-    /// The start of a slice on `track`; `annotations` become its args (`debug.<key>`).
+    /// The start of a slice on `track`; `annotations` become its args (`debug.<key>`). Flow arrows leave the slice for
+    /// each id of `flows`, to the slice whose end names the id in its `terminatingFlows` (`endSlice`); ids are unique
+    /// in the trace, and the reader takes them in time order, so the end must not come before this begin.
     public func beginSlice(
-        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString,
+        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString, flows: [UInt64] = [],
         annotations: (inout PerfettoAnnotations) -> Void
     ) throws {
-        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category, annotations: annotations)
+        try event(
+            type: 1, track: track, timestamp: timestamp, name: name, category: category, flows: flows,
+            annotations: annotations)
     }
 
-    public func beginSlice(track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString) throws {
-        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category) { _ in }
+    public func beginSlice(
+        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString, flows: [UInt64] = []
+    ) throws {
+        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category, flows: flows) { _ in }
     }
 
-    /// The end of the innermost open slice on `track`.
-    public func endSlice(track: UInt64, timestamp: UInt64) throws {
-        try event(type: 2, track: track, timestamp: timestamp, name: nil, category: nil) { _ in }
+    /// The end of the innermost open slice on `track`, where the flow arrows `terminatingFlows` arrive.
+    public func endSlice(track: UInt64, timestamp: UInt64, terminatingFlows: [UInt64] = []) throws {
+        try event(
+            type: 2, track: track, timestamp: timestamp, name: nil, category: nil, terminatingFlows: terminatingFlows
+        ) { _ in }
     }
 
     /// A zero-length slice on `track`.
@@ -254,33 +262,19 @@ public final class PerfettoTraceWriter {
         try counterEvent(track: track, timestamp: timestamp) { $0.double(Field.Event.doubleCounterValue, value) }
     }
 
-    /// One end of a flow arrow that binds to the slice open on `track` at `timestamp` (the legacy flow events, the
-    /// form that needs no knowledge of the arrow when the slice itself is written). Both ends share `id`, `name`
-    /// and `category`; ids are unique in the trace.
-    public func flow(
-        _ end: PerfettoFlowEnd, id: UInt64, track: UInt64, timestamp: UInt64, name: PerfettoString,
-        category: PerfettoString
-    ) throws {
-        try event(type: nil, track: track, timestamp: timestamp, name: name, category: category) { _ in
-            let legacy = buffer.beginMessage(Field.Event.legacyEvent)
-            buffer.int(Field.Legacy.phase, Int64(end == .start ? UInt8(ascii: "s") : UInt8(ascii: "f")))
-            buffer.uint(Field.Legacy.unscopedID, id)
-            if end == .finish { buffer.bool(Field.Legacy.bindToEnclosing, true) }
-            buffer.endMessage(legacy)
-        }
-    }
-
     @inline(__always)
     private func event(
-        type: UInt64?, track: UInt64, timestamp: UInt64, name: PerfettoString?, category: PerfettoString?,
-        annotations: (inout PerfettoAnnotations) -> Void
+        type: UInt64, track: UInt64, timestamp: UInt64, name: PerfettoString?, category: PerfettoString?,
+        flows: [UInt64] = [], terminatingFlows: [UInt64] = [], annotations: (inout PerfettoAnnotations) -> Void
     ) throws {
         var packet = beginPacket(timestamp: timestamp)
         let event = buffer.beginMessage(Field.Packet.trackEvent)
-        if let type { buffer.uint(Field.Event.type, type) }
+        buffer.uint(Field.Event.type, type)
         buffer.uint(Field.Event.trackUUID, track)
         if let category { buffer.uint(Field.Event.categoryIIDs, iid(category: category)) }
         if let name { buffer.uint(Field.Event.nameIID, iid(name: name)) }
+        for id in flows { buffer.fixed64(Field.Event.flowIDs, id) }
+        for id in terminatingFlows { buffer.fixed64(Field.Event.terminatingFlowIDs, id) }
         var writer = PerfettoAnnotations(writer: self)
         annotations(&writer)
         buffer.endMessage(event)
@@ -437,12 +431,6 @@ public enum PerfettoCounterUnit: Sendable, Equatable {
     case named(String)
 }
 
-/// The two ends of a legacy flow arrow.
-public enum PerfettoFlowEnd: Sendable {
-    case start
-    case finish
-}
-
 /// Writes the debug annotations of one event in place, in call order; keys are static text, interned.
 public struct PerfettoAnnotations {
     // Lives only while the writer calls the closure that fills it.
@@ -546,18 +534,13 @@ enum Field {
     enum Event {
         static let categoryIIDs: UInt32 = 3
         static let debugAnnotations: UInt32 = 4
-        static let legacyEvent: UInt32 = 6
         static let type: UInt32 = 9
         static let nameIID: UInt32 = 10
         static let trackUUID: UInt32 = 11
         static let counterValue: UInt32 = 30
         static let doubleCounterValue: UInt32 = 44
-    }
-
-    enum Legacy {
-        static let phase: UInt32 = 2
-        static let unscopedID: UInt32 = 6
-        static let bindToEnclosing: UInt32 = 12
+        static let flowIDs: UInt32 = 47  // repeated fixed64
+        static let terminatingFlowIDs: UInt32 = 48  // repeated fixed64
     }
 
     enum Annotation {

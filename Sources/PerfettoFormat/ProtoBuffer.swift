@@ -87,13 +87,18 @@ struct ProtoBuffer {
             bytes[start - 1] = UInt8(length)
             return
         }
-        var prefix: [UInt8] = []
-        var value = UInt64(length)
-        while value >= 0x80 {
-            prefix.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
+        var width = 1
+        while UInt64(length) >> (7 * UInt64(width)) != 0 { width += 1 }
+        bytes.append(contentsOf: repeatElement(0, count: width - 1))
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            // Overlapping regions: copyMemory is a memmove.
+            UnsafeMutableRawPointer(base + start + width - 1).copyMemory(from: base + start, byteCount: length)
+            var value = UInt64(length)
+            for offset in 0..<width {
+                base[start - 1 + offset] = UInt8(truncatingIfNeeded: value) | (offset < width - 1 ? 0x80 : 0)
+                value >>= 7
+            }
         }
-        prefix.append(UInt8(value))
-        bytes.replaceSubrange((start - 1)..<start, with: prefix)
     }
 }
