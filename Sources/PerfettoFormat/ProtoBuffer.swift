@@ -29,11 +29,27 @@ struct ProtoBuffer {
     @inline(__always)
     mutating func tag(_ field: UInt32, _ type: WireType) { varint(UInt64(field) << 3 | UInt64(type.rawValue)) }
 
-    /// An unsigned varint field (uint32, uint64, enums).
+    /// An unsigned varint field (uint32, uint64, enums): key and value put together on the stack and appended at
+    /// once, as appending byte by byte checks the array's capacity and uniqueness at every byte.
     @inline(__always)
     mutating func uint(_ field: UInt32, _ value: UInt64) {
-        tag(field, .varint)
-        varint(value)
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            var count = 0
+            func put(_ value: UInt64) {
+                var value = value
+                while value >= 0x80 {
+                    raw[count] = UInt8(truncatingIfNeeded: value) | 0x80
+                    value >>= 7
+                    count += 1
+                }
+                raw[count] = UInt8(value)
+                count += 1
+            }
+            put(UInt64(field) << 3)
+            put(value)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[..<count]))
+        }
     }
 
     /// A signed int32/int64 field: two's complement, so a negative value takes ten bytes.
