@@ -25,6 +25,9 @@ public final class PerfettoTraceWriter {
     static let incrementalClocks: Int = 8
     static let bootTimeClock: UInt64 = 6
 
+    /// Distinct short string values interned by their bytes at most.
+    static let internedValueLimit = 8192
+
     /// Each incremental clock's value: the time of the last packet on it.
     private let clockTimes: UnsafeMutableBufferPointer<UInt64> = {
         let times = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: incrementalClocks)
@@ -341,7 +344,9 @@ public final class PerfettoTraceWriter {
             }
             return
         }
-        guard stringsByHash.count < 65536 else {
+        // Past a few thousand distinct values (fail reasons of a million-task run), the table would cost more
+        // memory than interning saves bytes: the rest are written out.
+        guard stringsByHash.count < Self.internedValueLimit else {
             annotation(key) { Self.validString(Field.Annotation.stringValue, value, into: &$0) }
             return
         }
