@@ -428,7 +428,7 @@ public final class PerfettoTraceWriter {
     /// Hands the buffered packets to `output` now.
     public func flush() throws {
         guard buffer.count > 0 else { return }
-        try buffer.bytes.withUnsafeBytes { try output($0) }
+        try output(buffer.bytes)
         bytesFlushed += buffer.count
         buffer.removeAll()
     }

@@ -80,7 +80,7 @@ struct PerfettoTraceWriterTests {
         func encoded(_ value: UInt64) -> [UInt8] {
             var buffer = ProtoBuffer()
             buffer.varint(value)
-            return buffer.bytes
+            return Array(buffer.bytes)
         }
         #expect(encoded(0) == [0])
         #expect(encoded(127) == [0x7F])
@@ -89,10 +89,10 @@ struct PerfettoTraceWriterTests {
         #expect(encoded(UInt64.max) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
         var buffer = ProtoBuffer()
         buffer.int(4, -1)
-        #expect(buffer.bytes == [0x20] + [UInt8](repeating: 0xFF, count: 9) + [0x01], "int64 -1 is ten bytes")
+        #expect(Array(buffer.bytes) == [0x20] + [UInt8](repeating: 0xFF, count: 9) + [0x01], "int64 -1 is ten bytes")
         buffer = ProtoBuffer()
         buffer.double(5, 1.5)
-        #expect(buffer.bytes == [0x29, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F], "doubles are fixed64, little-endian")
+        #expect(Array(buffer.bytes) == [0x29, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F], "doubles are fixed64, little-endian")
     }
 
     @Test(arguments: [0, 1, 127, 128, 300, 16_383, 16_384, 70_000])
@@ -103,7 +103,7 @@ struct PerfettoTraceWriterTests {
         (0..<length).map { UInt8(truncatingIfNeeded: $0) }.withUnsafeBytes { buffer.append($0) }
         buffer.endMessage(start)
         buffer.uint(3, 7)
-        let fields = try Self.decode(buffer.bytes)
+        let fields = try Self.decode(Array(buffer.bytes))
         #expect(fields.map(\.number) == [1, 2, 3])
         #expect(fields[1].bytes == (0..<length).map { UInt8(truncatingIfNeeded: $0) })
         #expect(fields[2].value == 7)
