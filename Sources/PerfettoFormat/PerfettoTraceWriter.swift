@@ -25,10 +25,23 @@ public final class PerfettoTraceWriter {
     static let incrementalClocks: Int = 8
     static let bootTimeClock: UInt64 = 6
 
-    /// Each incremental clock's value: the time of the last packet on it.
-    private var clockTimes = [UInt64](repeating: 0, count: incrementalClocks)
+    /// Distinct short string values interned by their bytes at most.
+    static let internedValueLimit = 8192
 
-    private var buffer: ProtoBuffer
+    /// Each incremental clock's value: the time of the last packet on it.
+    private let clockTimes: UnsafeMutableBufferPointer<UInt64> = {
+        let times = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: incrementalClocks)
+        times.initialize(repeating: 0)
+        return times
+    }()
+
+    /// The packets not yet handed over. Out of line, behind an addressor: a stored property of a class is checked
+    /// for exclusive access at run time on every touch, which cost a tenth of the writing time.
+    private let bufferStorage: UnsafeMutablePointer<ProtoBuffer> = .allocate(capacity: 1)
+    private var buffer: ProtoBuffer {
+        unsafeAddress { UnsafePointer(bufferStorage) }
+        unsafeMutableAddress { bufferStorage }
+    }
     private let output: Output
     private let flushThreshold: Int
     private let sequenceID: UInt64
@@ -71,7 +84,7 @@ public final class PerfettoTraceWriter {
         self.sequenceID = UInt64(sequenceID)
         self.flushThreshold = max(flushThreshold, 1024)
         self.output = output
-        buffer = ProtoBuffer(capacity: self.flushThreshold + 65536)
+        bufferStorage.initialize(to: ProtoBuffer(capacity: self.flushThreshold + 65536))
 
         var packet = beginPacket()
         buffer.uint(Field.Packet.sequenceFlags, Field.Packet.incrementalStateCleared)
@@ -97,6 +110,12 @@ public final class PerfettoTraceWriter {
         buffer.endMessage(boot)
         buffer.endMessage(snapshot)
         endPacket(&packet)
+    }
+
+    deinit {
+        bufferStorage.deinitialize(count: 1)
+        bufferStorage.deallocate()
+        clockTimes.deallocate()
     }
 
     // MARK: - Strings
@@ -216,21 +235,29 @@ public final class PerfettoTraceWriter {
 
     // MARK: - Events
 
-    /// The start of a slice on `track`; `annotations` become its args (`debug.<key>`).
+    /// The start of a slice on `track`; `annotations` become its args (`debug.<key>`). Flow arrows leave the slice for
+    /// each id of `flows`, to the slice whose end names the id in its `terminatingFlows` (`endSlice`); ids are unique
+    /// in the trace, and the reader takes them in time order, so the end must not come before this begin.
     public func beginSlice(
-        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString,
+        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString, flows: [UInt64] = [],
         annotations: (inout PerfettoAnnotations) -> Void
     ) throws {
-        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category, annotations: annotations)
+        try event(
+            type: 1, track: track, timestamp: timestamp, name: name, category: category, flows: flows,
+            annotations: annotations)
     }
 
-    public func beginSlice(track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString) throws {
-        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category) { _ in }
+    public func beginSlice(
+        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString, flows: [UInt64] = []
+    ) throws {
+        try event(type: 1, track: track, timestamp: timestamp, name: name, category: category, flows: flows) { _ in }
     }
 
-    /// The end of the innermost open slice on `track`.
-    public func endSlice(track: UInt64, timestamp: UInt64) throws {
-        try event(type: 2, track: track, timestamp: timestamp, name: nil, category: nil) { _ in }
+    /// The end of the innermost open slice on `track`, where the flow arrows `terminatingFlows` arrive.
+    public func endSlice(track: UInt64, timestamp: UInt64, terminatingFlows: [UInt64] = []) throws {
+        try event(
+            type: 2, track: track, timestamp: timestamp, name: nil, category: nil, terminatingFlows: terminatingFlows
+        ) { _ in }
     }
 
     /// A zero-length slice on `track`.
@@ -254,33 +281,19 @@ public final class PerfettoTraceWriter {
         try counterEvent(track: track, timestamp: timestamp) { $0.double(Field.Event.doubleCounterValue, value) }
     }
 
-    /// One end of a flow arrow that binds to the slice open on `track` at `timestamp` (the legacy flow events, the
-    /// form that needs no knowledge of the arrow when the slice itself is written). Both ends share `id`, `name`
-    /// and `category`; ids are unique in the trace.
-    public func flow(
-        _ end: PerfettoFlowEnd, id: UInt64, track: UInt64, timestamp: UInt64, name: PerfettoString,
-        category: PerfettoString
-    ) throws {
-        try event(type: nil, track: track, timestamp: timestamp, name: name, category: category) { _ in
-            let legacy = buffer.beginMessage(Field.Event.legacyEvent)
-            buffer.int(Field.Legacy.phase, Int64(end == .start ? UInt8(ascii: "s") : UInt8(ascii: "f")))
-            buffer.uint(Field.Legacy.unscopedID, id)
-            if end == .finish { buffer.bool(Field.Legacy.bindToEnclosing, true) }
-            buffer.endMessage(legacy)
-        }
-    }
-
     @inline(__always)
     private func event(
-        type: UInt64?, track: UInt64, timestamp: UInt64, name: PerfettoString?, category: PerfettoString?,
-        annotations: (inout PerfettoAnnotations) -> Void
+        type: UInt64, track: UInt64, timestamp: UInt64, name: PerfettoString?, category: PerfettoString?,
+        flows: [UInt64] = [], terminatingFlows: [UInt64] = [], annotations: (inout PerfettoAnnotations) -> Void
     ) throws {
         var packet = beginPacket(timestamp: timestamp)
         let event = buffer.beginMessage(Field.Packet.trackEvent)
-        if let type { buffer.uint(Field.Event.type, type) }
+        buffer.uint(Field.Event.type, type)
         buffer.uint(Field.Event.trackUUID, track)
         if let category { buffer.uint(Field.Event.categoryIIDs, iid(category: category)) }
         if let name { buffer.uint(Field.Event.nameIID, iid(name: name)) }
+        for id in flows { buffer.fixed64(Field.Event.flowIDs, id) }
+        for id in terminatingFlows { buffer.fixed64(Field.Event.terminatingFlowIDs, id) }
         var writer = PerfettoAnnotations(writer: self)
         annotations(&writer)
         buffer.endMessage(event)
@@ -331,7 +344,9 @@ public final class PerfettoTraceWriter {
             }
             return
         }
-        guard stringsByHash.count < 65536 else {
+        // Past a few thousand distinct values (fail reasons of a million-task run), the table would cost more
+        // memory than interning saves bytes: the rest are written out.
+        guard stringsByHash.count < Self.internedValueLimit else {
             annotation(key) { Self.validString(Field.Annotation.stringValue, value, into: &$0) }
             return
         }
@@ -413,7 +428,7 @@ public final class PerfettoTraceWriter {
     /// Hands the buffered packets to `output` now.
     public func flush() throws {
         guard buffer.count > 0 else { return }
-        try buffer.bytes.withUnsafeBytes { try output($0) }
+        try output(buffer.bytes)
         bytesFlushed += buffer.count
         buffer.removeAll()
     }
@@ -435,12 +450,6 @@ public enum PerfettoCounterUnit: Sendable, Equatable {
     case bytes
     /// A unit Perfetto has no constant for, shown by name.
     case named(String)
-}
-
-/// The two ends of a legacy flow arrow.
-public enum PerfettoFlowEnd: Sendable {
-    case start
-    case finish
 }
 
 /// Writes the debug annotations of one event in place, in call order; keys are static text, interned.
@@ -546,18 +555,13 @@ enum Field {
     enum Event {
         static let categoryIIDs: UInt32 = 3
         static let debugAnnotations: UInt32 = 4
-        static let legacyEvent: UInt32 = 6
         static let type: UInt32 = 9
         static let nameIID: UInt32 = 10
         static let trackUUID: UInt32 = 11
         static let counterValue: UInt32 = 30
         static let doubleCounterValue: UInt32 = 44
-    }
-
-    enum Legacy {
-        static let phase: UInt32 = 2
-        static let unscopedID: UInt32 = 6
-        static let bindToEnclosing: UInt32 = 12
+        static let flowIDs: UInt32 = 47  // repeated fixed64
+        static let terminatingFlowIDs: UInt32 = 48  // repeated fixed64
     }
 
     enum Annotation {

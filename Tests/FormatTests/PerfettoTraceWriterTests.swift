@@ -80,7 +80,7 @@ struct PerfettoTraceWriterTests {
         func encoded(_ value: UInt64) -> [UInt8] {
             var buffer = ProtoBuffer()
             buffer.varint(value)
-            return buffer.bytes
+            return Array(buffer.bytes)
         }
         #expect(encoded(0) == [0])
         #expect(encoded(127) == [0x7F])
@@ -89,10 +89,10 @@ struct PerfettoTraceWriterTests {
         #expect(encoded(UInt64.max) == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
         var buffer = ProtoBuffer()
         buffer.int(4, -1)
-        #expect(buffer.bytes == [0x20] + [UInt8](repeating: 0xFF, count: 9) + [0x01], "int64 -1 is ten bytes")
+        #expect(Array(buffer.bytes) == [0x20] + [UInt8](repeating: 0xFF, count: 9) + [0x01], "int64 -1 is ten bytes")
         buffer = ProtoBuffer()
         buffer.double(5, 1.5)
-        #expect(buffer.bytes == [0x29, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F], "doubles are fixed64, little-endian")
+        #expect(Array(buffer.bytes) == [0x29, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F], "doubles are fixed64, little-endian")
     }
 
     @Test(arguments: [0, 1, 127, 128, 300, 16_383, 16_384, 70_000])
@@ -103,7 +103,7 @@ struct PerfettoTraceWriterTests {
         (0..<length).map { UInt8(truncatingIfNeeded: $0) }.withUnsafeBytes { buffer.append($0) }
         buffer.endMessage(start)
         buffer.uint(3, 7)
-        let fields = try Self.decode(buffer.bytes)
+        let fields = try Self.decode(Array(buffer.bytes))
         #expect(fields.map(\.number) == [1, 2, 3])
         #expect(fields[1].bytes == (0..<length).map { UInt8(truncatingIfNeeded: $0) })
         #expect(fields[2].value == 7)
@@ -280,25 +280,26 @@ struct PerfettoTraceWriterTests {
         #expect(try events[1].packet.first { $0.number == 12 } == nil, "the second event interns nothing new")
     }
 
-    @Test func countersAreVarintsOrDoublesAndFlowsBindToEnclosingSlices() throws {
+    @Test func countersAreVarintsOrDoublesAndFlowsAreIDsOnTheirSlices() throws {
         let (packets, _) = try packets { writer in
-            let name = writer.string("dependency")
+            let name = writer.string("task")
             try writer.counter(track: 3, timestamp: 10, value: Int64(123_456_789))
             try writer.counter(track: 3, timestamp: 11, value: 0.125)
-            try writer.flow(.start, id: 77, track: 4, timestamp: 12, name: name, category: name)
-            try writer.flow(.finish, id: 77, track: 5, timestamp: 13, name: name, category: name)
+            try writer.beginSlice(track: 4, timestamp: 12, name: name, category: name, flows: [77, 1 << 40])
+            try writer.endSlice(track: 4, timestamp: 13)
+            try writer.beginSlice(track: 5, timestamp: 14, name: name, category: name)
+            try writer.endSlice(track: 5, timestamp: 15, terminatingFlows: [77, 1 << 40])
         }
         let events = try events(packets).map(\.event)
         #expect(events[0].first { $0.number == 9 }?.value == 4, "TYPE_COUNTER")
         #expect(events[0].first { $0.number == 30 }?.value == 123_456_789, "counter_value")
         #expect(events[1].first { $0.number == 44 }.map { Double(bitPattern: $0.value) } == 0.125)
-        for (index, phase) in [(2, "s"), (3, "f")] {
-            #expect(events[index].first { $0.number == 9 } == nil, "a legacy event has no type")
-            let legacy = try #require(events[index].first { $0.number == 6 }).fields
-            #expect(legacy.first { $0.number == 2 }?.value == UInt64(phase.utf8.first!), "phase")
-            #expect(legacy.first { $0.number == 6 }?.value == 77, "unscoped_id")
-            #expect(legacy.first { $0.number == 12 }?.value == (phase == "f" ? 1 : nil), "bind_to_enclosing")
-        }
+        // flow_ids (47) on the begin, terminating_flow_ids (48) on the end: repeated fixed64, one field per id.
+        #expect(events[2].filter { $0.number == 47 }.map(\.value) == [77, 1 << 40])
+        #expect(events[2].filter { $0.number == 47 }.allSatisfy { $0.wireType == 1 })
+        #expect(events[5].filter { $0.number == 48 }.map(\.value) == [77, 1 << 40])
+        #expect(events[3].allSatisfy { $0.number != 47 && $0.number != 48 })
+        #expect(events.allSatisfy { event in !event.contains { $0.number == 6 } }, "no legacy event")
     }
 
     @Test func chunksHoldWholePacketsSoSequencesMayShareAnOutput() throws {

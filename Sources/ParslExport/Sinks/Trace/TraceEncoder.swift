@@ -15,17 +15,24 @@ protocol TraceEncoder: AnyObject {
 
     func name(_ text: String) -> Name
 
+    /// Flow arrows are ids on the slices at their ends (`TraceSliceFlows`), not events of their own: the layout
+    /// passes each slice its arrows instead of calling `flow`.
+    static var bindsFlowsToSlices: Bool { get }
+
     /// Events written so far (what --max-events counts).
     var eventCount: Int { get }
 
     func process(pid: Int, name: String, sortIndex: Int) throws
     func thread(pid: Int, tid: Int, name: String, sortIndex: Int) throws
 
-    /// A slice from `start` lasting `duration`, on a thread.
+    /// A slice from `start` lasting `duration`, on a thread, with the flow arrows bound to it (when
+    /// `bindsFlowsToSlices`).
     func slice(
         name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
-        args: (inout Args) -> Void) throws
-    func slice(name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?) throws
+        flows: TraceSliceFlows, args: (inout Args) -> Void) throws
+    func slice(
+        name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
+        flows: TraceSliceFlows) throws
 
     /// A moment on a thread (`tid`, thread scope), on a process, or across the whole trace.
     func instant(
@@ -38,13 +45,38 @@ protocol TraceEncoder: AnyObject {
         name: Name, category: Name, timestamp: Int64, pid: Int, unit: TraceCounterUnit, value: Double,
         decimals: Int?) throws
 
-    /// An arrow from the slice enclosing `from` to the slice enclosing `to`.
+    /// An arrow from the slice enclosing `from` to the slice enclosing `to` (unless `bindsFlowsToSlices`).
     func flow(id: UInt64, name: Name, from: TracePoint, to: TracePoint) throws
 
     /// Hands what is buffered to the output.
     func flush() throws
     /// Ends the trace; `metadata` describes the whole trace where the format has a place for it.
     func finish(metadata: TraceArgs) throws
+}
+
+extension TraceEncoder {
+    func slice(
+        name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?,
+        args: (inout Args) -> Void
+    ) throws {
+        try slice(
+            name: name, category: category, start: start, duration: duration, pid: pid, tid: tid, color: color,
+            flows: .none, args: args)
+    }
+
+    func slice(name: Name, category: Name, start: Int64, duration: Int64, pid: Int, tid: Int, color: TraceColor?) throws {
+        try slice(
+            name: name, category: category, start: start, duration: duration, pid: pid, tid: tid, color: color,
+            flows: .none)
+    }
+}
+
+/// The ids of the flow arrows that leave a slice and that arrive at it.
+struct TraceSliceFlows {
+    var outgoing: [UInt64] = []
+    var incoming: [UInt64] = []
+
+    static let none = TraceSliceFlows()
 }
 
 /// A moment on a thread.

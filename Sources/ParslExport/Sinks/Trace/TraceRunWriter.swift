@@ -42,6 +42,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// The earliest and latest timestamps the passes met.
     private(set) var seen: (first: Int64, last: Int64) = (.max, .min)
     private(set) var flowCount = 0
+    /// Dependency edges by their source task, for encoders that put arrows on the slices (`collectDependents`).
+    private var dependents: [FlowEdge] = []
     private(set) var triesWritten = 0
     /// Tries whose execution is also on their worker's lane.
     private(set) var executionsOnWorkers = 0
@@ -136,8 +138,15 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         try encoder.flush()
         counters.begin(layout: layout, window: window)
         try writeStatuses()
-        try writeTries()
-        try writeFlows()
+        if Encoder.bindsFlowsToSlices {
+            // The arrows go out with the tries (`sliceFlows`), which count them.
+            try collectDependents()
+            try writeTries()
+            dependents = []
+        } else {
+            try writeTries()
+            try writeFlows()
+        }
         let range = try counters.join()
         joined = true
         if range.first <= range.last {
@@ -433,6 +442,9 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             let ran = slot.flags.contains(.ran)
             let state = slot.state >= 0 ? states.name(slot.state) : nil
             let name = row.withText(2) { apps.text(for: $0) } ?? encoder.name("task \(task)")
+            let launchedAt = ran ? launched : nil
+            let phases = ran ? runningAt.map { Phases(launched: launchedAt, running: $0, end: slot.end) } : nil
+            var flows = Encoder.bindsFlowsToSlices ? try sliceFlows(index: index, slot: slot, task: task, row: row) : []
             try encoder.slice(
                 name: name,
                 category: ran ? ranCategory : notRunCategory,
@@ -440,7 +452,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 duration: slot.end - slot.start,
                 pid: pid,
                 tid: tid,
-                color: open ? .yellow : Self.stateColor(state)
+                color: open ? .yellow : Self.stateColor(state),
+                flows: Self.take(&flows, on: .whole, phases: phases)
             ) { args in
                 // Args without a value are left out.
                 args.string("run", runID)
@@ -469,12 +482,14 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             if let launched, runningAt > launched {
                 try encoder.slice(
                     name: waiting, category: phaseCategory, start: launched - window.origin,
-                    duration: runningAt - launched, pid: pid, tid: tid, color: .threadStateRunnable)
+                    duration: runningAt - launched, pid: pid, tid: tid, color: .threadStateRunnable,
+                    flows: Self.take(&flows, on: .waiting, phases: phases))
             }
             if slot.end > runningFrom {
                 try encoder.slice(
                     name: running, category: phaseCategory, start: runningFrom - window.origin,
-                    duration: slot.end - runningFrom, pid: pid, tid: tid, color: open ? .yellow : .threadStateRunning)
+                    duration: slot.end - runningFrom, pid: pid, tid: tid, color: open ? .yellow : .threadStateRunning,
+                    flows: Self.take(&flows, on: .running, phases: phases))
             }
             // A slice of its own: kept when it overlaps the window, like the try.
             if slot.flags.contains(.executionOnWorkerLane), overlaps(runningFrom, slot.end) {
@@ -511,31 +526,40 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
 
     // MARK: - Flows
 
+    /// The placed tries of a task, in try order.
+    private func placed(_ task: Int64) throws -> [(index: Int, slot: TrySlot)] {
+        try slots.tries(of: task).map { ($0, try slots.read($0)) }.filter { $0.slot.flags.contains(.placed) }
+    }
+
+    /// Where an arrow from the dependency's last try `source` to the dependent's first try `target` starts and ends:
+    /// 1 µs inside the slices (when they are long enough), so that it binds to these slices and not to a neighbour
+    /// that ends or starts at the same microsecond.
+    static func flowPoints(source: TrySlot, target: TrySlot) -> (from: Int64, to: Int64) {
+        var from = source.end - source.start >= 2 ? source.end - 1 : source.start
+        var to = target.end - target.start >= 2 ? target.start + 1 : target.start
+        if to < from {
+            // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
+            // submission on): point at where the dependency ended. Readers drop arrows going back in time.
+            to = min(max(from, target.start), target.end)
+            // Still earlier only when the two clocks disagree: start the arrow as early as the source allows.
+            if to < from { from = max(source.start, to) }
+        }
+        return (from, to)
+    }
+
     /// One arrow per dependency edge, from the end of the dependency's last try to the start of the dependent's
-    /// first try. The ends sit 1 µs inside the slices (when they are long enough), so that they bind to these slices
-    /// and not to a neighbour that ends or starts at the same microsecond.
+    /// first try (`flowPoints`).
     private mutating func writeFlows() throws {
         let name = encoder.name("dependency")
         var id: UInt64 = 0
-        func placed(_ task: Int64) throws -> [TrySlot] {
-            try slots.tries(of: task).map { try slots.read($0) }.filter { $0.flags.contains(.placed) }
-        }
         try source.dependencyRows { row in
             guard let task = row.int(0), let dependencies = row.withText(1, IDList.parse), !dependencies.isEmpty,
-                let target = try placed(task).first, overlaps(target.start, target.end)
+                let target = try placed(task).first?.slot, overlaps(target.start, target.end)
             else { return }
             for dependency in dependencies {
-                guard let source = try placed(dependency).last, overlaps(source.start, source.end) else { continue }
+                guard let source = try placed(dependency).last?.slot, overlaps(source.start, source.end) else { continue }
                 id += 1
-                var from = source.end - source.start >= 2 ? source.end - 1 : source.start
-                var to = target.end - target.start >= 2 ? target.start + 1 : target.start
-                if to < from {
-                    // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
-                    // submission on): point at where the dependency ended. Readers drop arrows going back in time.
-                    to = min(max(from, target.start), target.end)
-                    // Still earlier only when the two clocks disagree: start the arrow as early as the source allows.
-                    if to < from { from = max(source.start, to) }
-                }
+                let (from, to) = Self.flowPoints(source: source, target: target)
                 try encoder.flow(
                     id: id, name: name,
                     from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
@@ -547,6 +571,105 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         try guardLimit()
     }
 
+    /// A dependency edge from `source`, named by its arrow's id (`flowID`: its target and position).
+    private struct FlowEdge {
+        var source: Int64
+        var id: UInt64
+
+        var target: Int64 { Int64(bitPattern: id >> 16) }
+    }
+
+    /// For encoders that put arrows on slices: the edges of the run by source task, so that a dependency's try
+    /// can name the arrows that leave it when it is written (its dependents are written later or earlier).
+    /// Memory: 16 bytes per edge.
+    private mutating func collectDependents() throws {
+        var edges: [FlowEdge] = []
+        try source.dependencyRows { row in
+            guard let task = row.int(0), let dependencies = row.withText(1, IDList.parse) else { return }
+            for (position, dependency) in dependencies.enumerated() where position <= Int(UInt16.max) {
+                edges.append(FlowEdge(source: dependency, id: Self.flowID(target: task, position: position)))
+            }
+        }
+        edges.sort { ($0.source, $0.id) < ($1.source, $1.id) }
+        dependents = edges
+    }
+
+    /// An arrow's id where it is bound to slices: from its dependent task and the dependency's position in the
+    /// task's list (up to 65536), so that both ends find it without a table.
+    static func flowID(target: Int64, position: Int) -> UInt64 { UInt64(bitPattern: target) &<< 16 | UInt64(position) }
+
+    /// Which of a try's slices on its lane an arrow binds to.
+    enum FlowSlice {
+        case whole
+        case waiting
+        case running
+    }
+
+    /// The phases of a try that ran, as `writeTries` draws them.
+    struct Phases {
+        var launched: Int64?
+        var running: Int64
+        var end: Int64
+
+        /// The innermost slice of the try that holds `time`, as a reader binding an arrow there would find it.
+        func slice(at time: Int64) -> FlowSlice {
+            let runningFrom = launched.map { max($0, running) } ?? running
+            if end > runningFrom, time >= runningFrom, time <= end { return .running }
+            if let launched, running > launched, time >= launched, time <= running { return .waiting }
+            return .whole
+        }
+    }
+
+    /// A try's arrows: those that leave it (it is the last placed try of a dependency) and those that reach it (the
+    /// first placed try of a dependent), each with the moment it binds at, under the rules of `writeFlows`. Counts
+    /// the arrows that reach it in `flowCount`.
+    private mutating func sliceFlows(index: Int, slot: TrySlot, task: Int64, row: TraceRow) throws -> [(
+        id: UInt64, outgoing: Bool, time: Int64
+    )] {
+        var lower = 0
+        var upper = dependents.count
+        while lower < upper {
+            let middle = (lower + upper) / 2
+            if dependents[middle].source < task { lower = middle + 1 } else { upper = middle }
+        }
+        let hasDependents = lower < dependents.count && dependents[lower].source == task
+        let dependencies = row.withText(12, IDList.parse) ?? []
+        guard hasDependents || !dependencies.isEmpty else { return [] }
+        var flows: [(id: UInt64, outgoing: Bool, time: Int64)] = []
+        let tries = try placed(task)
+        if tries.first?.index == index {
+            for (position, dependency) in dependencies.enumerated() where position <= Int(UInt16.max) {
+                guard let source = try placed(dependency).last?.slot, overlaps(source.start, source.end) else { continue }
+                flowCount += 1
+                let (from, to) = Self.flowPoints(source: source, target: slot)
+                if to >= from { flows.append((Self.flowID(target: task, position: position), false, to)) }
+            }
+        }
+        if tries.last?.index == index {
+            while lower < dependents.count, dependents[lower].source == task {
+                let edge = dependents[lower]
+                lower += 1
+                guard let target = try placed(edge.target).first?.slot, overlaps(target.start, target.end) else { continue }
+                let (from, to) = Self.flowPoints(source: slot, target: target)
+                if to >= from { flows.append((edge.id, true, from)) }
+            }
+        }
+        return flows
+    }
+
+    /// The arrows of `flows` that bind to `slice`, taken out of it.
+    static func take(
+        _ flows: inout [(id: UInt64, outgoing: Bool, time: Int64)], on slice: FlowSlice, phases: Phases?
+    ) -> TraceSliceFlows {
+        guard !flows.isEmpty else { return .none }
+        var taken = TraceSliceFlows()
+        flows.removeAll { flow in
+            guard (phases?.slice(at: flow.time) ?? .whole) == slice else { return false }
+            if flow.outgoing { taken.outgoing.append(flow.id) } else { taken.incoming.append(flow.id) }
+            return true
+        }
+        return taken
+    }
 }
 
 /// Status names of a run, interned by their bytes (a handful of distinct values over many rows).

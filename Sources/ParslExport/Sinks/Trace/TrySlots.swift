@@ -35,7 +35,7 @@ struct TrySlot {
 }
 
 /// One `TrySlot` (64 bytes) per try of a run, addressed by (task id, try id), in `PagedRecords` of which at most
-/// `cachedPages` (24 MB) are in memory, so memory stays the same whatever the number of tries. The passes visit
+/// `cachedPages` (16 MB by default) are in memory, so memory stays the same whatever the number of tries. The passes visit
 /// tries roughly in submission order, so a run of 100k tasks fits in memory and a larger one pages through a
 /// window of recent tasks.
 final class TrySlots {
@@ -55,7 +55,7 @@ final class TrySlots {
 
     /// The largest task id of the run is `lastTask`, the largest try id `lastTry`; `count` is the number of tries.
     init(
-        firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64, cachedPages: Int = 192, slotsPerPage: Int = 2048,
+        firstTask: Int64, lastTask: Int64, lastTry: Int64, count: Int64, cachedPages: Int = 128, slotsPerPage: Int = 2048,
         spillDirectory: String
     ) {
         let stride = max(1, lastTry + 1)
