@@ -37,9 +37,18 @@ public struct Inspection: Sendable {
         }
         var taskCounts: [String: Int64] = [:]
         if database.schema.has("task", "run_id") {
+            // By rowid ranges, each a short read transaction: one GROUP BY over the table would hold the lock
+            // for as long as the table is large.
             try database.guarded {
-                let statement = try database.connection.prepare("SELECT run_id, count(*) FROM task GROUP BY run_id")
-                while try statement.step() { taskCounts[statement.string(0) ?? ""] = statement.int64(1) }
+                let statement = try database.connection.prepare(
+                    "SELECT run_id, count(*) FROM task WHERE rowid > ?1 AND rowid <= ?2 GROUP BY run_id")
+                let (first, last) = try database.rowidRange(quoteIdentifier("task"))
+                try database.inRowidRanges(from: first - 1, to: last) { from, to in
+                    statement.bind(1, from)
+                    statement.bind(2, to)
+                    while try statement.step() { taskCounts[statement.string(0) ?? "", default: 0] += statement.int64(1) }
+                    statement.reset()
+                }
             }
         }
         let summary = try pipeline.run(into: DiscardingSink(tables: Set(database.catalog.index.tables)))

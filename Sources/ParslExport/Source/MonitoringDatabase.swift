@@ -300,7 +300,8 @@ public final class MonitoringDatabase {
         let reader = try makeReader(table: table, options: options, warnings: warnings)
         try guarded {
             var rows: Int64 = 0
-            try reader.read(upTo: snapshot.highWater) { batch in
+            let first = options.runIDs == nil ? nil : try firstRowid(of: sourceTable)
+            try reader.read(upTo: snapshot.highWater, firstRowid: first) { batch in
                 var batch = batch
                 rows += Int64(batch.rowCount)
                 if table == "try_summary" { TrySummary.fillDurations(&batch) }

@@ -33,6 +33,7 @@ public final class PrometheusSink: ExportSink {
         guard case .start(let context) = event else { return }
         var configuration = self.configuration ?? MetricsCollector.Configuration(context: context)
         configuration.warnings = configuration.warnings ?? context.warnings
+        configuration.sourceIdentity = configuration.sourceIdentity ?? context.sourceIdentity
         self.configuration = configuration
         // Reading beside the pipeline could hold up a writer: then the metrics are read afterwards, in `prepare`.
         if !context.overlappingReadsMayStallAWriter {
