@@ -297,7 +297,9 @@ def serve_while_writing(binary, db, log_path, base, seconds, spans):
 
 
 def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0, source=None, status_rows=0,
-                limit_ms=50.0):
+                limit_ms=50.0, each_once=False):
+    """The writer commits while the commands run in turn for `seconds` (`each_once`: each command once, however
+    long that takes; then serve for a third of `seconds`)."""
     section = f"writer ({status_rows} status rows)" if status_rows else "writer"
     print(f"\n== (a) live writer for {seconds} s while exports run"
           + (f", status table grown to {status_rows} rows" if status_rows else ""), flush=True)
@@ -328,7 +330,7 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0, 
     baseline = [e["batch_ms"] for e in read_writer_log(log_path)]
     deadline = time.monotonic() + seconds
     i = 0
-    while time.monotonic() < deadline:
+    while (i < len(exports)) if each_once else (time.monotonic() < deadline):
         if writer.poll() is not None:
             fail(section, f"writer died (rc {writer.returncode})")
             break
@@ -905,8 +907,8 @@ def main():
     ap.add_argument("--writer-interval", type=float, default=1.0, help="seconds between the writer's batches")
     ap.add_argument("--writer-db", help="instead, a copy of this database for the writer")
     ap.add_argument("--writer-status-rows", type=int, default=0,
-                    help="then the writer part again, with the status table grown to this many rows (copies of its "
-                         "own rows, days later)")
+                    help="then the writer part again, each command once, with the status table grown to this many "
+                         "rows (copies of its own rows, days later)")
     ap.add_argument("--writer-limit-ms", type=float, default=50.0,
                     help="longest time the writer may be locked out of a commit")
     ap.add_argument("--tasks", type=int, default=15000, help="tasks in the synthetic database for the signal runs")
@@ -933,7 +935,8 @@ def main():
             if args.writer_status_rows:
                 # The same database again with its status table grown: a lock that grows with a table shows here.
                 live_writer(args.binary, runnable, work, args.writer_seconds, args.copies, args.writer_tasks,
-                            args.writer_interval, args.writer_db, args.writer_status_rows, args.writer_limit_ms)
+                            args.writer_interval, args.writer_db, args.writer_status_rows, args.writer_limit_ms,
+                            each_once=True)
             if "inspect" in runnable:
                 opens_while_growing(args.binary, work)
         if "signals" in parts:

@@ -17,6 +17,7 @@ struct TraceSource {
 
     private final class StatementCache {
         var finalState: SQLiteStatement?
+        var lookups: SQLiteConnection?
     }
 
     private var finalStateStatement: SQLiteStatement? {
@@ -400,13 +401,24 @@ struct TraceSource {
             statusHasTry: hasStatusTry, filter: scope("status", "s"))
     }
 
+    /// A connection for the lookups a pass makes while it iterates the staged copy: on the pass's own connection a
+    /// lookup's read lock would last until the pass's statement ends (SQLite keeps a connection's read transaction
+    /// while any of its statements is active), holding Parsl's writer up for the whole pass.
+    private func lookupConnection() throws -> SQLiteConnection {
+        if let lookups = statements.lookups { return lookups }
+        let lookups = try snapshot.database.openConnection()
+        lookups.readGate = connection.readGate
+        statements.lookups = lookups
+        return lookups
+    }
+
     /// The final state of one try (for a try that ran but has no returned time, whose span depends on it).
     func finalState(task: Int64, attempt: Int64) throws -> String? {
         guard has("status") else { return nil }
         var state: String?
         let sql = "SELECT \(finalStateQuery(task: "?2", attempt: "?3", run: "?1"))"
         try guarded {
-            let statement = try finalStateStatement ?? connection.prepare(sql)
+            let statement = try finalStateStatement ?? lookupConnection().prepare(sql)
             finalStateStatement = statement
             defer { statement.reset() }
             statement.bind(1, runID)
