@@ -147,7 +147,7 @@ public final class LiveMetrics: Sendable {
         }
         if failure == nil { logState.everRead = true }
         var current: [String: Bool] = [:]
-        for (runID, completed) in collector.aggregator.runStates {
+        for (runID, completed) in collector.published.aggregator.runStates {
             current[runID] = completed
             switch (logState.runs[runID], completed) {
             case (nil, false): lines.append("run \(runID) appeared")
@@ -178,15 +178,18 @@ public final class LiveMetrics: Sendable {
             } catch {
                 failure = "\(error)"
             }
-            var status = collector.status
+            // The last good values while a file that replaced the one read cannot be read (see `published`).
+            let published = collector.published
+            let aggregator = published.aggregator
+            var status = published.status
             status.readTime = ExporterStatus.wallClockMicros()
             let body: (text: [UInt8], openMetrics: [UInt8])
             do {
                 let elapsed = clock.now - started
                 status.scrapeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 body = (
-                    try collector.aggregator.render(.prometheusText, status: status),
-                    try collector.aggregator.render(.openMetrics, status: status)
+                    try aggregator.render(.prometheusText, status: status),
+                    try aggregator.render(.openMetrics, status: status)
                 )
             } catch {
                 // A render error is a bug in the metric definitions; keep the last good body.

@@ -849,6 +849,45 @@ def phase_listen(binary, db):
         srv.stop(signal.SIGTERM)
 
 
+def phase_replaced(binary, db):
+    """The file renamed over by one that is not a database: the last good values stay, with database_up 0."""
+    print("replaced: the database renamed over by an unreadable file", flush=True)
+    import shutil
+    import tempfile
+    work = tempfile.mkdtemp(prefix="http-replaced-")
+    path = os.path.join(work, "monitoring.db")
+    shutil.copyfile(db, path)
+    srv = Server(binary, path, "127.0.0.1:0")
+    try:
+        def samples():
+            status, _, body, _ = scrape(srv.port)
+            lines = [l for l in body.decode("utf-8").splitlines() if l and not l.startswith("#")]
+            return status, dict(l.rsplit(" ", 1) for l in lines)
+        deadline = time.monotonic() + 20
+        status, good = samples()
+        while good.get("parsl_export_initial_read_done") != "1" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status, good = samples()
+        check(status == 200 and good.get("parsl_export_database_up") == "1", "replaced: first scrape reads the file")
+        with open(path + ".new", "wb") as f:
+            f.write(b"not a database, long enough to be mistaken for one" * 100)
+        os.rename(path + ".new", path)
+        time.sleep(0.5)
+        status, kept = samples()
+        series = {k: v for k, v in good.items() if k.startswith("parsl_") and not k.startswith("parsl_export_")}
+        lost = [k for k, v in series.items() if kept.get(k) != v]
+        check(status == 200 and kept.get("parsl_export_database_up") == "0"
+              and kept.get("parsl_export_initial_read_done") == "1" and series and not lost,
+              f"replaced: all {len(series)} series kept with database_up 0, initial_read_done 1",
+              f"database_up {kept.get('parsl_export_database_up')}, initial_read_done "
+              f"{kept.get('parsl_export_initial_read_done')}, {len(lost)} series lost or changed, e.g. {lost[:2]}")
+    finally:
+        rc, lines = srv.stop(signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
+    check(any("serving the last good values" in l for l in lines), "replaced: the log says the last good values are served",
+          str(lines[-3:]))
+
+
 def phase_bind(binary, db):
     print("bind address", flush=True)
     runs = []
@@ -897,7 +936,8 @@ def main():
         phase_framing(srv)
         phase_crowd(srv)
         # Binding runs while the slow connections wait for their timeout.
-        worst = phase_slow(srv, fd0, lambda: (phase_bind(binary, db), phase_listen(binary, db)))
+        worst = phase_slow(srv, fd0, lambda: (phase_bind(binary, db), phase_listen(binary, db),
+                                              phase_replaced(binary, db)))
         figures = {"503": counts.get(503, 0), "200": counts.get(200, 0), "worst": worst}
     finally:
         alive = srv.alive()

@@ -81,6 +81,31 @@ def make_synthetic_db(path, tasks, work):
     shutil.copyfile(cached, path)
 
 
+def inflate_status(path, rows):
+    """Grows the status table to `rows` with copies of its own rows, each copy a number of days later (the key
+    includes the timestamp): millions of status rows in seconds, where scripts/synth-db would take many minutes
+    to make as many tasks."""
+    con = sqlite3.connect(path, isolation_level=None)
+    columns = [r[1] for r in con.execute('PRAGMA table_info("status")')]
+    names = ", ".join(f'"{c}"' for c in columns)
+    shifted = ", ".join(
+        "strftime('%Y-%m-%d %H:%M:%S', timestamp, ?1) || substr(timestamp, 20)" if c == "timestamp" else f'"{c}"'
+        for c in columns)
+    original, last = con.execute("SELECT count(*), max(rowid) FROM status").fetchone()
+    have = original
+    con.execute("BEGIN")
+    day = 0
+    while original and have < rows:
+        day += 1
+        take = min(original, rows - have)
+        con.execute(f"INSERT INTO status ({names}) SELECT {shifted} FROM status WHERE rowid <= ?2 ORDER BY rowid "
+                    "LIMIT ?3", (f"+{day} days", last, take))
+        have += take
+    con.execute("COMMIT")
+    con.close()
+    return have
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # (a) A writer with Parsl's database-manager access pattern.
 
@@ -107,17 +132,20 @@ def locked(e):
     return "locked" in str(e) or "busy" in str(e)
 
 def commit(statements):
-    """Returns (ms locked out, ms for the whole batch, retries)."""
+    """Returns (ms locked out, ms for the whole batch, retries). Locked out: from the first attempt refused to the
+    start of the one that succeeded; the successful commit's own writing and fsync are the batch's, not a wait."""
     start = time.perf_counter()
     first_busy = None
     retries = 0
     while True:
         try:
+            attempt = time.perf_counter()
             con.execute("BEGIN")
             for sql, rows in statements:
                 con.executemany(sql, rows)
             while True:
                 try:
+                    attempt = time.perf_counter()
                     con.execute("COMMIT")  # a busy COMMIT keeps the transaction: retry it alone
                     break
                 except sqlite3.OperationalError as e:
@@ -127,7 +155,7 @@ def commit(statements):
                     retries += 1
                     time.sleep(0.001)
             end = time.perf_counter()
-            return ((end - first_busy) * 1000 if first_busy else 0.0), (end - start) * 1000, retries
+            return ((attempt - first_busy) * 1000 if first_busy else 0.0), (end - start) * 1000, retries
         except sqlite3.OperationalError as e:
             if not locked(e):
                 raise
@@ -232,6 +260,7 @@ def serve_while_writing(binary, db, log_path, base, seconds, spans):
         server.stop(signal.SIGKILL)
         return 0, 0
     start = time.time()
+    first_read = None
     scrapes = checked = 0
     while time.time() - start < seconds:
         entries = read_writer_log(log_path)
@@ -251,11 +280,14 @@ def serve_while_writing(binary, db, log_path, base, seconds, spans):
         if 1.0 not in done.values():
             time.sleep(0.25)
             continue  # still reading the first time round
+        if first_read is None:
+            first_read = time.time()
+            spans.append(("serve first read", start, first_read))
         if 1.0 not in up.values():
             fail(section, f"parsl_export_database_up {up} while the database is readable")
         checked += check_rows_read(section, "serve /metrics", body, base, before)
         time.sleep(0.25)
-    spans.append(("serve", start, time.time()))
+    spans.append(("serve", first_read or start, time.time()))
     rc, lines = server.stop(signal.SIGTERM)
     if rc != 0:
         fail(section, f"serve exit {rc} after SIGTERM (documented: 0): {lines[-3:]}")
@@ -264,15 +296,27 @@ def serve_while_writing(binary, db, log_path, base, seconds, spans):
     return scrapes, checked
 
 
-def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
-    section = "writer"
-    print(f"\n== (a) live writer for {seconds} s while exports run", flush=True)
+def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0, source=None, status_rows=0,
+                limit_ms=50.0, each_once=False):
+    """The writer commits while the commands run in turn for `seconds` (`each_once`: each command once, however
+    long that takes; then serve for a third of `seconds`)."""
+    section = f"writer ({status_rows} status rows)" if status_rows else "writer"
+    print(f"\n== (a) live writer for {seconds} s while exports run"
+          + (f", status table grown to {status_rows} rows" if status_rows else ""), flush=True)
     db = os.path.join(work, "live.db")
-    if tasks:
+    if source:
+        shutil.copyfile(source, db)
+        figure(f"writer's database: a copy of {source}, {os.path.getsize(db) >> 20} MiB")
+    elif tasks:
         make_synthetic_db(db, tasks, work)
     else:
         make_big_db(db, copies)
         figure(f"writer's database: the real fixture's rows ×{copies + 1}, {os.path.getsize(db) >> 20} MiB")
+    if status_rows:
+        started = time.monotonic()
+        have = inflate_status(db, status_rows)
+        figure(f"status table grown to {have} rows by copies of its own rows in {time.monotonic() - started:.0f} s "
+               f"({os.path.getsize(db) >> 20} MiB)")
     base = outputs.sqlite_counts(db)  # rows before the writer's run; metrics count all runs
     log_path = os.path.join(work, "writer.log")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, db, log_path, str(interval), "50"])
@@ -286,7 +330,7 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
     baseline = [e["batch_ms"] for e in read_writer_log(log_path)]
     deadline = time.monotonic() + seconds
     i = 0
-    while time.monotonic() < deadline:
+    while (i < len(exports)) if each_once else (time.monotonic() < deadline):
         if writer.poll() is not None:
             fail(section, f"writer died (rc {writer.returncode})")
             break
@@ -363,8 +407,8 @@ def live_writer(binary, runnable, work, seconds, copies, tasks=0, interval=1.0):
            + f"; {checked_rows} table files checked for rows committed before start "
            + "(csv/parquet: rows of the writer's run; prometheus/serve: parsl_export_rows_read_total; "
            + "trace: try slices of the writer's run; inspect: exit code only)")
-    if longest > 100:
-        fail(section, f"longest writer commit wait {longest:.1f} ms > 100 ms")
+    if longest > limit_ms:
+        fail(section, f"longest writer commit wait {longest:.1f} ms > {limit_ms:g} ms")
     if any(n == 0 for n in runs.values()):
         fail(section, f"some commands never ran while writing: {runs}")
 
@@ -861,6 +905,12 @@ def main():
     ap.add_argument("--writer-tasks", type=int, default=0,
                     help="instead, a scripts/synth-db database of this many tasks for the writer (e.g. 100000)")
     ap.add_argument("--writer-interval", type=float, default=1.0, help="seconds between the writer's batches")
+    ap.add_argument("--writer-db", help="instead, a copy of this database for the writer")
+    ap.add_argument("--writer-status-rows", type=int, default=0,
+                    help="then the writer part again, each command once, with the status table grown to this many "
+                         "rows (copies of its own rows, days later)")
+    ap.add_argument("--writer-limit-ms", type=float, default=50.0,
+                    help="longest time the writer may be locked out of a commit")
     ap.add_argument("--tasks", type=int, default=15000, help="tasks in the synthetic database for the signal runs")
     ap.add_argument("--signal-repeats", type=int, default=3)
     ap.add_argument("--fuzz", type=int, default=300, help="fuzz iterations")
@@ -881,7 +931,12 @@ def main():
     try:
         if "writer" in parts:
             live_writer(args.binary, runnable, work, args.writer_seconds, args.copies, args.writer_tasks,
-                        args.writer_interval)
+                        args.writer_interval, args.writer_db, 0, args.writer_limit_ms)
+            if args.writer_status_rows:
+                # The same database again with its status table grown: a lock that grows with a table shows here.
+                live_writer(args.binary, runnable, work, args.writer_seconds, args.copies, args.writer_tasks,
+                            args.writer_interval, args.writer_db, args.writer_status_rows, args.writer_limit_ms,
+                            each_once=True)
             if "inspect" in runnable:
                 opens_while_growing(args.binary, work)
         if "signals" in parts:

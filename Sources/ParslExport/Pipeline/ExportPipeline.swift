@@ -102,7 +102,8 @@ public struct ExportPipeline {
                 timeZone: request.timeZone,
                 warnings: warnings,
                 overlappingReadsMayStallAWriter: try database.overlappingReadsMayStallAWriter(),
-                request: request
+                request: request,
+                sourceIdentity: database.identity
             )
             let demand = sink.demand
             var tableDemand = demand.tables

@@ -21,6 +21,8 @@ public struct ExportContext: Sendable {
     /// How the export opens and reads the database (`--immutable`, `--busy-timeout`, `--batch-size`, ...), for a
     /// sink that reads it on a connection of its own.
     public var request: ExportRequest? = nil
+    /// The database file the export opened, for a sink that opens it again.
+    var sourceIdentity: FileIdentity? = nil
 }
 
 /// One value in the stream a sink consumes. Tables arrive one after another, each as

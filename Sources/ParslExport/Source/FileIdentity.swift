@@ -27,7 +27,13 @@ extension MonitoringDatabase {
     /// another database, and the outputs would mix the two.
     func checkSameFile() throws {
         guard let identity, FileIdentity(path: path) != identity else { return }
-        throw ExportError(
-            .inputLocked, "\(path): the file was replaced (renamed over) during the export; export it again")
+        throw FileIdentity.replacedError(path)
+    }
+}
+
+extension FileIdentity {
+    /// The error of a read that would go on in another file than the one it started in.
+    static func replacedError(_ path: String) -> ExportError {
+        ExportError(.inputLocked, "\(path): the file was replaced (renamed over) during the export; export it again")
     }
 }

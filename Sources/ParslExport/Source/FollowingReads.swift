@@ -69,11 +69,12 @@ final class FollowingReads {
 
     /// One batch of `table`'s rows past `after` up to `upTo` (at most `limit`), as model values of the runs
     /// `keep` accepts. Returns the rows read (every run's) and the last rowid; a batch shorter than `limit` is the
-    /// last. The host of a resource sample is its try's hostname as it stands now (nil while Parsl has not
-    /// written it).
+    /// last unless it `stoppedEarly`: it ends once it has held the read lock as long as a pipeline batch may
+    /// (`ReadOptions.lockBudgetMicros`), whatever `limit` says. The host of a resource sample is its try's
+    /// hostname as it stands now (nil while Parsl has not written it).
     func batch(
         of table: String, after: Int64, upTo: Int64, limit: Int, keep: (String) -> Bool
-    ) throws -> (rows: Int, last: Int64, events: DomainBatch) {
+    ) throws -> (rows: Int, last: Int64, stoppedEarly: Bool, events: DomainBatch) {
         let s = try statement(select(table) + " WHERE \(table == "resource" ? "r.rowid" : "rowid") > ?1 AND "
             + "\(table == "resource" ? "r.rowid" : "rowid") <= ?2 ORDER BY 1 LIMIT ?3")
         defer { s.reset() }
@@ -89,10 +90,16 @@ final class FollowingReads {
         var transitions: [BlockTransition] = []
         var nodes: [NodeSnapshot] = []
         var samples: [ResourceSample] = []
+        var stoppedEarly = false
+        let started = monotonicMicros()
         while try s.step() {
             rows += 1
             last = s.int64(0)
-            guard let runID = s.string(1), keep(runID) else { continue }
+            if rows & 63 == 0, monotonicMicros() - started > ReadOptions.lockBudgetMicros { stoppedEarly = true }
+            guard let runID = s.string(1), keep(runID) else {
+                if stoppedEarly { break }
+                continue
+            }
             switch table {
             case "task":
                 tasks.append(
@@ -124,6 +131,7 @@ final class FollowingReads {
                         pid: row.integer(3), residentBytes: row.double(5), virtualBytes: nil, cpuUserSeconds: row.double(6),
                         cpuSystemSeconds: row.double(11), hostname: s.string(2), blockID: s.string(9)))
             }
+            if stoppedEarly { break }
         }
         let events: DomainBatch =
             switch table {
@@ -134,7 +142,7 @@ final class FollowingReads {
             case "node": .nodeSnapshots(nodes)
             default: .resourceSamples(samples)
             }
-        return (rows, last, events)
+        return (rows, last, stoppedEarly, events)
     }
 
     /// One try row as it stands now.

@@ -150,9 +150,18 @@ public final class MonitoringDatabase {
     func taskCountsByRun() throws -> [String: Int64] {
         var counts: [String: Int64] = [:]
         guard schema.has("task", "run_id") else { return counts }
+        // By rowid ranges, each a short read transaction: one GROUP BY over the table would hold the lock for as
+        // long as the table is large.
         try guarded {
-            let statement = try connection.prepare("SELECT run_id, count(*) FROM task GROUP BY run_id")
-            while try statement.step() { counts[statement.string(0) ?? ""] = statement.int64(1) }
+            let statement = try connection.prepare(
+                "SELECT run_id, count(*) FROM task WHERE rowid > ?1 AND rowid <= ?2 GROUP BY run_id")
+            let (first, last) = try rowidRange(quoteIdentifier("task"))
+            try inRowidRanges(from: first - 1, to: last) { from, to in
+                statement.bind(1, from)
+                statement.bind(2, to)
+                while try statement.step() { counts[statement.string(0) ?? "", default: 0] += statement.int64(1) }
+                statement.reset()
+            }
         }
         return counts
     }
@@ -328,7 +337,8 @@ public final class MonitoringDatabase {
         let reader = try makeReader(table: table, columns: columns, options: options, warnings: warnings)
         try guarded {
             var rows: Int64 = 0
-            try reader.read(upTo: snapshot.highWater) { batch in
+            let first = options.runIDs == nil ? nil : try firstRowid(of: sourceTable)
+            try reader.read(upTo: snapshot.highWater, firstRowid: first) { batch in
                 var batch = batch
                 rows += Int64(batch.rowCount)
                 if table == "try_summary" { TrySummary.fillDurations(&batch) }

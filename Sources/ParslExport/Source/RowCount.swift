@@ -1,8 +1,4 @@
-import Dispatch
-
 extension MonitoringDatabase {
-    /// How long one range count should hold its read lock: past it, Parsl's writer would notice.
-    static let countBudgetNanoseconds: UInt64 = 20_000_000
     /// Tables spanning fewer rowids are counted whole, which takes a few milliseconds; larger ones by ranges. A
     /// size rather than a timer decides, so the same database is always checked the same way.
     static let wholeCountRows: Int64 = 65_536
@@ -28,34 +24,52 @@ extension MonitoringDatabase {
             }
             let statement = try connection.prepare(
                 "SELECT count(*) FROM \(name) WHERE rowid > ?1 AND rowid <= ?2" + (runFilter ?? ""))
-            let end = min(highWater, last)
             var total: Int64 = 0
-            var from = first - 1
-            var width: Int64 = 16_384
-            while from < end {
-                let to = min(end, from + width)
-                let started = DispatchTime.now().uptimeNanoseconds
+            try inRowidRanges(from: first - 1, to: min(highWater, last)) { from, to in
                 statement.bind(1, from)
                 statement.bind(2, to)
                 _ = try statement.step()
                 total += statement.int64(0)
                 statement.reset()
-                let elapsed = max(DispatchTime.now().uptimeNanoseconds - started, 1)
-                // Aim at half the budget: the next range may be denser.
-                let scaled = Double(width) * Double(Self.countBudgetNanoseconds / 2) / Double(elapsed)
-                width = max(1_024, min(width * 4, Int64(scaled)))
-                from = to
             }
             return total
         }
     }
 
+    /// Calls `body` for consecutive rowid ranges `(from, to]` covering `after` to `end`, each meant to be one read
+    /// transaction of its own: the ranges are sized by how long the last one took, to stay within
+    /// `ReadOptions.lockBudgetMicros` whatever the table's size or density.
+    func inRowidRanges(
+        from after: Int64, to end: Int64, on connection: SQLiteConnection? = nil, startingWidth: Int64 = 4_096,
+        _ body: (Int64, Int64) throws -> Void
+    ) throws {
+        let connection = connection ?? self.connection
+        var from = after
+        var width = startingWidth
+        while from < end {
+            let to = end - from <= width ? end : from + width
+            // Waiting for the other connection's turn at the read gate holds no lock: it does not count.
+            let started = monotonicMicros() - connection.readGateWaitMicros
+            try body(from, to)
+            let elapsed = max(monotonicMicros() - connection.readGateWaitMicros - started, 1)
+            // Aim at half the budget: the next range may be denser.
+            let scaled = Double(width) * Double(ReadOptions.lockBudgetMicros / 2) / Double(elapsed)
+            width = max(256, min(width * 2, Int64(scaled)))
+            from = to
+        }
+    }
+
     /// The first and last rowid (two b-tree descents: one min() and one max() together would scan); (1, 0) for an empty table.
-    private func rowidRange(_ name: String) throws -> (Int64, Int64) {
+    func rowidRange(_ name: String) throws -> (Int64, Int64) {
         let statement = try connection.prepare("SELECT (SELECT min(rowid) FROM \(name)), (SELECT max(rowid) FROM \(name))")
         defer { statement.reset() }
         _ = try statement.step()
         return statement.isNull(0) ? (1, 0) : (statement.int64(0), statement.int64(1))
+    }
+
+    /// The table's first rowid (one b-tree descent), or 1 when it is empty.
+    func firstRowid(of table: String) throws -> Int64 {
+        try rowidRange(quoteIdentifier(table)).0
     }
 
     /// Runs a one-value counting statement.

@@ -34,6 +34,8 @@ public final class SQLiteConnection {
     private var holdsReadGate = false
     /// Where statements prepared here are noted, in tests and measurements (see `TablePasses`).
     var passes: TablePasses?
+    /// Time spent waiting for `readGate`, so that a read timing itself can leave out the other connection's turn.
+    private(set) var readGateWaitMicros: Int64 = 0
 
     /// Opens `path` read-only through a `file:` URI (`mode=ro`, and `immutable=1` when asked), so the source is
     /// never modified; `busyTimeoutMilliseconds` bounds how long a read waits for a writer's lock.
@@ -87,7 +89,9 @@ public final class SQLiteConnection {
     /// Takes the gate before a statement may start a read transaction on the database file.
     func enterReadGate() {
         guard let readGate, !holdsReadGate, sqlite3_txn_state(handle, "main") == SQLITE_TXN_NONE else { return }
+        let started = monotonicMicros()
         readGate.lock()
+        readGateWaitMicros += monotonicMicros() - started
         holdsReadGate = true
     }
 
@@ -279,23 +283,44 @@ extension SQLiteConnection {
     }
 }
 
-/// A mutex that connections hold across each read transaction (see `SQLiteConnection.readGate`).
+/// A lock that connections hold across each read transaction (see `SQLiteConnection.readGate`), granted in the
+/// order asked: a plain mutex lets the connection that just gave it up take it again at once, batch after batch,
+/// while the other waits.
 ///
 /// `@unchecked Sendable`: the pthread mutex is the synchronisation. Not `Locked`: the gate is held from one call
 /// (a statement's first step) to another (its reset), not around a closure.
 final class ReadGate: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let turn: UnsafeMutablePointer<pthread_cond_t>
+    private var nextTicket: UInt64 = 0
+    private var serving: UInt64 = 0
 
     init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
+        turn = .allocate(capacity: 1)
+        pthread_cond_init(turn, nil)
     }
 
     deinit {
+        pthread_cond_destroy(turn)
+        turn.deallocate()
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    func lock() {
+        pthread_mutex_lock(mutex)
+        let ticket = nextTicket
+        nextTicket += 1
+        while serving != ticket { pthread_cond_wait(turn, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    func unlock() {
+        pthread_mutex_lock(mutex)
+        serving += 1
+        pthread_cond_broadcast(turn)
+        pthread_mutex_unlock(mutex)
+    }
 }

@@ -22,12 +22,15 @@ public struct ReadOptions: Sendable {
     public var timeZone: TimeZoneConversion?
     /// A batch ends early once its read transaction has lasted this long.
     public var maximumLockMicros: Int64
+    /// How long one batch's read transaction may last: well within the 50 ms a writer may wait, leaving room for
+    /// the process being descheduled while it holds the lock.
+    public static let lockBudgetMicros: Int64 = 10_000
 
     public init(
         batchSize: Int = 8192,
         runIDs: [String]? = nil,
         timeZone: TimeZoneConversion? = nil,
-        maximumLockMicros: Int64 = 20_000
+        maximumLockMicros: Int64 = ReadOptions.lockBudgetMicros
     ) {
         self.batchSize = batchSize
         self.runIDs = runIDs
@@ -113,18 +116,26 @@ final class TableReader {
 
     /// Reads every row with rowid ≤ `highWater` (the table's last rowid when the export started), calling `body`
     /// once per batch, outside the read transaction.
-    func read(upTo highWater: Int64, _ body: (RecordBatch) throws -> Void) throws {
-        var after: Int64 = Int64.min
-        while true {
+    ///
+    /// Each batch is one SELECT, its own read transaction: the shared lock ends at reset, before `body` runs. A
+    /// batch also ends once it has held the lock for `maximumLockMicros`, so Parsl's writer never waits long. With
+    /// a run filter SQLite may walk many rows it does not return, which that check cannot see: given the table's
+    /// first rowid (`firstRowid`), each SELECT then also keeps to a window of rowids sized by how long the last
+    /// one took.
+    func read(upTo highWater: Int64, firstRowid: Int64? = nil, _ body: (RecordBatch) throws -> Void) throws {
+        let windowed = firstRowid != nil && options.runIDs != nil
+        var after: Int64 = windowed ? firstRowid! - 1 : Int64.min
+        var width: Int64 = 16_384
+        while after < highWater {
+            let end = windowed && highWater - after > width ? after + width : highWater
             statement.reset()
             statement.bind(1, after)
-            statement.bind(2, highWater)
+            statement.bind(2, end)
             statement.bind(3, Int64(options.batchSize))
             // Nothing is left over from a batch that failed half way.
             for index in builders.indices { builders[index].reset() }
             var rows = 0
-            // A single SELECT is its own transaction: the shared lock ends at reset, before sinks run. The batch
-            // also ends early once it has held the lock for `maximumLockMicros`, so Parsl's writer never waits long.
+            var stoppedEarly = false
             let started = monotonicMicros()
             while try statement.step() {
                 after = statement.int64(0)
@@ -136,15 +147,23 @@ final class TableReader {
                     }
                 }
                 rows += 1
-                if rows & 127 == 0, monotonicMicros() - started > options.maximumLockMicros { break }
+                if rows & 63 == 0, monotonicMicros() - started > options.maximumLockMicros {
+                    stoppedEarly = true
+                    break
+                }
             }
-            let full = rows == options.batchSize
-            let stoppedEarly = rows > 0 && !full && monotonicMicros() - started > options.maximumLockMicros
+            let elapsed = max(monotonicMicros() - started, 1)
             statement.reset()
-            if rows == 0 { return }
-            let columns = builders.indices.map { builders[$0].finish() }
-            try body(RecordBatch(schema: schema, columns: columns, rowCount: rows))
-            if !full && !stoppedEarly { return }
+            let windowDone = rows < options.batchSize && !stoppedEarly
+            if rows > 0 {
+                let columns = builders.indices.map { builders[$0].finish() }
+                try body(RecordBatch(schema: schema, columns: columns, rowCount: rows))
+            }
+            guard windowDone else { continue }
+            if end >= highWater { return }
+            after = end
+            // Aim at half the budget: the next window may hold more of the selected rows.
+            width = max(1_024, min(width * 2, width * (options.maximumLockMicros / 2) / elapsed))
         }
     }
 

@@ -17,6 +17,7 @@ struct TraceSource {
 
     private final class StatementCache {
         var finalState: SQLiteStatement?
+        var lookups: SQLiteConnection?
     }
 
     private var finalStateStatement: SQLiteStatement? {
@@ -83,25 +84,19 @@ struct TraceSource {
     }
 
     /// Runs `insert` (with the run as ?1 and a rowid range of `table` as ?2 < rowid <= ?3) over the snapshot's
-    /// rows of `table`, one range at a time: each is a read transaction of its own, as short as a pipeline batch.
+    /// rows of `table`, one range at a time: each is a read transaction of its own, sized by time to stay as short
+    /// as a pipeline batch (a range of resource rows joined to their tries costs far more than one of node rows).
     private func copyInRanges(_ insert: String, table: String) throws {
         let statement = try connection.prepare(insert)
         defer { statement.reset() }
-        let highWater = snapshot.highWater(table)
-        var after: Int64 = 0
-        let first = try connection.prepare("SELECT min(rowid) FROM \(quoteIdentifier(table))")
-        if try first.step(), !first.isNull(0) { after = first.int64(0) - 1 }
-        first.reset()
-        // Parsl never deletes, so rowids are dense and a range holds about as many rows as a pipeline batch.
-        let span: Int64 = 8192
-        while after < highWater {
-            let upTo = min(highWater, after + span)
+        try snapshot.database.inRowidRanges(
+            from: try firstRowid(table) - 1, to: snapshot.highWater(table), on: connection, startingWidth: 1_024
+        ) { from, to in
             statement.reset()
             statement.bind(1, runID)  // ignored by SQLite where the statement has no ?1
-            statement.bind(2, after)
-            statement.bind(3, upTo)
+            statement.bind(2, from)
+            statement.bind(3, to)
             _ = try statement.step()
-            after = upTo
         }
     }
 
@@ -166,8 +161,10 @@ struct TraceSource {
     }
 
     /// The run and snapshot filter of `table` (aliased `alias`), with the run bound as ?1 (or `run`).
+    /// The bound is written `+rowid` so that SQLite never takes it for the end of a rowid search: given it and a
+    /// batch's own range, it would walk from the range's start to the snapshot's end for every batch.
     private func scope(_ table: String, _ alias: String, run: String = "?1") -> String {
-        var sql = "\(alias).rowid <= \(snapshot.highWater(table))"
+        var sql = "+\(alias).rowid <= \(snapshot.highWater(table))"
         if has(table, "run_id") { sql += " AND \(alias).run_id = \(run)" }
         return sql
     }
@@ -223,30 +220,53 @@ struct TraceSource {
     }
 
     /// Runs `sql` in batches of rows in rowid order, so that each read transaction is short, as the pipeline's
-    /// own reads are: `sql` filters on `rowid > ?2` and ends with `ORDER BY rowid LIMIT ?3`; its last column is the
-    /// rowid. The statement is reset between batches, which releases the lock.
-    func eachByRowid(_ sql: String, _ body: (TraceRow) throws -> Void) throws {
+    /// own reads are: `sql` reads `table` with `rowid > ?2 AND rowid <= ?4` and ends with `ORDER BY rowid LIMIT
+    /// ?3`; its last column is the rowid. A batch ends after `ReadOptions.lockBudgetMicros`, and ?4 closes a
+    /// window of rowids sized by time, so that a filter that passes few rows cannot make one batch walk the whole
+    /// table. The statement is reset between batches, which releases the lock.
+    func eachByRowid(_ sql: String, table: String, _ body: (TraceRow) throws -> Void) throws {
         let batch: Int64 = 4096
+        let highWater = snapshot.highWater(table)
         try guarded {
             let statement = try connection.prepare(sql)
             defer { statement.reset() }
             let row = TraceRow(statement: statement, warnings: warnings, zone: snapshot.options.timeZone)
             let rowid = statement.columnCount - 1
-            var after = Int64.min
-            while true {
+            var after = try firstRowid(table) - 1
+            var width: Int64 = 16_384
+            while after < highWater {
+                let end = highWater - after > width ? after + width : highWater
                 statement.reset()
                 statement.bind(1, runID)
                 statement.bind(2, after)
                 statement.bind(3, batch)
+                statement.bind(4, end)
                 var rows: Int64 = 0
+                var stoppedEarly = false
+                // Waiting for the other connection's turn at the read gate holds no lock: it does not count.
+                let started = monotonicMicros() - connection.readGateWaitMicros
+                func elapsed() -> Int64 { max(monotonicMicros() - connection.readGateWaitMicros - started, 1) }
                 while try statement.step() {
                     after = statement.int64(rowid)
                     rows += 1
                     try body(row)
+                    if rows & 63 == 0, elapsed() > ReadOptions.lockBudgetMicros {
+                        stoppedEarly = true
+                        break
+                    }
                 }
-                if rows < batch { return }
+                if rows == batch || stoppedEarly { continue }
+                after = end
+                width = max(1_024, min(width * 2, width * (ReadOptions.lockBudgetMicros / 2) / elapsed()))
             }
         }
+    }
+
+    /// The first rowid of `table` (one b-tree descent), or 1 when it is empty.
+    private func firstRowid(_ table: String) throws -> Int64 {
+        let first = try connection.prepare("SELECT min(rowid) FROM \(quoteIdentifier(table))")
+        defer { first.reset() }
+        return try first.step() && !first.isNull(0) ? first.int64(0) : 1
     }
 
     // MARK: - Queries of the passes
@@ -267,9 +287,9 @@ struct TraceSource {
             let only = table == "node" && name == "reg_time" && has("node", "timestamp") ? " AND parsl_us(x.timestamp) IS NULL" : ""
             let sql = """
                 SELECT \(quoteIdentifier(name)), x.rowid FROM \(table == "try" ? tries : quoteIdentifier(table)) AS x
-                WHERE \(scope(table, "x"))\(only) AND x.rowid > ?2 ORDER BY x.rowid LIMIT ?3
+                WHERE \(scope(table, "x"))\(only) AND x.rowid > ?2 AND x.rowid <= ?4 ORDER BY x.rowid LIMIT ?3
                 """
-            try eachByRowid(sql) { row in
+            try eachByRowid(sql, table: table) { row in
                 guard let value = row.time(0) else { return }
                 first = min(first, value)
                 last = max(last, value)
@@ -381,13 +401,24 @@ struct TraceSource {
             statusHasTry: hasStatusTry, filter: scope("status", "s"))
     }
 
+    /// A connection for the lookups a pass makes while it iterates the staged copy: on the pass's own connection a
+    /// lookup's read lock would last until the pass's statement ends (SQLite keeps a connection's read transaction
+    /// while any of its statements is active), holding Parsl's writer up for the whole pass.
+    private func lookupConnection() throws -> SQLiteConnection {
+        if let lookups = statements.lookups { return lookups }
+        let lookups = try snapshot.database.openConnection()
+        lookups.readGate = connection.readGate
+        statements.lookups = lookups
+        return lookups
+    }
+
     /// The final state of one try (for a try that ran but has no returned time, whose span depends on it).
     func finalState(task: Int64, attempt: Int64) throws -> String? {
         guard has("status") else { return nil }
         var state: String?
         let sql = "SELECT \(finalStateQuery(task: "?2", attempt: "?3", run: "?1"))"
         try guarded {
-            let statement = try finalStateStatement ?? connection.prepare(sql)
+            let statement = try finalStateStatement ?? lookupConnection().prepare(sql)
             finalStateStatement = statement
             defer { statement.reset() }
             statement.bind(1, runID)
@@ -404,9 +435,9 @@ struct TraceSource {
         guard has("status") else { return }
         let sql = """
             SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, s.timestamp, s.rowid
-            FROM status AS s WHERE \(scope("status", "s")) AND s.rowid > ?2 ORDER BY s.rowid LIMIT ?3
+            FROM status AS s WHERE \(scope("status", "s")) AND s.rowid > ?2 AND s.rowid <= ?4 ORDER BY s.rowid LIMIT ?3
             """
-        try eachByRowid(sql, body)
+        try eachByRowid(sql, table: "status", body)
     }
 
     /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, (3 unused),
@@ -427,9 +458,9 @@ struct TraceSource {
                 \(column("try", "task_try_time_launched", "t")), \(column("try", "task_try_time_running", "t")),
                 \(column("try", "task_fail_history", "t")), \(depends), \(column("try", "task_try_time_returned", "t")),
                 t.rowid
-            FROM \(tries) AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 ORDER BY t.rowid LIMIT ?3
+            FROM \(tries) AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 AND t.rowid <= ?4 ORDER BY t.rowid LIMIT ?3
             """
-        try eachByRowid(sql, body)
+        try eachByRowid(sql, table: "try", body)
     }
 
     /// Resource samples in table order, for what each try's samples add up to. Columns: task, try, pid,
@@ -441,9 +472,9 @@ struct TraceSource {
                 \(column("resource", "psutil_process_memory_resident", "r")),
                 \(column("resource", "psutil_process_time_user", "r")), \(column("resource", "psutil_process_time_system", "r")),
                 r.rowid
-            FROM resource AS r WHERE \(scope("resource", "r")) AND r.rowid > ?2 ORDER BY r.rowid LIMIT ?3
+            FROM resource AS r WHERE \(scope("resource", "r")) AND r.rowid > ?2 AND r.rowid <= ?4 ORDER BY r.rowid LIMIT ?3
             """
-        try eachByRowid(sql, body)
+        try eachByRowid(sql, table: "resource", body)
     }
 
     /// Tasks with dependencies, in table order. Columns: task, depends, rowid.
@@ -451,10 +482,10 @@ struct TraceSource {
         guard has("task", "task_depends") else { return }
         let sql = """
             SELECT k.task_id, k.task_depends, k.rowid FROM task AS k
-            WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' AND k.rowid > ?2
+            WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' AND k.rowid > ?2 AND k.rowid <= ?4
             ORDER BY k.rowid LIMIT ?3
             """
-        try eachByRowid(sql, body)
+        try eachByRowid(sql, table: "task", body)
     }
 
     /// Resource samples in time order (ties in table order), with the executor, block and running time of their

@@ -24,6 +24,9 @@ public final class MetricsCollector {
         public var busyTimeoutMilliseconds: Int32 = 1_000
         /// Where values that cannot be read are counted (the export's, so they are reported like every sink's).
         public var warnings: ValueWarnings? = nil
+        /// The file an export opened: reading another one under its name (renamed over) is an error. Nil follows
+        /// whatever file the path names, reading a new one from the start (`serve`).
+        var sourceIdentity: FileIdentity? = nil
 
         public init(path: String) { self.path = path }
 
@@ -47,15 +50,19 @@ public final class MetricsCollector {
             runIDs = Set(context.runs.map(\.runID))
             timeZone = context.timeZone
             warnings = context.warnings
+            sourceIdentity = context.sourceIdentity
         }
     }
 
     public let configuration: Configuration
-    public let aggregator: MetricsAggregator
+    public private(set) var aggregator: MetricsAggregator
     public private(set) var status = ExporterStatus()
+    /// The values read from the file before it was replaced, kept until the new one has been read once.
+    private var lastGood: (aggregator: MetricsAggregator, rowsRead: [String: Int])?
+    private let options: PrometheusOptions
 
     private var reads: FollowingReads?
-    private var identity: (device: UInt64, inode: UInt64)?
+    private var identity: FileIdentity?
     private var lastSize: Int64 = 0
     private var marks: [String: Int64] = [:]
     private var selectedRuns: Set<String>?
@@ -75,19 +82,32 @@ public final class MetricsCollector {
     public init(configuration: Configuration, options: PrometheusOptions) throws {
         self.configuration = configuration
         aggregator = MetricsAggregator(options: options)
+        self.options = options
         // Epoch-second metrics need a zone for naive timestamps: the host's unless the export names one.
         zone = try PrometheusOptions.naiveTimestampZone(given: configuration.timeZone).map { try TimeZoneConversion(identifier: $0) }
         status.initialReadDone = false
     }
 
+    /// What to show: the values read, or, while a file that replaced the one read cannot be read, the last good
+    /// values of the one before (`status.databaseUp` is then false).
+    public var published: (aggregator: MetricsAggregator, status: ExporterStatus) {
+        guard let lastGood else { return (aggregator, status) }
+        var shown = status
+        shown.rowsRead = lastGood.rowsRead
+        shown.initialReadDone = true
+        return (lastGood.aggregator, shown)
+    }
+
     /// Reads what is new. On failure the aggregator keeps its values, `status.databaseUp` turns 0, and the next
-    /// poll starts by reopening the file. A file replaced by another (new inode, or smaller) is read from scratch.
+    /// poll starts by reopening the file. A file replaced by another (new inode, or smaller) is read from scratch,
+    /// or, when the configuration names the file to read (`sourceIdentity`), is an error.
     @discardableResult
     public func poll(final: Bool = false) throws -> Int {
         do {
             let rows = try readNewRows(final: final)
             status.databaseUp = true
             status.initialReadDone = true
+            lastGood = nil
             return rows
         } catch {
             status.databaseUp = false
@@ -104,7 +124,10 @@ public final class MetricsCollector {
         guard stat(configuration.path, &info) == 0 else {
             throw ExportError(.inputMissing, "\(configuration.path): \(String(cString: strerror(errno)))")
         }
-        let current = (UInt64(info.st_dev), UInt64(info.st_ino))
+        let current = FileIdentity(info)
+        if let expected = configuration.sourceIdentity, current != expected {
+            throw FileIdentity.replacedError(configuration.path)
+        }
         if let identity, identity != current || Int64(info.st_size) < lastSize {
             // Another file now has this name: start over rather than mix two databases.
             startOver()
@@ -116,6 +139,9 @@ public final class MetricsCollector {
                 path: configuration.path, immutable: configuration.immutable,
                 catalog: ExportPipeline.catalog(mappingsDirectory: nil),
                 busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+            // The name may have moved to another file between the stat above and the open.
+            guard opened.identity == current else { throw FileIdentity.replacedError(configuration.path) }
+            try opened.checkSameFile()
             selectedRuns = try select(opened, final: final)
             reads = FollowingReads(database: opened, zone: zone, warnings: configuration.warnings)
         } else if configuration.latestRun, let reads, let latest = try? select(reads.database, final: final),
@@ -162,10 +188,12 @@ public final class MetricsCollector {
         return rowsRead
     }
 
-    /// Forgets the file: the next read opens it again and reads every row.
+    /// Forgets the file: the next read opens it again and reads every row. The values read so far stay on show
+    /// (`published`) until that read succeeds.
     private func startOver() {
         close()
-        aggregator.reset()
+        if lastGood == nil, status.initialReadDone { lastGood = (aggregator, status.rowsRead) }
+        aggregator = MetricsAggregator(options: options)
         marks = [:]
         openTries = [:]
         fingerprint = nil
@@ -239,7 +267,8 @@ public final class MetricsCollector {
         var after = after
         var total = 0
         while true {
-            // One SELECT, one short implicit read transaction; the lock is dropped at reset.
+            // One SELECT, one short implicit read transaction, ended early once it has held the lock long enough;
+            // the lock is dropped at reset.
             let batch = try reads.batch(of: table, after: after, upTo: mark, limit: configuration.batchSize, keep: selected)
             try aggregator.add(batch.events)
             if case .tryAttempts(let tries) = batch.events { track(tries) }
@@ -247,7 +276,7 @@ public final class MetricsCollector {
             total += batch.rows
             // Advance per batch: if a later batch fails, the next poll resumes here without counting rows twice.
             marks[table] = after
-            if batch.rows < configuration.batchSize { break }
+            if batch.rows < configuration.batchSize && !batch.stoppedEarly { break }
         }
         status.rowsRead[table, default: 0] += total
         return total
