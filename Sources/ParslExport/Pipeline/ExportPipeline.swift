@@ -155,7 +155,7 @@ public struct ExportPipeline {
                     targets = replay.replayTargets()
                 }
             }
-            try (sink as? StreamEndObserving)?.streamEnded()
+            try (sink as? any StreamEndObserving)?.streamEnded()
             if !demand.queries.isEmpty {
                 releaseFreedMemory()
                 try sink.query(

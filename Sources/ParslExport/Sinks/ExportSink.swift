@@ -141,7 +141,7 @@ public final class MultiplexSink: ExportSink, StreamEndObserving {
     }
 
     public func streamEnded() throws {
-        for case let sink as StreamEndObserving in sinks { try sink.streamEnded() }
+        for case let sink as any StreamEndObserving in sinks { try sink.streamEnded() }
     }
 
     static func wants(_ demand: SinkDemand, _ event: ExportEvent) -> Bool {

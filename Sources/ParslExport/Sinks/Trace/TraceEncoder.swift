@@ -7,7 +7,8 @@ import TraceEventFormat
 /// ends lie inside the slices they bind to. An encoder only turns these calls into bytes.
 ///
 /// Times are microseconds on the layout's time axis (since the run's first event, or epoch with --absolute).
-protocol TraceEncoder: AnyObject {
+/// `SendableMetatype`: the counter thread, generic over its encoder, runs on a thread of its own.
+protocol TraceEncoder: AnyObject, SendableMetatype {
     /// A name, category or string value written many times, prepared once (escaped text, an interning slot).
     associatedtype Name
     /// Writes the key/value annotations of one event in place.
