@@ -158,7 +158,7 @@ public final class MetricsCollector {
                     defer { statement.reset() }
                     result[table] = try statement.step() && !statement.isNull(0) ? statement.int64(0) : 0
                 }
-                return (result, try DatabaseFingerprint(path: configuration.path, prepare: statement))
+                return (result, try DatabaseFingerprint(prepare: statement))
             }
             defer {
                 // Parsl was still creating its tables when the file was opened: reopen to see the new ones.
