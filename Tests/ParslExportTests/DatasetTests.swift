@@ -110,7 +110,7 @@ struct DatasetTests {
         _ = try DatasetUpdate(options: options(root, [Fixtures.threads2026])).run()
         let before = try treeListing(root)
         let bad = directory + "/bad.db"
-        FileManager.default.createFile(atPath: bad, contents: Data("not a database at all".utf8))
+        _ = FileManager.default.createFile(atPath: bad, contents: Data("not a database at all".utf8))
         #expect(throws: ExportError.self) {
             try DatasetUpdate(options: options(root, [Fixtures.threads2026, bad])).run()
         }

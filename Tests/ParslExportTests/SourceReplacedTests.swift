@@ -63,6 +63,17 @@ import Glibc
         #expect(again.filter { !$0.key.hasPrefix("parsl_export_") } == series)
     }
 
+    /// The change counter that tells a rewritten file is read through SQLite's own descriptor, inside the read
+    /// transaction, and is the header's.
+    @Test func theChangeCounterIsTheHeaders() throws {
+        let bytes = try readFile(Fixtures.htex2026)
+        let header = bytes[24..<28].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let connection = try SQLiteConnection(path: Fixtures.htex2026)
+        let counter = try connection.read { connection.fileChangeCounter() }
+        #expect(counter == header)
+        #expect(header > 0)
+    }
+
     @Test func aCollectorHeldToOneFileFailsWhenItIsRenamedOver() throws {
         let directory = temporaryDirectory()
         defer { removeTree(directory) }

@@ -82,24 +82,22 @@ def make_synthetic_db(path, tasks, work):
 
 
 def inflate_status(path, rows):
-    """Grows the status table to `rows` with copies of its own rows, each copy a number of days later (the key
-    includes the timestamp): millions of status rows in seconds, where scripts/synth-db would take many minutes
-    to make as many tasks."""
+    """Grows the status table to `rows` with copies of its own rows under other run ids (runs the workflow table
+    does not list, so each trace stays the size of its run while every pass still walks the whole table):
+    millions of status rows in seconds, where scripts/synth-db would take many minutes to make as many tasks."""
     con = sqlite3.connect(path, isolation_level=None)
     columns = [r[1] for r in con.execute('PRAGMA table_info("status")')]
     names = ", ".join(f'"{c}"' for c in columns)
-    shifted = ", ".join(
-        "strftime('%Y-%m-%d %H:%M:%S', timestamp, ?1) || substr(timestamp, 20)" if c == "timestamp" else f'"{c}"'
-        for c in columns)
+    renamed = ", ".join("run_id || ?1" if c == "run_id" else f'"{c}"' for c in columns)
     original, last = con.execute("SELECT count(*), max(rowid) FROM status").fetchone()
     have = original
     con.execute("BEGIN")
-    day = 0
+    copy = 0
     while original and have < rows:
-        day += 1
+        copy += 1
         take = min(original, rows - have)
-        con.execute(f"INSERT INTO status ({names}) SELECT {shifted} FROM status WHERE rowid <= ?2 ORDER BY rowid "
-                    "LIMIT ?3", (f"+{day} days", last, take))
+        con.execute(f"INSERT INTO status ({names}) SELECT {renamed} FROM status WHERE rowid <= ?2 ORDER BY rowid "
+                    "LIMIT ?3", (f"-copy{copy}", last, take))
         have += take
     con.execute("COMMIT")
     con.close()
@@ -908,7 +906,7 @@ def main():
     ap.add_argument("--writer-db", help="instead, a copy of this database for the writer")
     ap.add_argument("--writer-status-rows", type=int, default=0,
                     help="then the writer part again, each command once, with the status table grown to this many "
-                         "rows (copies of its own rows, days later)")
+                         "rows (copies of its own rows under other run ids)")
     ap.add_argument("--writer-limit-ms", type=float, default=50.0,
                     help="longest time the writer may be locked out of a commit")
     ap.add_argument("--tasks", type=int, default=15000, help="tasks in the synthetic database for the signal runs")

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What tells a monitoring database from another one written over it at the same path, even into the same inode:
 /// SQLite's file change counter (it only grows while one database is written), the first run id and the schema.
 struct DatabaseFingerprint: Equatable {
@@ -14,11 +8,11 @@ struct DatabaseFingerprint: Equatable {
 
     /// Reads it inside a read transaction (so no writer is changing the header meanwhile), with statements from
     /// `prepare` (the reader's cache: this runs on every poll, inside the transaction that holds the lock).
-    init(path: String, prepare: (String) throws -> SQLiteStatement) throws {
-        changeCounter = Self.headerChangeCounter(path) ?? 0
+    init(prepare: (String) throws -> SQLiteStatement) throws {
         var schema: [String: String] = [:]
         let objects = try prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
         defer { objects.reset() }
+        changeCounter = objects.connection.fileChangeCounter() ?? 0
         while try objects.step() { schema[objects.string(0) ?? ""] = objects.string(1) ?? "" }
         self.schema = schema
         firstRunID = nil
@@ -41,15 +35,5 @@ struct DatabaseFingerprint: Equatable {
         if changeCounter < earlier.changeCounter { return true }
         if let first = earlier.firstRunID, firstRunID != first { return true }
         return earlier.schema.contains { schema[$0.key] != $0.value }
-    }
-
-    /// Bytes 24–27 of the file header, big-endian.
-    private static func headerChangeCounter(_ path: String) -> UInt32? {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { return nil }
-        defer { _ = close(descriptor) }
-        var bytes = [UInt8](repeating: 0, count: 4)
-        guard pread(descriptor, &bytes, 4, 24) == 4 else { return nil }
-        return bytes.reduce(0) { $0 << 8 | UInt32($1) }
     }
 }

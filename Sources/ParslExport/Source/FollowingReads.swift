@@ -46,7 +46,7 @@ final class FollowingReads {
 
     /// What tells this database from another written over it (see `DatabaseFingerprint`).
     func fingerprint() throws -> DatabaseFingerprint {
-        try DatabaseFingerprint(path: database.path, prepare: statement)
+        try DatabaseFingerprint(prepare: statement)
     }
 
     /// Every workflow row with its rowid.

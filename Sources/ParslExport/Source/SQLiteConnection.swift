@@ -116,6 +116,19 @@ public final class SQLiteConnection {
         }
     }
 
+    /// Bytes 24–27 of the database header (SQLite's file change counter), read through SQLite's own descriptor:
+    /// opening and closing the file anew would drop every lock this process holds on it (POSIX locks belong to
+    /// the process, and any close releases them), in the middle of a read transaction.
+    func fileChangeCounter() -> UInt32? {
+        var file: UnsafeMutablePointer<sqlite3_file>?
+        guard sqlite3_file_control(handle, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK, let file,
+            let read = file.pointee.pMethods?.pointee.xRead
+        else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 4)
+        guard read(file, &bytes, 4, 24) == SQLITE_OK else { return nil }
+        return bytes.reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
     func error(_ rc: Int32, sql: String?) -> SQLiteError {
         SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
