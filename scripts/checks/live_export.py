@@ -74,6 +74,12 @@ def all_problems(directory):
     return tries, problems
 
 
+def export(binary, command, db, *options):
+    """Runs one export; returns its failure as a line, or None."""
+    result = subprocess.run([binary, command, db, *options], capture_output=True, text=True)
+    return None if result.returncode == 0 else f"{command} exit {result.returncode}: {result.stderr.strip()}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("binary")
@@ -100,10 +106,9 @@ def main():
             before = replay.committed()
             if args.all:
                 directory = os.path.join(work, f"all-{exports}")
-                result = subprocess.run([args.binary, "all", db, "-o", directory, "--latest", "--quiet"],
-                                        capture_output=True, text=True)
-                if result.returncode != 0:
-                    errors.append(f"all exit {result.returncode}: {result.stderr.strip()}")
+                error = export(args.binary, "all", db, "-o", directory, "--latest", "--quiet")
+                if error:
+                    errors.append(error)
                     break
                 exports += 1
                 committed_total += len(before)
@@ -118,20 +123,18 @@ def main():
                     print(f"export {exports} (all): " + "; ".join(problems), file=sys.stderr)
                 continue
             out = os.path.join(work, "trace.json")
-            result = subprocess.run([args.binary, "trace", db, "-o", out, "--latest"],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                errors.append(f"trace exit {result.returncode}: {result.stderr.strip()}")
+            error = export(args.binary, "trace", db, "-o", out, "--latest")
+            if error:
+                errors.append(error)
                 break
             exports += 1
             committed_total += len(before)
             missing = before - trace_tries(out)
             if args.parquet:
                 directory = os.path.join(work, f"parquet-{exports}")
-                result = subprocess.run([args.binary, "parquet", db, "-o", directory, "--tables", "try"],
-                                        capture_output=True, text=True)
-                if result.returncode != 0:
-                    errors.append(f"parquet exit {result.returncode}: {result.stderr.strip()}")
+                error = export(args.binary, "parquet", db, "-o", directory, "--tables", "try")
+                if error:
+                    errors.append(error)
                     break
                 missing_rows = before - parquet_tries(directory)
                 shutil.rmtree(directory, ignore_errors=True)
