@@ -10,10 +10,11 @@ struct AllSinkFactory {
 struct AllCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Write every format in one pass over the database.",
+        abstract: "Write every format from one export of the database.",
         discussion: """
-            Reads each table once and writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, the Chrome traces and the \
-            Prometheus textfile. Options of the single-format commands apply.
+            Reads the tables once for CSV, Parquet and the Prometheus textfile (the traces still make passes of \
+            their own, in time order) and writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, the Chrome traces and the \
+            Prometheus textfile, all from one snapshot. Options of the single-format commands apply.
 
             EXAMPLES
               parsl-export all monitoring.db -o export/
