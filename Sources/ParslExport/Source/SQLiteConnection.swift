@@ -167,7 +167,13 @@ public final class SQLiteStatement {
     /// Advances to the next row; false when done.
     public func step() throws -> Bool {
         connection.enterReadGate()
+        let readWasOpen = connection.passes != nil && sqlite3_txn_state(connection.handle, "main") != SQLITE_TXN_NONE
         let rc = sqlite3_step(statement)
+        if let passes = connection.passes, !readWasOpen,
+            sqlite3_txn_state(connection.handle, "main") != SQLITE_TXN_NONE
+        {
+            passes.noteReadOpened(by: sql)
+        }
         // A row of a statement that reads only temporary tables leaves no read transaction open: give the gate back.
         connection.leaveReadGateIfIdle()
         switch rc {

@@ -9,7 +9,16 @@ final class TablePasses: Sendable {
     /// Parsl's tables; temporary copies and staged sorts are not counted.
     static let tables: Set<String> = ["workflow", "task", "try", "status", "resource", "block", "node"]
 
-    private let state = Locked((seen: Set<String>(), passes: [String: [String]]()))
+    private let state = Locked((seen: Set<String>(), passes: [String: [String]](), readOpeners: Set<String>()))
+
+    /// Statements (with numbers blanked) that began a read transaction on the database file when stepped: each
+    /// holds its lock, which a writer waits for, until it is reset.
+    var readOpeners: Set<String> { state.withLock { $0.readOpeners } }
+
+    func noteReadOpened(by sql: String) {
+        let key = Self.blankingNumbers(sql)
+        state.withLock { _ = $0.readOpeners.insert(key) }
+    }
 
     /// Statements (with numbers blanked) that made a pass over each table.
     var statements: [String: [String]] { state.withLock { $0.passes } }

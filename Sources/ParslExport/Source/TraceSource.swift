@@ -532,17 +532,18 @@ struct TraceSource {
         guard has("node") else { return }
         let hosted = has("node", "hostname") ? "n.hostname IS NOT NULL" : "0"
         let time = "coalesce(parsl_us(\(column("node", "timestamp", "n"))), parsl_us(\(column("node", "reg_time", "n"))))"
+        let host = has("node", "hostname") ? "n.hostname" : "NULL"
         let inner = """
-            SELECT \(column("node", "block_id", "n")) AS block, CASE WHEN \(hosted) THEN n.rowid END AS hosted_row
+            SELECT \(column("node", "block_id", "n")) AS block, CASE WHEN \(hosted) THEN n.rowid END AS hosted_row,
+                CASE WHEN \(hosted) THEN \(host) END AS host
             FROM node AS n WHERE \(scope("node", "n")) AND \(rowidRange("n")) AND \(time) IS NOT NULL
             LIMIT -1 OFFSET 0
             """
-        // Grouping reads every row before the first result, as a sort does.
+        // Grouping reads every row before the first result, as a sort does. The host is carried in the copy: a
+        // lookup in `node` here would hold the database's lock for the whole grouping. With min(), SQLite takes
+        // the bare column `host` from the row with the smallest `hosted_row`.
         try eachSorted(table: "node", inner: inner, outer: { source in
-            """
-            SELECT b.block, (SELECT h.hostname FROM node AS h WHERE h.rowid = b.first) FROM (
-                SELECT block, min(hosted_row) AS first FROM \(source) GROUP BY 1) AS b
-            """
+            "SELECT block, host FROM (SELECT block, host, min(hosted_row) FROM \(source) GROUP BY block)"
         }, body)
     }
 
