@@ -98,7 +98,7 @@ struct ParallelLaneTests {
 }
 
 /// Forwards to a real sink; the chosen lane fails on its first batch.
-private final class FailingLane: ExportSink {
+private final class FailingLane: LaneSplittingSink {
     enum Lane { case first, sibling }
     let inner: any ExportSink
     let lane: Lane
@@ -122,7 +122,7 @@ private final class FailingLane: ExportSink {
     func abort() { inner.abort() }
 
     func laneSibling() -> (any ExportSink)? {
-        inner.laneSibling().map { FailingLane(inner: $0, failing: failing, lane: .sibling) }
+        inner.splitLaneSibling.map { FailingLane(inner: $0, failing: failing, lane: .sibling) }
     }
 }
 

@@ -123,7 +123,7 @@ public struct TaskKeys: Sendable {
 }
 
 /// Hands the pipeline's tables to a sink in the dataset's schema, try_summary with its task keys.
-final class DatasetSchemaSink: ExportSink {
+final class DatasetSchemaSink: LaneSplittingSink, TableReplayingSink {
     private let inner: any ExportSink
     private let schema: DatasetSchema
     private let taskKeys: TaskKeys
@@ -153,9 +153,9 @@ final class DatasetSchemaSink: ExportSink {
     func prepare() throws { try inner.prepare() }
     func finish() throws -> [String] { try inner.finish() }
     func abort() { inner.abort() }
-    func replayTargets() -> [any ExportSink] { inner.replayTargets().isEmpty ? [] : [self] }
+    func replayTargets() -> [any ExportSink] { inner.pendingReplayTargets.isEmpty ? [] : [self] }
 
     func laneSibling() -> (any ExportSink)? {
-        inner.laneSibling().map { DatasetSchemaSink(inner: $0, schema: schema, taskKeys: taskKeys) }
+        inner.splitLaneSibling.map { DatasetSchemaSink(inner: $0, schema: schema, taskKeys: taskKeys) }
     }
 }

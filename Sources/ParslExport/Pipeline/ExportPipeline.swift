@@ -123,7 +123,7 @@ public struct ExportPipeline {
 
             try sink.consume(.start(context))
             let lanes = mayUseLanes ? Self.lanes(order, snapshots: snapshots, schemas: schemas) : [order]
-            if lanes.count == 2 { sibling = sink.laneSibling() }
+            if lanes.count == 2 { sibling = sink.splitLaneSibling }
             let plan = LanePlan(
                 snapshots: snapshots, schemas: schemas, tableDemand: tableDemand,
                 deriveDomain: Set(order.filter { table in demand.events.contains { $0.table == table } }),
@@ -152,13 +152,16 @@ public struct ExportPipeline {
                         try replay.consume(.batch($0))
                     }
                     try replay.consume(.tableEnd(schema))
-                    targets = replay.replayTargets()
+                    targets = replay.pendingReplayTargets
                 }
             }
             try (sink as? any StreamEndObserving)?.streamEnded()
             if !demand.queries.isEmpty {
+                guard let querying = sink as? any SnapshotQueryingSink else {
+                    preconditionFailure("a sink whose demand has queries must be a SnapshotQueryingSink")
+                }
                 releaseFreedMemory()
-                try sink.query(
+                try querying.query(
                     DatabaseSnapshot(database: database, tables: snapshots, options: options, warnings: warnings))
             }
             let whole = sibling.map { MultiplexSink([sink, $0]) } ?? sink
@@ -257,7 +260,7 @@ public struct ExportPipeline {
                 outcome.rowsRead[table] = rows
                 outcome.snapshots[table] = snapshot
                 if plan.tableDemand.contains(table) { try sink.consume(.tableEnd(plan.schemas[table]!)) }
-                let targets = sink.replayTargets()
+                let targets = sink.pendingReplayTargets
                 if !targets.isEmpty { outcome.replayNeeded.append((table, targets)) }
             case .failed(let error):
                 throw error

@@ -3,7 +3,7 @@ import GzipStream
 
 /// Writes one `<table>.csv.gz` (or `.csv`) per table it is given: RFC 4180, a header row from the mappings,
 /// values as `parsl-export schema` documents. Files are renamed into place only when the whole export succeeds.
-public final class CSVSink: ExportSink {
+public final class CSVSink: LaneSplittingSink {
     public struct Options: Sendable {
         public var directory: String
         public var gzip: Bool

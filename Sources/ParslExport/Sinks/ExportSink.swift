@@ -27,7 +27,7 @@ public struct ExportContext: Sendable {
 
 /// One value in the stream a sink consumes. Tables arrive one after another, each as
 /// `tableStart`, its batches (and domain events derived from them), `tableEnd`. (Tables read in parallel go to
-/// separate sinks: see `ExportSink.laneSibling()`.)
+/// separate sinks: see `LaneSplittingSink`.)
 public enum ExportEvent: Sendable {
     case start(ExportContext)
     case tableStart(TableSchema)
@@ -80,8 +80,10 @@ public struct DatabaseSnapshot {
     public func highWater(_ table: String) -> Int64 { tables[table]?.highWater ?? 0 }
 }
 
-/// A destination for the exported model. The pipeline calls `consume` for each event, then `finish` once;
-/// on failure or interrupt it calls `abort` instead, which must leave no partial output behind.
+/// A destination for the exported model: what every sink does. The pipeline calls `consume` for each event, then
+/// `prepare` and `finish` once; on failure or interrupt it calls `abort` instead, which must leave no partial output
+/// behind. What only some sinks need (lanes, replays, reads of their own) are the capabilities below, which the
+/// pipeline looks for.
 public protocol ExportSink: AnyObject {
     var demand: SinkDemand { get }
     func consume(_ event: ExportEvent) throws
@@ -91,23 +93,40 @@ public protocol ExportSink: AnyObject {
     /// Moves the prepared outputs into place and returns their paths.
     func finish() throws -> [String]
     func abort()
-    /// Sinks that asked, during the table that just ended, to receive it again from its start. The Parquet sink
-    /// does when a NOT NULL column held a value that could not be read: it then declares that column nullable.
-    func replayTargets() -> [any ExportSink]
-    /// Called once the pipeline's own reading is over, before `prepare`, for sinks whose demand has `queries`.
-    func query(_ snapshot: DatabaseSnapshot) throws
+}
+
+extension ExportSink {
+    public func prepare() throws {}
+    public func abort() {}
+}
+
+/// A sink whose tables are independent of each other, so the pipeline may read them in two lanes.
+public protocol LaneSplittingSink: ExportSink {
     /// A new sink like this one, for a second lane of tables that the pipeline reads in parallel on a connection of
     /// its own: it gets `start`, then whole tables that this sink never gets, and is prepared, finished or aborted
     /// with it. Nil when the sink needs all its tables in one stream (the pipeline then reads them in one lane).
     func laneSibling() -> (any ExportSink)?
 }
 
+/// A sink that may need a table again from its start, which the pipeline then re-reads for it (to the same
+/// snapshot) once reading is over.
+public protocol TableReplayingSink: ExportSink {
+    /// Sinks that asked, during the table that just ended, to receive it again. The Parquet sink does when a NOT
+    /// NULL column held a value that could not be read: it then declares that column nullable.
+    func replayTargets() -> [any ExportSink]
+}
+
+/// A sink that reads the database snapshot with queries of its own (the tables in `demand.queries`).
+public protocol SnapshotQueryingSink: ExportSink {
+    /// Called once the pipeline's own reading is over, before `prepare`.
+    func query(_ snapshot: DatabaseSnapshot) throws
+}
+
 extension ExportSink {
-    public func query(_ snapshot: DatabaseSnapshot) throws {}
-    public func prepare() throws {}
-    public func abort() {}
-    public func replayTargets() -> [any ExportSink] { [] }
-    public func laneSibling() -> (any ExportSink)? { nil }
+    /// This sink's sibling for a second lane, when it can split.
+    var splitLaneSibling: (any ExportSink)? { (self as? any LaneSplittingSink)?.laneSibling() }
+    /// The sinks that asked to receive the table that just ended again (none when it never replays).
+    var pendingReplayTargets: [any ExportSink] { (self as? any TableReplayingSink)?.replayTargets() ?? [] }
 }
 
 /// A sink with work to do once the pipeline's reading (and any replay) is over, before the query phase: to render
@@ -117,7 +136,7 @@ public protocol StreamEndObserving: AnyObject {
 }
 
 /// Fans one event stream out to several sinks, each seeing only what it asked for.
-public final class MultiplexSink: ExportSink, StreamEndObserving {
+public final class MultiplexSink: LaneSplittingSink, TableReplayingSink, SnapshotQueryingSink, StreamEndObserving {
     public let sinks: [any ExportSink]
 
     public init(_ sinks: [any ExportSink]) { self.sinks = sinks }
@@ -133,7 +152,12 @@ public final class MultiplexSink: ExportSink, StreamEndObserving {
     }
 
     public func query(_ snapshot: DatabaseSnapshot) throws {
-        for sink in sinks where !sink.demand.queries.isEmpty { try sink.query(snapshot) }
+        for sink in sinks where !sink.demand.queries.isEmpty {
+            guard let querying = sink as? any SnapshotQueryingSink else {
+                preconditionFailure("a sink whose demand has queries must be a SnapshotQueryingSink")
+            }
+            try querying.query(snapshot)
+        }
     }
 
     public func consume(_ event: ExportEvent) throws {
@@ -177,7 +201,7 @@ public final class MultiplexSink: ExportSink, StreamEndObserving {
 
     public func abort() { for sink in sinks { sink.abort() } }
 
-    public func replayTargets() -> [any ExportSink] { sinks.flatMap { $0.replayTargets() } }
+    public func replayTargets() -> [any ExportSink] { sinks.flatMap(\.pendingReplayTargets) }
 
     /// Siblings of the sinks that stream tables; sinks that only query or only need `start` stay in this lane.
     public func laneSibling() -> (any ExportSink)? {
@@ -185,7 +209,7 @@ public final class MultiplexSink: ExportSink, StreamEndObserving {
         for sink in sinks {
             let demand = sink.demand
             if demand.tables.isEmpty && demand.events.isEmpty { continue }
-            guard let sibling = sink.laneSibling() else { return nil }
+            guard let sibling = sink.splitLaneSibling else { return nil }
             siblings.append(sibling)
         }
         return MultiplexSink(siblings)

@@ -3,7 +3,7 @@ import ParquetFormat
 /// Writes one `<table>.parquet` per table it is given, typed from the mappings: INT64, DOUBLE, BOOLEAN, STRING,
 /// TIMESTAMP(MICROS) (naive, or UTC-adjusted with `--timezone`), and each id-list column twice: as its source text
 /// and as `<name>_list` LIST<INT64>. Files are renamed into place only when the whole export succeeds.
-public final class ParquetSink: ExportSink {
+public final class ParquetSink: LaneSplittingSink, TableReplayingSink {
     public struct Options: Sendable {
         public var directory: String
         public var compression: ParquetCompression

@@ -41,7 +41,7 @@ public enum TraceTimeBound: Sendable, Equatable {
 /// The sink reads the database itself, once the pipeline's reading is over, with one ordered query per pass (see
 /// `TraceRunWriter`), so that nothing is held for a whole run: memory is one write buffer, what is open at once
 /// (tries in flight, workers, blocks) and a bounded window of per-try slots.
-public final class TraceSink: ExportSink {
+public final class TraceSink: SnapshotQueryingSink {
     public struct Options: Sendable {
         /// A file path (one run) or a directory (one `trace-<run id>.<json|pftrace>[.gz]` per run).
         public var output: String
