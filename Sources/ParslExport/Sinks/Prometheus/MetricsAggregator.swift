@@ -128,10 +128,10 @@ public final class MetricsAggregator {
         }
     }
 
-    /// Pages of per-task state: 160 pages of 1024 tasks (24 KiB) keep at most 3.75 MB per run in memory.
+    /// Pages of per-task state: 96 pages of 1024 tasks (24 KiB) keep at most 2.25 MB per run in memory.
     struct TaskPaging {
         var recordsPerPage = 1024
-        var cachedPages = 160
+        var cachedPages = 96
     }
 
     struct TaskRecord {
