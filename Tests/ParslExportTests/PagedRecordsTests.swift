@@ -34,6 +34,43 @@ struct PagedRecordsTests {
         #expect(records.memoryBound == 3 * 16 * MemoryLayout<Record>.stride)
     }
 
+    @Test("owners sharing a pool of three pages read back every write, and a released owner's pages are reused")
+    func ownersShareOnePool() throws {
+        let directory = temporaryDirectory()
+        defer { removeTree(directory) }
+        let pool = PagePool(recordsPerPage: 16, cachedPages: 3, empty: Record(), spillDirectory: directory, purpose: "test")
+        var owners = (0..<5).map { _ in PagedRecords(pool: pool) }
+        var expected = [[Record]](repeating: [Record](repeating: Record(), count: 600), count: owners.count)
+        for step in 0..<30_000 {
+            // Owners take turns, each near a front of its own: runs whose tasks interleave in the status table.
+            let owner = step * 7 % owners.count
+            let front = min(step / 40, 599)
+            let index = step % 9 == 0 ? step * 7_919 % 600 : max(0, front - step * 13 % 30)
+            if step % 3 != 0 {
+                let value = Int64(step) * 1_000_003 + Int64(owner)
+                try owners[owner].update(index) { $0.value = value; $0.tag &+= 1 }
+                expected[owner][index].value = value
+                expected[owner][index].tag &+= 1
+            } else {
+                #expect(try owners[owner].read(index) == expected[owner][index])
+            }
+        }
+        for owner in owners.indices {
+            for index in expected[owner].indices { #expect(try owners[owner].read(index) == expected[owner][index]) }
+        }
+        #expect(owners[0].memoryBound == 3 * 16 * MemoryLayout<Record>.stride)
+        // A released owner's pages (in memory and on file) go to the next owner, which still reads empty records.
+        owners.removeFirst()
+        let newcomer = PagedRecords(pool: pool)
+        for index in 0..<600 { #expect(try newcomer.read(index) == Record()) }
+        for owner in owners.indices {
+            for index in expected[owner + 1].indices {
+                #expect(try owners[owner].read(index) == expected[owner + 1][index])
+            }
+        }
+        #expect(try listDirectory(directory).isEmpty)
+    }
+
     @Test("an unwritable spill directory is an output error naming it, not a crash")
     func unwritableDirectory() throws {
         let records = PagedRecords(recordsPerPage: 4, cachedPages: 2, empty: Record(), spillDirectory: "/nonexistent/dir", purpose: "test")

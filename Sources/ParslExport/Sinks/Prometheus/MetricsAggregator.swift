@@ -81,8 +81,8 @@ public enum MetricRow {
 /// number of polls, and the result is the same.
 ///
 /// Per-task state (an app index, the current state and the key that decides it: 24 bytes a task) is kept per run in
-/// `PagedRecords` indexed by task id, of which at most 4 MB stay in memory and the rest in an unlinked temporary
-/// file, so memory stays flat from 10⁵ to 10⁶ tasks. Label values that come from the data (apps, hosts, states) are
+/// `PagedRecords` indexed by task id, whose pages all runs share: at most 2.6 MiB stay in memory and the rest in an
+/// unlinked temporary file, so memory stays flat from 10⁵ to 10⁶ tasks, in one run or in hundreds. Label values that come from the data (apps, hosts, states) are
 /// capped; beyond the cap they become `other`.
 public final class MetricsAggregator {
     public let options: PrometheusOptions
@@ -117,21 +117,33 @@ public final class MetricsAggregator {
         /// Hosts of the first two tries of each task, from try rows read before their samples.
         let tryHosts: PagedRecords<TryHosts>
 
-        init(info: MetricRow.Run, paging: TaskPaging) {
+        init(info: MetricRow.Run, pools: TaskPools) {
             self.info = info
-            tasks = PagedRecords(
-                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages, empty: TaskRecord(),
-                spillDirectory: temporaryDirectory, purpose: "metrics")
-            tryHosts = PagedRecords(
-                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages / 4, empty: TryHosts(),
-                spillDirectory: temporaryDirectory, purpose: "metrics")
+            tasks = PagedRecords(pool: pools.tasks)
+            tryHosts = PagedRecords(pool: pools.tryHosts)
         }
     }
 
-    /// Pages of per-task state: 96 pages of 1024 tasks (24 KiB) keep at most 2.25 MB per run in memory.
+    /// Pages of per-task state: 96 pages of 1024 tasks (24 KiB) keep at most 2.25 MB in memory, for all runs
+    /// together (a database that gathers every run of a directory may hold hundreds).
     struct TaskPaging {
         var recordsPerPage = 1024
         var cachedPages = 96
+    }
+
+    /// The pages every run's per-task state shares.
+    struct TaskPools {
+        let tasks: PagePool<TaskRecord>
+        let tryHosts: PagePool<TryHosts>
+
+        init(_ paging: TaskPaging) {
+            tasks = PagePool(
+                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages, empty: TaskRecord(),
+                spillDirectory: temporaryDirectory, purpose: "metrics")
+            tryHosts = PagePool(
+                recordsPerPage: paging.recordsPerPage, cachedPages: paging.cachedPages / 4, empty: TryHosts(),
+                spillDirectory: temporaryDirectory, purpose: "metrics")
+        }
     }
 
     struct TaskRecord {
@@ -225,8 +237,13 @@ public final class MetricsAggregator {
     /// Try rows whose task row has not been read yet, with the number of polls they waited.
     private var pendingTries: [(row: MetricRow.Try, polls: Int)] = []
     public private(set) var skippedRows: [String: Int] = [:]
+    /// Every task row that later rows can name has been added (a one-shot export reads the task table first): rows
+    /// of a task without one are applied at once, as the final poll would, instead of waiting in memory for it. A
+    /// damaged or hostile file can hold millions of such rows.
+    public var taskRowsComplete = false
 
     let taskPaging: TaskPaging
+    private let taskPools: TaskPools
 
     public convenience init(options: PrometheusOptions) {
         self.init(options: options, taskPaging: TaskPaging())
@@ -235,6 +252,7 @@ public final class MetricsAggregator {
     init(options: PrometheusOptions, taskPaging: TaskPaging) {
         self.options = options
         self.taskPaging = taskPaging
+        taskPools = TaskPools(taskPaging)
     }
 
     // MARK: Ingest
@@ -277,7 +295,7 @@ public final class MetricsAggregator {
         guard row.taskID >= 0, row.taskID < Self.maxTaskID else { return skip("status") }
         let r = Int(run(row.runID))
         // Counters and histograms are attributed to an app once; wait for the task row rather than guess.
-        if options.labels.contains(.app), try runs[r].tasks.read(Int(row.taskID)).app == 0 {
+        if options.labels.contains(.app), !taskRowsComplete, try runs[r].tasks.read(Int(row.taskID)).app == 0 {
             pending.append((row, 0))
             return
         }
@@ -350,7 +368,7 @@ public final class MetricsAggregator {
         let r = run(row.runID)
         if row.taskID >= 0, row.taskID < Self.maxTaskID {
             // Histograms are attributed to an app once; wait for the task row rather than guess (as statuses do).
-            if options.labels.contains(.app), try runs[Int(r)].tasks.read(Int(row.taskID)).app == 0 {
+            if options.labels.contains(.app), !taskRowsComplete, try runs[Int(r)].tasks.read(Int(row.taskID)).app == 0 {
                 pendingTries.append((row, 0))
             } else {
                 try observeDurations(row, run: Int(r))
@@ -458,6 +476,7 @@ public final class MetricsAggregator {
         newestRowTime = nil
         pending = []
         skippedRows = [:]
+        taskRowsComplete = false
         tryHostNames = Interner(limit: .max)
         tryBlockNames = Interner(limit: .max)
         laterTryHosts = [:]
@@ -516,7 +535,7 @@ public final class MetricsAggregator {
     private func run(_ id: String) -> Int32 {
         if let index = runIndex[id] { return index }
         let index = Int32(runs.count)
-        runs.append(RunState(info: MetricRow.Run(runID: id), paging: taskPaging))
+        runs.append(RunState(info: MetricRow.Run(runID: id), pools: taskPools))
         runIndex[id] = index
         return index
     }

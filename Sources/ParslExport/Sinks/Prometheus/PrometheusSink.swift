@@ -12,7 +12,7 @@ public final class PrometheusSink: ExportSink, StreamEndObserving {
         events: [.runs, .tasks, .tryAttempts, .statusChanges, .resourceSamples, .blockTransitions, .nodeSnapshots])
     private let path: String
     private let format: ExpositionFormat
-    private let aggregator: MetricsAggregator
+    let aggregator: MetricsAggregator
     private var status = ExporterStatus()
     private var warnings: ValueWarnings?
     /// Naive Parsl times are read in the host's zone for epoch-second metrics, unless the export names one (then
@@ -52,6 +52,11 @@ public final class PrometheusSink: ExportSink, StreamEndObserving {
     }
 
     private func add(_ batch: DomainBatch) throws {
+        // The pipeline reads the tables in Parsl's order: once rows after the task table come, it has every task.
+        switch batch {
+        case .runs, .tasks: break
+        default: aggregator.taskRowsComplete = true
+        }
         if let (table, rows) = try aggregator.add(batch, utc: utc) { status.rowsRead[table, default: 0] += rows }
     }
 
