@@ -195,6 +195,35 @@ struct PrometheusMetricsTests {
         #expect(Self.sum(samples, "parsl_tasks") == Double(Oracle.scalar(database, "SELECT count(DISTINCT run_id || '/' || task_id) FROM status")))
     }
 
+    /// A status row read a poll before its task row counts under the unknown app until the task row comes; then
+    /// the metrics are those of the rows read in order, with no zero series left for `app=""`.
+    @Test func lateTaskRowLeavesNoUnknownAppSeries() throws {
+        let early = MetricsAggregator(options: PrometheusOptions())
+        let inOrder = MetricsAggregator(options: PrometheusOptions())
+        let task = MetricRow.Task(runID: "r", taskID: 0, app: "double")
+        let statuses = ["pending", "launched", "running"].enumerated().map { index, state in
+            MetricRow.Status(runID: "r", taskID: 0, tryID: 0, state: state, time: Int64(index + 1))
+        }
+        try early.add(statuses[0])
+        try early.endPoll(final: false)
+        try early.endPoll(final: false)  // the poll of grace is over: counted under the unknown app
+        #expect(early.pendingStatusRows == 0)
+        try early.add(task)
+        for status in statuses.dropFirst() { try early.add(status) }
+        try early.endPoll(final: false)
+        try inOrder.add(task)
+        for status in statuses { try inOrder.add(status) }
+        try inOrder.endPoll(final: false)
+        var status = ExporterStatus()
+        status.readTime = 0
+        func tasks(_ aggregator: MetricsAggregator) throws -> [String: Double] {
+            try Self.parse(aggregator.render(.prometheusText, status: status)).filter { $0.key.hasPrefix("parsl_tasks") }
+        }
+        let expected = try tasks(inOrder)
+        #expect(expected["parsl_tasks{app=\"double\",state=\"running\"}"] == 1)
+        #expect(try tasks(early) == expected)
+    }
+
     /// A task row without an app name and a status row whose task row never came are both `app=""`: one series.
     /// (A damaged schema that hides `task_func_name` made the family carry that label set twice.)
     @Test func unknownAppsShareOneSeries() throws {

@@ -65,8 +65,9 @@ extension MetricsAggregator {
         // Tasks and tries: every run read (the many-run rule in the README).
         // Every state read for every app series, 0 where no task is in it now: which states a task passed through
         // as its current one depends on when the file was read, so following it row by row (`serve`) and reading it
-        // at once (`prometheus`) would otherwise keep different zero series.
-        let appSeries = Set(taskCounts.keys.map { SeriesKey(run: $0.run, app: $0.app, state: 0) })
+        // at once (`prometheus`) would otherwise keep different zero series. Only apps with a task now: a status row
+        // that `serve` read a poll before its task row counts under the unknown app until that row comes.
+        let appSeries = Set(taskCounts.filter { $0.value != 0 }.keys.map { SeriesKey(run: $0.run, app: $0.app, state: 0) })
         try begin(.tasks)
         for series in appSeries.sorted(by: seriesOrder) {
             for (index, state) in states.names.enumerated() {
