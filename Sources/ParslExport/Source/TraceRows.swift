@@ -9,18 +9,20 @@
 extension TraceSource {
     /// A text cell of the current row, read only when asked.
     struct Text {
-        fileprivate let statement: SQLiteStatement
+        // Not retained: the pass's statement outlives every row it hands out, and counting references to it,
+        // three to six cells a row, cost the trace some 3 % of its CPU time.
+        fileprivate let statement: Unmanaged<SQLiteStatement>
         fileprivate let column: Int32
 
-        var isNull: Bool { statement.isNull(column) }
+        var isNull: Bool { statement._withUnsafeGuaranteedRef { $0.isNull(column) } }
 
         /// `body` over the cell's UTF-8 bytes, or nil for NULL.
         func withBytes<T>(_ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T? {
-            statement.isNull(column) ? nil : try statement.withText(column, body)
+            try statement._withUnsafeGuaranteedRef { $0.isNull(column) ? nil : try $0.withText(column, body) }
         }
 
         /// The text, with invalid UTF-8 replaced; nil for NULL.
-        var string: String? { statement.string(column) }
+        var string: String? { statement._withUnsafeGuaranteedRef { $0.string(column) } }
     }
 
     /// Where a try ran or waited: its executor, block and host.
@@ -40,7 +42,7 @@ extension TraceSource {
         let running: Int64?
         let returned: Int64?
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let task = row.int(0), let attempt = row.int(1) else { return nil }
             self.task = task
             self.attempt = attempt
@@ -63,7 +65,7 @@ extension TraceSource {
         let lastStatus: Int64?
         let finalState: String?
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let task = row.int(0), let attempt = row.int(1) else { return nil }
             self.task = task
             self.attempt = attempt
@@ -83,7 +85,7 @@ extension TraceSource {
         let state: Text
         let time: Int64?
 
-        init?(_ row: TraceRow, hasTry: Bool) {
+        init?(_ row: borrowing TraceRow, hasTry: Bool) {
             guard let task = row.int(0) else { return nil }
             self.task = task
             attempt = hasTry ? row.int(1, warn: ("status", "try_id")) : nil
@@ -104,7 +106,7 @@ extension TraceSource {
         /// The task's dependencies as Parsl lists them (`IDList`).
         let depends: Text
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let task = row.int(0), let attempt = row.int(1) else { return nil }
             self.task = task
             self.attempt = attempt
@@ -126,20 +128,30 @@ extension TraceSource {
         let resident: Double?
         let userSeconds: Double?
         let systemSeconds: Double?
-        private let row: TraceRow
+        // The row's reader, not retained (as `Text`), for the pid.
+        private let statement: Unmanaged<SQLiteStatement>
+        private let warnings: Unmanaged<ValueWarnings>
+        private let zone: Unmanaged<TimeZoneConversion>?
 
         /// The worker's pid, read (and a value that is not an integer reported) when asked: only for samples of
         /// tries the trace has, once each.
-        var pid: Int32? { row.int(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) } }
+        var pid: Int32? {
+            let row = SourceRow(
+                statement: statement.takeUnretainedValue(), warnings: warnings.takeUnretainedValue(),
+                zone: zone?.takeUnretainedValue())
+            return row.integer(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) }
+        }
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let task = row.int(0), let attempt = row.int(1) else { return nil }
             self.task = task
             self.attempt = attempt
             resident = row.double(3)
             userSeconds = row.double(4)
             systemSeconds = row.double(5)
-            self.row = row
+            statement = Unmanaged.passUnretained(row.statement)
+            warnings = Unmanaged.passUnretained(row.warnings)
+            zone = row.zone.map(Unmanaged.passUnretained)
         }
     }
 
@@ -149,7 +161,7 @@ extension TraceSource {
         /// As Parsl lists them (`IDList`).
         let depends: Text
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let task = row.int(0) else { return nil }
             self.task = task
             depends = row.textCell(1)
@@ -167,7 +179,7 @@ extension TraceSource {
         let block: Text
         let tryRunning: Int64?
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let time = row.int(1) else { return nil }
             self.time = time
             pid = row.int(0)
@@ -188,7 +200,7 @@ extension TraceSource {
         let workers: Int64?
         let active: Bool?
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let time = row.int(4) else { return nil }
             self.time = time
             block = row.text(0)
@@ -203,7 +215,7 @@ extension TraceSource {
         let block: String?
         let host: String?
 
-        init(_ row: TraceRow) {
+        init(_ row: borrowing TraceRow) {
             block = row.text(0)
             host = row.text(1)
         }
@@ -214,7 +226,7 @@ extension TraceSource {
         let executor: String?
         let block: String?
 
-        init(_ row: TraceRow) {
+        init(_ row: borrowing TraceRow) {
             executor = row.text(0)
             block = row.text(1)
         }
@@ -227,7 +239,7 @@ extension TraceSource {
         let job: String?
         let time: Int64
 
-        init?(_ row: TraceRow) {
+        init?(_ row: borrowing TraceRow) {
             guard let time = row.int(4) else { return nil }
             self.time = time
             name = BlockName(row)
@@ -243,8 +255,15 @@ struct TraceRow {
     let statement: SQLiteStatement
     let warnings: ValueWarnings
     let zone: TimeZoneConversion?
+    /// Made once per query rather than per cell, which would count references to all three for every value read.
+    private let row: SourceRow
 
-    private var row: SourceRow { SourceRow(statement: statement, warnings: warnings, zone: zone) }
+    init(statement: SQLiteStatement, warnings: ValueWarnings, zone: TimeZoneConversion?) {
+        self.statement = statement
+        self.warnings = warnings
+        self.zone = zone
+        row = SourceRow(statement: statement, warnings: warnings, zone: zone)
+    }
 
     /// A timestamp: an integer column (from `parsl_us`) as is; text parsed as the table reader does, with values
     /// that do not parse reported when `warn` names the column.
@@ -268,7 +287,7 @@ struct TraceRow {
 
     /// Text read only when asked.
     fileprivate func textCell(_ column: Int32) -> TraceSource.Text {
-        TraceSource.Text(statement: statement, column: column)
+        TraceSource.Text(statement: Unmanaged.passUnretained(statement), column: column)
     }
 
     fileprivate func site(executor: Int32, block: Int32, host: Int32) -> TraceSource.TrySite {
