@@ -305,18 +305,23 @@ struct TraceSnapshotTests {
             options: ReadOptions(), warnings: ValueWarnings())
         let source = try TraceSource(snapshot: snapshot, runID: runID, stageSortedReads: true)
         var laidOut: [[Int64]] = []
-        try source.ranRows { row in laidOut.append([row.int(0)!, row.int(1)!]) }
+        try source.ranRows { row in laidOut.append([row.task, row.attempt]) }
         // The worker reports it running, the deferred update names its host, while the export goes on.
         try execute(
             path,
             "UPDATE try SET task_try_time_running = task_try_time_launched, hostname = 'vm', block_id = '0' WHERE task_id = 5 AND try_id = 0"
         )
-        try source.notRunRows { row in laidOut.append([row.int(0)!, row.int(1)!]) }
+        try source.notRunRows { row in laidOut.append([row.task, row.attempt]) }
         let tries = Oracle.scalar(path, "SELECT count(*) FROM try")
         #expect(laidOut.count == Int(tries))
         #expect(laidOut.filter { $0 == [5, 0] }.count == 1)
         var sliced = 0
-        try source.tryRows { row in if row.int(0) == 5 && row.int(1) == 0 { sliced += 1; #expect(row.isNull(5)) } }
+        try source.tryRows { row in
+            if row.task == 5 && row.attempt == 0 {
+                sliced += 1
+                #expect(row.site.host.isNull)
+            }
+        }
         #expect(sliced == 1, "the slice pass reads the try as the layout did (no host yet)")
     }
 }

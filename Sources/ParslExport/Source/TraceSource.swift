@@ -1,7 +1,7 @@
 /// The trace's reads of the monitoring database: one query per pass, each in the order its pass needs, so that
 /// nothing has to be held for a whole run. Every query keeps to the export's snapshot (`rowid <= high water`) and
 /// to one run. Times come out of SQL already converted by `parsl_us` (microseconds, or NULL when a value does not
-/// parse), so SQLite can sort by them.
+/// parse), so SQLite can sort by them. Each pass hands its rows decoded, as the typed rows of `TraceRows.swift`.
 struct TraceSource {
     let connection: SQLiteConnection
     let schema: SourceSchema
@@ -336,7 +336,7 @@ struct TraceSource {
     /// The order is by the earliest of the three times (`parsl_try_start`), which is a try's start when it ran;
     /// tries that never ran start at their first status row as well, so `notRunRows` gives them in their own
     /// order (they have a process of their own, so the two sequences do not interleave).
-    func ranRows(_ body: (TraceRow) throws -> Void) throws {
+    func ranRows(_ body: (RanTry) throws -> Void) throws {
         guard has("try") else { return }
         let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
             .map { column("try", $0, "t") }
@@ -352,13 +352,13 @@ struct TraceSource {
         try each("""
             SELECT l_task, l_try, executor, block, host, launched, running, returned FROM (\(inner))
             WHERE start IS NOT NULL ORDER BY start, l_task, l_try
-            """, body)
+            """) { row in if let value = RanTry(row) { try body(value) } }
     }
 
     /// Tries whose running time is missing or does not parse, in the order of their first moment, with the
     /// range of their status rows and their final state. Columns: task, try, executor, block, host, launched,
     /// running, returned (timestamp text), status min, status max, state.
-    func notRunRows(_ body: (TraceRow) throws -> Void) throws {
+    func notRunRows(_ body: (NotRunTry) throws -> Void) throws {
         guard has("try") else { return }
         let times = ["task_try_time_launched", "task_try_time_running", "task_try_time_returned"]
             .map { column("try", $0, "t") }
@@ -390,7 +390,7 @@ struct TraceSource {
             SELECT l_task, l_try, executor, block, host, launched, running, returned, smin, smax, state
             FROM \(source) WHERE key IS NOT NULL ORDER BY key, l_task, l_try
             """
-        }, body)
+        }) { row in if let value = NotRunTry(row) { try body(value) } }
     }
 
     /// The status that decides a try's final state: terminal states first, then the latest (as try_summary).
@@ -431,19 +431,22 @@ struct TraceSource {
 
     /// Status rows in table order, in batches. Columns: task, try (NULL where the era has none), state, timestamp
     /// text, rowid.
-    func statusRows(_ body: (TraceRow) throws -> Void) throws {
+    func statusRows(_ body: (StatusChange) throws -> Void) throws {
         guard has("status") else { return }
         let sql = """
             SELECT s.task_id, \(column("status", "try_id", "s")), s.task_status_name, s.timestamp, s.rowid
             FROM status AS s WHERE \(scope("status", "s")) AND s.rowid > ?2 AND s.rowid <= ?4 ORDER BY s.rowid LIMIT ?3
             """
-        try eachByRowid(sql, table: "status", body)
+        let hasTry = hasStatusTry
+        try eachByRowid(sql, table: "status") { row in
+            if let value = StatusChange(row, hasTry: hasTry) { try body(value) }
+        }
     }
 
     /// Tries in table order with what the slices show. Columns: task, try, app, executor, block, host, (3 unused),
     /// launched, running (timestamp text), fail history, depends, returned (text, read only
     /// to report values that do not parse).
-    func tryRows(_ body: (TraceRow) throws -> Void) throws {
+    func tryRows(_ body: (TryDetail) throws -> Void) throws {
         guard has("try") else { return }
         let task = has("task")
         let taskJoin =
@@ -460,12 +463,12 @@ struct TraceSource {
                 t.rowid
             FROM \(tries) AS t\(taskJoin) WHERE \(scope("try", "t")) AND t.rowid > ?2 AND t.rowid <= ?4 ORDER BY t.rowid LIMIT ?3
             """
-        try eachByRowid(sql, table: "try", body)
+        try eachByRowid(sql, table: "try") { row in if let value = TryDetail(row) { try body(value) } }
     }
 
     /// Resource samples in table order, for what each try's samples add up to. Columns: task, try, pid,
     /// resident bytes, user seconds, system seconds.
-    func resourceTotals(_ body: (TraceRow) throws -> Void) throws {
+    func resourceTotals(_ body: (ResourceTotal) throws -> Void) throws {
         guard has("resource", "try_id") else { return }
         let sql = """
             SELECT r.task_id, r.try_id, \(column("resource", "psutil_process_pid", "r")),
@@ -474,23 +477,23 @@ struct TraceSource {
                 r.rowid
             FROM resource AS r WHERE \(scope("resource", "r")) AND r.rowid > ?2 AND r.rowid <= ?4 ORDER BY r.rowid LIMIT ?3
             """
-        try eachByRowid(sql, table: "resource", body)
+        try eachByRowid(sql, table: "resource") { row in if let value = ResourceTotal(row) { try body(value) } }
     }
 
     /// Tasks with dependencies, in table order. Columns: task, depends, rowid.
-    func dependencyRows(_ body: (TraceRow) throws -> Void) throws {
+    func dependencyRows(_ body: (Dependencies) throws -> Void) throws {
         guard has("task", "task_depends") else { return }
         let sql = """
             SELECT k.task_id, k.task_depends, k.rowid FROM task AS k
             WHERE \(scope("task", "k")) AND k.task_depends IS NOT NULL AND k.task_depends != '' AND k.rowid > ?2 AND k.rowid <= ?4
             ORDER BY k.rowid LIMIT ?3
             """
-        try eachByRowid(sql, table: "task", body)
+        try eachByRowid(sql, table: "task") { row in if let value = Dependencies(row) { try body(value) } }
     }
 
     /// Resource samples in time order (ties in table order), with the executor, block and running time of their
     /// try. Columns: pid, time, resident bytes, user seconds, system seconds, executor, block, running (text).
-    func resourceRows(_ body: (TraceRow) throws -> Void) throws {
+    func resourceRows(_ body: (ResourceSample) throws -> Void) throws {
         guard has("resource", "try_id") else { return }
         let join =
             has("try")
@@ -509,11 +512,11 @@ struct TraceSource {
             """
         try eachSorted(table: "resource", inner: inner, outer: { source in
             "SELECT * FROM \(source) WHERE time IS NOT NULL ORDER BY time, position"
-        }, body)
+        }) { row in if let value = ResourceSample(row) { try body(value) } }
     }
 
     /// Node snapshots in time order. Columns: block, uid, worker count, active, time.
-    func nodeRows(_ body: (TraceRow) throws -> Void) throws {
+    func nodeRows(_ body: (NodeSample) throws -> Void) throws {
         guard has("node") else { return }
         let inner = """
             SELECT \(column("node", "block_id", "n")) AS block, \(column("node", "uid", "n")) AS uid,
@@ -524,11 +527,11 @@ struct TraceSource {
             """
         try eachSorted(table: "node", inner: inner, outer: { source in
             "SELECT * FROM \(source) WHERE time IS NOT NULL ORDER BY time, position"
-        }, body)
+        }) { row in if let value = NodeSample(row) { try body(value) } }
     }
 
     /// Each block id of the node rows, with the first host they name. Columns: block, host.
-    func nodeBlocks(_ body: (TraceRow) throws -> Void) throws {
+    func nodeBlocks(_ body: (NodeBlock) throws -> Void) throws {
         guard has("node") else { return }
         let hosted = has("node", "hostname") ? "n.hostname IS NOT NULL" : "0"
         let time = "coalesce(parsl_us(\(column("node", "timestamp", "n"))), parsl_us(\(column("node", "reg_time", "n"))))"
@@ -544,7 +547,7 @@ struct TraceSource {
         // the bare column `host` from the row with the smallest `hosted_row`.
         try eachSorted(table: "node", inner: inner, outer: { source in
             "SELECT block, host FROM (SELECT block, host, min(hosted_row) FROM \(source) GROUP BY block)"
-        }, body)
+        }) { try body(NodeBlock($0)) }
     }
 
     /// Earliest and latest time of the run's block rows.
@@ -562,17 +565,17 @@ struct TraceSource {
     }
 
     /// Each block with lifecycle rows. Columns: executor, block.
-    func blockKeys(_ body: (TraceRow) throws -> Void) throws {
+    func blockKeys(_ body: (BlockName) throws -> Void) throws {
         guard has("block") else { return }
         let sql = """
             SELECT DISTINCT coalesce(\(column("block", "executor_label", "b")), ''), coalesce(\(column("block", "block_id", "b")), '')
             FROM block AS b WHERE \(scope("block", "b")) AND parsl_us(b.timestamp) IS NOT NULL
             """
-        try each(sql, body)
+        try each(sql) { try body(BlockName($0)) }
     }
 
     /// Block rows by block, then time. Columns: executor, block, status, job id, time.
-    func blockRows(_ body: (TraceRow) throws -> Void) throws {
+    func blockRows(_ body: (BlockChange) throws -> Void) throws {
         guard has("block") else { return }
         let sql = """
             SELECT * FROM (SELECT coalesce(\(column("block", "executor_label", "b")), '') AS executor,
@@ -581,44 +584,6 @@ struct TraceSource {
             FROM block AS b WHERE \(scope("block", "b")) LIMIT -1 OFFSET 0) WHERE time IS NOT NULL
             ORDER BY executor, block, time, position
             """
-        try each(sql, body)
+        try each(sql) { row in if let value = BlockChange(row) { try body(value) } }
     }
-}
-
-/// The current row of a trace query, read by the value rules every reader applies (`SourceRow`).
-struct TraceRow {
-    let statement: SQLiteStatement
-    let warnings: ValueWarnings
-    let zone: TimeZoneConversion?
-
-    private var row: SourceRow { SourceRow(statement: statement, warnings: warnings, zone: zone) }
-
-    /// A timestamp: an integer column (from `parsl_us`) as is; text parsed as the table reader does, with values
-    /// that do not parse reported when `warn` names the column.
-    func time(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
-        statement.storageClass(column) == .integer ? statement.int64(column) : row.timestamp(column, warn: warn)
-    }
-
-    func isNull(_ column: Int32) -> Bool { statement.isNull(column) }
-
-    /// An integer; a whole float is read as one, anything else is NULL. Text that looks like an integer is read
-    /// and, like other text, reported when `warn` names the column.
-    func int(_ column: Int32, warn: (table: String, column: String)? = nil) -> Int64? {
-        row.integer(column, warn: warn)
-    }
-
-    /// A number, or NULL for anything else (text that reads as a number is read, and reported with `warn`).
-    func double(_ column: Int32, warn: (table: String, column: String)? = nil) -> Double? {
-        row.double(column, warn: warn)
-    }
-
-    /// Text, with invalid UTF-8 replaced.
-    func text(_ column: Int32) -> String? { statement.string(column) }
-
-    func withText<T>(_ column: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T? {
-        statement.isNull(column) ? nil : try statement.withText(column, body)
-    }
-
-    /// A boolean as Parsl stores it (0/1, or text such as "true").
-    func bool(_ column: Int32) -> Bool? { row.boolean(column) }
 }

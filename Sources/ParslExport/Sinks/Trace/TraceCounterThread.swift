@@ -52,7 +52,7 @@ final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
             totalsReady.signal()
             do {
                 if failure == nil {
-                    try source.nodeBlocks { row in nodeBlocks.append((row.text(0), row.text(1))) }
+                    try source.nodeBlocks { row in nodeBlocks.append((row.block, row.host)) }
                 }
             } catch {
                 failure = error
@@ -79,13 +79,11 @@ final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
     /// resident memory and CPU seconds used (change of the cumulative user+system seconds).
     private func addResourceTotals() throws {
         try source.resourceTotals { row in
-            guard let task = row.int(0), let attempt = row.int(1),
-                let index = slots.index(task: task, try: attempt, create: true)
-            else { return }
-            let pid = row.int(2, warn: ("resource", "psutil_process_pid")).flatMap { Int32(exactly: $0) }
-            let resident = row.double(3)
-            let user = row.double(4)
-            let system = row.double(5)
+            guard let index = slots.index(task: row.task, try: row.attempt, create: true) else { return }
+            let pid = row.pid
+            let resident = row.resident
+            let user = row.userSeconds
+            let system = row.systemSeconds
             try slots.update(index) { slot in
                 if let pid, slot.workerPID == .min || pid > slot.workerPID { slot.workerPID = pid }
                 if let resident, let bytes = Int64(exactly: resident.rounded(.towardZero)), bytes > slot.peakRSS {
@@ -196,11 +194,11 @@ final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
         // The sort happens at the first row, while the other thread lays the run out.
         try source.resourceRows { row in
             try awaitBegin()
-            guard let time = row.int(1) else { return }
+            let time = row.time
             see(time)
             // Samples of tries that ran on a block; the pid was reported with the tries' totals.
-            guard let pid = row.int(0), !row.isNull(6), row.time(7) != nil, let layout else { return }
-            let key = TraceLayout.BlockKey(executor: row.text(5), block: row.text(6))
+            guard let pid = row.pid, !row.block.isNull, row.tryRunning != nil, let layout else { return }
+            let key = TraceLayout.BlockKey(executor: row.executor.string, block: row.block.string)
             let cached = processes[key]
             let process = cached ?? layout.existingBlockProcess(key)
             if cached == nil { processes[key] = process }
@@ -209,12 +207,12 @@ final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
             var worker =
                 workers[track] ?? Worker(memory: encoder.name("RSS worker \(pid)"), cpu: encoder.name("CPU worker \(pid)"))
             let processPID = layout.processes[process].pid
-            if inside(time), let resident = row.double(2) {
+            if inside(time), let resident = row.resident {
                 try encoder.counter(
                     name: worker.memory, category: category, timestamp: time - window.origin, pid: processPID,
                     unit: .bytes, value: resident, decimals: nil)
             }
-            if let user = row.double(3), let system = row.double(4) {
+            if let user = row.userSeconds, let system = row.systemSeconds {
                 let seconds = user + system
                 if let last = worker.previous, time > last.time, seconds >= last.seconds, inside(time) {
                     let rate = (seconds - last.seconds) / (Double(time - last.time) / 1_000_000)
@@ -241,15 +239,15 @@ final class TraceCounterThread<Encoder: TraceEncoder>: @unchecked Sendable {
         var blocks: [String?: Block] = [:]
         var count = 0
         try source.nodeRows { row in
-            guard let time = row.int(4) else { return }
+            let time = row.time
             see(time)
-            let blockID = row.text(0)
+            let blockID = row.block
             guard let process = layout.processForBlockID[blockID] else { return }
             var block = blocks[blockID] ?? Block()
-            if row.bool(3) ?? true {
-                block.managers[row.text(1)] = row.int(2) ?? 0
+            if row.active ?? true {
+                block.managers[row.manager] = row.workers ?? 0
             } else {
-                block.managers[row.text(1)] = nil
+                block.managers[row.manager] = nil
             }
             defer { blocks[blockID] = block }
             guard inside(time) else { return }

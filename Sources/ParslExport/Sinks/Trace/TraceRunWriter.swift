@@ -173,36 +173,31 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 counters.waitForResourceTotals()
                 totals = true
             }
-            guard let task = row.int(0), let attempt = row.int(1) else { return }
-            let launched = row.time(5)
-            let returned = row.time(7)
             // A running time that does not parse counts as none: `notRunRows` has that try.
-            guard let running = row.time(6) else { return }
+            guard let running = row.running else { return }
             var state: String?
-            if returned == nil { state = try source.finalState(task: task, attempt: attempt) }
-            try place(row, task: task, attempt: attempt, times: [launched, running, returned], ran: true,
-                      returned: returned, state: state, runOpen: runOpen,
-                      runningFrom: Self.runningFrom(launched: launched, running: running))
+            if row.returned == nil { state = try source.finalState(task: row.task, attempt: row.attempt) }
+            try place(row.site, task: row.task, attempt: row.attempt, times: [row.launched, running, row.returned],
+                      ran: true, returned: row.returned, state: state, runOpen: runOpen,
+                      runningFrom: Self.runningFrom(launched: row.launched, running: running))
         }
         counters.waitForResourceTotals()
         try source.notRunRows { row in
-            guard let task = row.int(0), let attempt = row.int(1) else { return }
-            let times = [row.time(5), row.time(7), row.int(8), row.int(9)]
-            try place(row, task: task, attempt: attempt, times: times, ran: false, returned: row.time(7),
-                      state: row.text(10), runOpen: runOpen, runningFrom: nil)
+            let times = [row.launched, row.returned, row.firstStatus, row.lastStatus]
+            try place(row.site, task: row.task, attempt: row.attempt, times: times, ran: false, returned: row.returned,
+                      state: row.finalState, runOpen: runOpen, runningFrom: nil)
         }
         try source.blockKeys { row in
-            layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.text(0), block: row.text(1)))
+            layout.lifecycleBlock(TraceLayout.BlockKey(executor: row.executor, block: row.block))
         }
         for (block, host) in counters.blocksOfNodeRows() { layout.nodeBlock(block, host: host) }
         layout.finish()
     }
 
     /// A try's span, process and lane, and whether its execution (from `runningFrom`) goes on its worker's lane.
-    /// Columns 2–4 of `row`: executor, block, host.
     private mutating func place(
-        _ row: TraceRow, task: Int64, attempt: Int64, times: [Int64?], ran: Bool, returned: Int64?, state: String?,
-        runOpen: Bool, runningFrom: Int64?
+        _ site: TraceSource.TrySite, task: Int64, attempt: Int64, times: [Int64?], ran: Bool, returned: Int64?,
+        state: String?, runOpen: Bool, runningFrom: Int64?
     ) throws {
         guard let index = slots.index(task: task, try: attempt, create: true) else { return }
         var first = Int64.max
@@ -229,8 +224,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             slot.end = latest
             if unfinishedState && returned == nil { slot.flags.insert(.open) }
         }
-        let process = processes.process(
-            row, layout: &layout, ran: ran, executor: 2, block: 3, host: 4)
+        let process = processes.process(site, layout: &layout, ran: ran)
         let execution = runningFrom.flatMap { from in slot.workerPID == .min ? nil : (slot.workerPID, from) }
         let placement = layout.place(process: process, start: slot.start, end: slot.end, execution: execution)
         slot.process = Int32(process)
@@ -309,10 +303,10 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         }
         let lastSeen = lastSeen
         try source.blockRows { row in
-            guard let time = row.int(4) else { return }
-            let key = TraceLayout.BlockKey(executor: row.text(0), block: row.text(1))
-            let status = row.text(2) ?? ""
-            let job = row.text(3)
+            let time = row.time
+            let key = TraceLayout.BlockKey(executor: row.name.executor, block: row.name.block)
+            let status = row.status ?? ""
+            let job = row.job
             if let open = pending, open.key == key {
                 if open.status == status { return }
                 try close(time)
@@ -344,13 +338,12 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     private mutating func writeStatuses() throws {
         let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
         let category = encoder.name("status")
-        let hasTry = source.has("status", "try_id")
         var count = 0
         try source.statusRows { row in
-            guard let task = row.int(0) else { return }
-            let attempt = hasTry ? row.int(1, warn: ("status", "try_id")) : nil
-            let state = states.id(row)
-            let time = row.time(3, warn: ("status", "timestamp"))
+            let task = row.task
+            let attempt = row.attempt
+            let state = states.id(row.state)
+            let time = row.time
             if let time { see(time) }
             // Final state: the rows arrive in rowid order, so a later row wins a tie.
             let rank: TrySlot.Flags = states.isTerminal(state) ? .terminalState : []
@@ -428,11 +421,10 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         let runID = encoder.name(run.runID)
         var apps = TextCache<Encoder.Name>(make: encoder.name)
         try source.tryRows { row in
-            guard let task = row.int(0), let attempt = row.int(1) else { return }
-            // Read here (and only here) so that each value that does not parse is reported once.
-            let launched = row.time(9, warn: ("try", "task_try_time_launched"))
-            let runningAt = row.time(10, warn: ("try", "task_try_time_running"))
-            _ = row.time(13, warn: ("try", "task_try_time_returned"))
+            let task = row.task
+            let attempt = row.attempt
+            let launched = row.launched
+            let runningAt = row.running
             guard let index = slots.index(task: task, try: attempt) else { return }
             let slot = try slots.read(index)
             guard slot.flags.contains(.placed), overlaps(slot.start, slot.end) else { return }
@@ -441,10 +433,12 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             let open = slot.flags.contains(.open)
             let ran = slot.flags.contains(.ran)
             let state = slot.state >= 0 ? states.name(slot.state) : nil
-            let name = row.withText(2) { apps.text(for: $0) } ?? encoder.name("task \(task)")
+            let name = row.app.withBytes { apps.text(for: $0) } ?? encoder.name("task \(task)")
             let launchedAt = ran ? launched : nil
             let phases = ran ? runningAt.map { Phases(launched: launchedAt, running: $0, end: slot.end) } : nil
-            var flows = Encoder.bindsFlowsToSlices ? try sliceFlows(index: index, slot: slot, task: task, row: row) : []
+            var flows =
+                Encoder.bindsFlowsToSlices
+                ? try sliceFlows(index: index, slot: slot, task: task, depends: row.depends) : []
             try encoder.slice(
                 name: name,
                 category: ran ? ranCategory : notRunCategory,
@@ -459,15 +453,15 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 args.string("run", runID)
                 args.int("task", task)
                 args.int("try", attempt)
-                row.withText(2) { args.string("app", utf8: $0) }
-                row.withText(3) { args.string("executor", utf8: $0) }
-                row.withText(4) { args.string("block", utf8: $0) }
-                row.withText(5) { args.string("host", utf8: $0) }
+                row.app.withBytes { args.string("app", utf8: $0) }
+                row.site.executor.withBytes { args.string("executor", utf8: $0) }
+                row.site.block.withBytes { args.string("block", utf8: $0) }
+                row.site.host.withBytes { args.string("host", utf8: $0) }
                 if slot.workerPID != .min { args.int("worker_pid", Int64(slot.workerPID)) }
                 // The model's final state (try_summary's), also for an open try: `unfinished` marks that.
                 if state != nil { args.string("final_state", states.text(slot.state)) }
-                row.withText(11) { if !$0.isEmpty { args.string("fail_reason", utf8: $0) } }
-                if let dependencies = row.withText(12, IDList.parse), !dependencies.isEmpty {
+                row.failHistory.withBytes { if !$0.isEmpty { args.string("fail_reason", utf8: $0) } }
+                if let dependencies = row.depends.withBytes(IDList.parse), !dependencies.isEmpty {
                     args.string("depends", dependencies.map(String.init).joined(separator: ","))
                 }
                 if slot.peakRSS != .min { args.int("peak_rss_bytes", slot.peakRSS) }
@@ -553,7 +547,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         let name = encoder.name("dependency")
         var id: UInt64 = 0
         try source.dependencyRows { row in
-            guard let task = row.int(0), let dependencies = row.withText(1, IDList.parse), !dependencies.isEmpty,
+            let task = row.task
+            guard let dependencies = row.depends.withBytes(IDList.parse), !dependencies.isEmpty,
                 let target = try placed(task).first?.slot, overlaps(target.start, target.end)
             else { return }
             for dependency in dependencies {
@@ -585,7 +580,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     private mutating func collectDependents() throws {
         var edges: [FlowEdge] = []
         try source.dependencyRows { row in
-            guard let task = row.int(0), let dependencies = row.withText(1, IDList.parse) else { return }
+            guard let dependencies = row.depends.withBytes(IDList.parse) else { return }
+            let task = row.task
             for (position, dependency) in dependencies.enumerated() where position <= Int(UInt16.max) {
                 edges.append(FlowEdge(source: dependency, id: Self.flowID(target: task, position: position)))
             }
@@ -623,7 +619,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// A try's arrows: those that leave it (it is the last placed try of a dependency) and those that reach it (the
     /// first placed try of a dependent), each with the moment it binds at, under the rules of `writeFlows`. Counts
     /// the arrows that reach it in `flowCount`.
-    private mutating func sliceFlows(index: Int, slot: TrySlot, task: Int64, row: TraceRow) throws -> [(
+    private mutating func sliceFlows(index: Int, slot: TrySlot, task: Int64, depends: TraceSource.Text) throws -> [(
         id: UInt64, outgoing: Bool, time: Int64
     )] {
         var lower = 0
@@ -633,7 +629,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             if dependents[middle].source < task { lower = middle + 1 } else { upper = middle }
         }
         let hasDependents = lower < dependents.count && dependents[lower].source == task
-        let dependencies = row.withText(12, IDList.parse) ?? []
+        let dependencies = depends.withBytes(IDList.parse) ?? []
         guard hasDependents || !dependencies.isEmpty else { return [] }
         var flows: [(id: UInt64, outgoing: Bool, time: Int64)] = []
         let tries = try placed(task)
@@ -681,14 +677,14 @@ private struct StateNames<Name> {
     private var texts: [Name] = []
     private var terminal: [Bool] = []
 
-    /// The id of the state in column 2 of a status row ("" for NULL).
-    mutating func id(_ row: TraceRow) -> Int16 {
-        let found: Int16? = row.withText(2) { value in
+    /// The id of a status row's state ("" for NULL).
+    mutating func id(_ state: TraceSource.Text) -> Int16 {
+        let found: Int16? = state.withBytes { value in
             for (index, known) in bytes.enumerated() where known.elementsEqual(value) { return Int16(index) }
             return nil
         } ?? nil
         if let found { return found }
-        let name = row.text(2) ?? ""
+        let name = state.string ?? ""
         if let index = names.firstIndex(of: name) { return Int16(index) }
         guard names.count < Int16.max else { return Int16(names.count - 1) }
         bytes.append(Array(name.utf8))
@@ -723,7 +719,7 @@ private struct TextCache<Name> {
     }
 }
 
-/// The process of a try row, found by the bytes of its executor and block columns without making Strings.
+/// The process of a try, found by the bytes of its executor and block without making Strings.
 private struct ProcessCache {
     private struct Entry {
         var executor: [UInt8]?
@@ -734,36 +730,38 @@ private struct ProcessCache {
 
     private var byHash: [UInt64: [Entry]] = [:]
 
-    mutating func process(
-        _ row: TraceRow, layout: inout TraceLayout, ran: Bool, executor: Int32, block: Int32, host: Int32
-    ) -> Int {
+    mutating func process(_ site: TraceSource.TrySite, layout: inout TraceLayout, ran: Bool) -> Int {
         var hash: UInt64 = ran ? 0x9E37_79B9_7F4A_7C15 : 0xC2B2_AE3D_27D4_EB4F
-        func mix(_ column: Int32) {
-            guard let bytes = row.withText(column, { $0 }) else {
+        func mix(_ text: TraceSource.Text) {
+            guard let bytes = text.withBytes({ $0 }) else {
                 hash = (hash ^ 0xFF) &* 0x100_0000_01B3
                 return
             }
             for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
             hash = (hash ^ 0x1F) &* 0x100_0000_01B3
         }
-        mix(executor)
-        mix(block)
-        func same(_ known: [UInt8]?, _ column: Int32) -> Bool {
-            guard let known else { return row.isNull(column) }
-            return row.withText(column) { known.elementsEqual($0) } ?? false
+        mix(site.executor)
+        mix(site.block)
+        func same(_ known: [UInt8]?, _ text: TraceSource.Text) -> Bool {
+            guard let known else { return text.isNull }
+            return text.withBytes { known.elementsEqual($0) } ?? false
         }
         if let entries = byHash[hash] {
-            for entry in entries where entry.ran == ran && same(entry.executor, executor) && same(entry.block, block) {
+            for entry in entries
+            where entry.ran == ran && same(entry.executor, site.executor) && same(entry.block, site.block) {
                 // A block's host is the first one its tries name.
-                if ran, !row.isNull(block), layout.processes[entry.process].host == nil {
-                    layout.setHost(entry.process, row.text(host))
+                if ran, !site.block.isNull, layout.processes[entry.process].host == nil {
+                    layout.setHost(entry.process, site.host.string)
                 }
                 return entry.process
             }
         }
-        let process = layout.process(ran: ran, executor: row.text(executor), block: row.text(block), host: row.text(host))
+        let process = layout.process(
+            ran: ran, executor: site.executor.string, block: site.block.string, host: site.host.string)
         byHash[hash, default: []].append(
-            Entry(executor: row.withText(executor) { Array($0) }, block: row.withText(block) { Array($0) }, ran: ran, process: process))
+            Entry(
+                executor: site.executor.withBytes { Array($0) }, block: site.block.withBytes { Array($0) }, ran: ran,
+                process: process))
         return process
     }
 }
