@@ -350,13 +350,12 @@ final class LaneCancellation: Sendable {
 
 /// A progress callback that two lanes may call.
 final class LockedProgress: @unchecked Sendable {
-    // @unchecked: the callback runs under the lock only.
-    private let lock = Locked(())
-    private let callback: (String, Int) -> Void
+    // @unchecked: the callback is only reached through its lock.
+    private let callback: Locked<(String, Int) -> Void>
 
-    init(_ callback: @escaping (String, Int) -> Void) { self.callback = callback }
+    init(_ callback: @escaping (String, Int) -> Void) { self.callback = Locked(callback) }
 
-    func update(_ table: String, _ rows: Int) { lock.withLock { _ in callback(table, rows) } }
+    func update(_ table: String, _ rows: Int) { callback.withLock { $0(table, rows) } }
 }
 
 /// Gives the heap the streaming phase freed back to the system before the query phase builds its own, so the

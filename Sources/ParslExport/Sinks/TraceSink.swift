@@ -193,8 +193,8 @@ public final class TraceSink: SnapshotQueryingSink {
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
         // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
-        let lock = Locked(())
-        let (encoder, counterEncoder) = makeEncoders { bytes in try lock.withLock { _ in try stream.write(bytes) } }
+        let locked = Locked(stream)
+        let (encoder, counterEncoder) = makeEncoders { bytes in try locked.withLock { try $0.write(bytes) } }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         var runWriter = try TraceRunWriter(
             source: source,
