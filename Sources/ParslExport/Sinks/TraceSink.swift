@@ -134,16 +134,16 @@ public final class TraceSink: SnapshotQueryingSink {
     private func write(_ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext) throws {
         switch options.format {
         case .json:
-            try write(run, snapshot: snapshot, context: context) { output in
-                (JSONTraceEncoder(TraceEventWriter(output: output)), JSONTraceEncoder(.fragment(output: output)))
+            try write(run, snapshot: snapshot, context: context) { output, counterOutput in
+                (JSONTraceEncoder(TraceEventWriter(output: output)), JSONTraceEncoder(.fragment(output: counterOutput)))
             }
         case .perfetto:
-            try write(run, snapshot: snapshot, context: context) { output in
+            try write(run, snapshot: snapshot, context: context) { output, counterOutput in
                 // One packet sequence per thread: interning and clock state are per sequence.
                 let tracks = PerfettoTraceEncoder.Tracks()
                 return (
                     PerfettoTraceEncoder(PerfettoTraceWriter(sequenceID: 1, output: output), tracks: tracks),
-                    PerfettoTraceEncoder(PerfettoTraceWriter(sequenceID: 2, output: output), tracks: tracks)
+                    PerfettoTraceEncoder(PerfettoTraceWriter(sequenceID: 2, output: counterOutput), tracks: tracks)
                 )
             }
         }
@@ -153,7 +153,7 @@ public final class TraceSink: SnapshotQueryingSink {
     /// chunks to the shared output.
     private func write<Encoder: TraceEncoder>(
         _ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext,
-        makeEncoders: (@escaping TraceOutput) -> (Encoder, Encoder)
+        makeEncoders: (@escaping TraceOutput, @escaping TraceOutput) -> (Encoder, Encoder)
     ) throws {
         let source = try TraceSource(snapshot: snapshot, runID: run.runID, stageSortedReads: options.stageSortedReads)
         // An unfinished run needs its last timestamp before the layout (open tries end there); otherwise the
@@ -182,7 +182,7 @@ public final class TraceSink: SnapshotQueryingSink {
 
     private func attempt<Encoder: TraceEncoder>(
         _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext,
-        makeEncoders: (@escaping TraceOutput) -> (Encoder, Encoder)
+        makeEncoders: (@escaping TraceOutput, @escaping TraceOutput) -> (Encoder, Encoder)
     ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter<Encoder>, Encoder) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.lowercased().hasSuffix(".gz")
@@ -192,9 +192,13 @@ public final class TraceSink: SnapshotQueryingSink {
             gzip
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
-        // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time.
+        // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time. The
+        // run writer's chunks wait while its pass holds the database's read lock (see `HeldOutput`).
         let locked = Locked(stream)
-        let (encoder, counterEncoder) = makeEncoders { bytes in try locked.withLock { try $0.write(bytes) } }
+        let held = HeldOutput(locked)
+        source.batchReadObserver = held
+        let (encoder, counterEncoder) = makeEncoders(
+            { bytes in try held.write(bytes) }, { bytes in try locked.withLock { try $0.write(bytes) } })
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         var runWriter = try TraceRunWriter(
             source: source,
@@ -256,5 +260,40 @@ public final class TraceSink: SnapshotQueryingSink {
         inProgress?.discard()
         inProgress = nil
         completed.discardAll()
+    }
+}
+
+/// The run writer's chunks of a trace, held while its pass reads the database and written out once that read has
+/// ended: writing may wait for a compression worker or for the disk, and a writer waiting for the lock must not
+/// wait for that too (a writer waited 54.9 ms). A batch reads for at most `ReadOptions.lockBudgetMicros`, so what
+/// is held stays small; past `limit` it is written anyway.
+final class HeldOutput: BatchReadObserver {
+    private let stream: Locked<any ByteStreamWriter>
+    private var pending: [UInt8] = []
+    private var holding = false
+    private let limit = 8 << 20
+
+    init(_ stream: Locked<any ByteStreamWriter>) { self.stream = stream }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if holding && pending.count + bytes.count <= limit {
+            pending.append(contentsOf: bytes)
+            return
+        }
+        try writePending()
+        try stream.withLock { try $0.write(bytes) }
+    }
+
+    func batchReadStarted() { holding = true }
+
+    func batchReadEnded() throws {
+        holding = false
+        try writePending()
+    }
+
+    private func writePending() throws {
+        guard !pending.isEmpty else { return }
+        try pending.withUnsafeBytes { bytes in try stream.withLock { try $0.write(bytes) } }
+        pending.removeAll(keepingCapacity: true)
     }
 }

@@ -18,6 +18,14 @@ struct TraceSource {
     private final class StatementCache {
         var finalState: SQLiteStatement?
         var lookups: SQLiteConnection?
+        var readObserver: (any BatchReadObserver)?
+    }
+
+    /// Told when each batch of a pass in rowid order starts and ends its read of the database, so that whatever its
+    /// rows make that could block (writing out) waits until the lock is given back.
+    var batchReadObserver: (any BatchReadObserver)? {
+        get { statements.readObserver }
+        nonmutating set { statements.readObserver = newValue }
     }
 
     private var finalStateStatement: SQLiteStatement? {
@@ -246,6 +254,7 @@ struct TraceSource {
                 // Waiting for the other connection's turn at the read gate holds no lock: it does not count.
                 let started = monotonicMicros() - connection.readGateWaitMicros
                 func elapsed() -> Int64 { max(monotonicMicros() - connection.readGateWaitMicros - started, 1) }
+                batchReadObserver?.batchReadStarted()
                 while try statement.step() {
                     after = statement.int64(rowid)
                     rows += 1
@@ -255,9 +264,12 @@ struct TraceSource {
                         break
                     }
                 }
+                let lockHeld = elapsed()
+                statement.reset()
+                try batchReadObserver?.batchReadEnded()
                 if rows == batch || stoppedEarly { continue }
                 after = end
-                width = max(1_024, min(width * 2, width * (ReadOptions.lockBudgetMicros / 2) / elapsed()))
+                width = max(1_024, min(width * 2, width * (ReadOptions.lockBudgetMicros / 2) / lockHeld))
             }
         }
     }
@@ -586,4 +598,10 @@ struct TraceSource {
             """
         try each(sql) { row in if let value = BlockChange(row) { try body(value) } }
     }
+}
+
+/// See `TraceSource.batchReadObserver`.
+protocol BatchReadObserver: AnyObject {
+    func batchReadStarted()
+    func batchReadEnded() throws
 }
