@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "ParslExport",
             dependencies: [
-                "CParslSQLite", "GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "PerfettoFormat",
+                "CParslSQLite", "CParslZstd", "GzipStream", "CSVFormat", "ParquetFormat", "TraceEventFormat", "PerfettoFormat",
                 "ExpositionFormat",
             ],
             resources: [.embedInCode("Mappings")]

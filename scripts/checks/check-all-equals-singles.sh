@@ -6,10 +6,16 @@
 # outputs stay equal. (That the first three reach the metrics reader, which leaves no trace in the bytes, is
 # tested in Swift: ExportSettingsTests.)
 #
-# Environment (scripts/test sets it): PARSL_EXPORT, the binary (default: .build/release/parsl-export).
+# Then the same bytes from run to run: a trace is written by two threads at once, and a synthetic database large
+# enough that each writes many chunks (20,000 tasks: 35 MB of JSON, about a quarter of it counters) gives
+# the same trace three times over, as JSON and as Perfetto protobuf, gzipped and not, and the same under `all`.
+#
+# Environment (scripts/test sets it): PARSL_EXPORT, the binary (default: .build/release/parsl-export); PYTHON, for
+# scripts/synth-db (default: .venv/bin/python).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PARSL_EXPORT="${PARSL_EXPORT:-$ROOT/.build/release/parsl-export}"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/parsl-export-all.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 fail() { echo "check-all-equals-singles: $*" >&2; exit 1; }
@@ -45,3 +51,26 @@ done
 # The options changed what was written: the zone moved every timestamp.
 ! cmp -s "$WORK/parsl-2026.10.26-htex/all/csv/try.csv.gz" "$WORK/parsl-2026.10.26-htex+options/all/csv/try.csv.gz" \
     || fail "--timezone changed nothing under all"
+
+db="$WORK/synth-20k.db"
+"$PYTHON" "$ROOT/scripts/synth-db" -o "$db" --tasks 20000 --seed 11 >/dev/null
+run="$(sqlite3 "$db" 'select run_id from workflow')"
+for name in trace.json trace.json.gz trace.pftrace trace.pftrace.gz; do
+    format=json
+    case "$name" in *pftrace*) format=perfetto ;; esac
+    for attempt in 1 2 3; do
+        mkdir -p "$WORK/repeat/$attempt"
+        "$PARSL_EXPORT" trace "$db" -o "$WORK/repeat/$attempt/$name" --format "$format" -q
+    done
+    size=$(wc -c < "$WORK/repeat/1/$name")
+    # Each thread hands over chunks of 1 MiB: tens of them make an interleaving that depends on timing likely.
+    [ "$name" != trace.json ] || [ "$size" -gt 30000000 ] ||
+        fail "$name: only $size bytes, too few for both threads to write many chunks"
+    cmp -s "$WORK/repeat/1/$name" "$WORK/repeat/2/$name" && cmp -s "$WORK/repeat/1/$name" "$WORK/repeat/3/$name" \
+        || fail "$name: three exports of one database gave different bytes"
+    echo "check-all-equals-singles: $name: the same $size bytes three times"
+done
+"$PARSL_EXPORT" all "$db" -o "$WORK/repeat/all" -q --tables task
+cmp -s "$WORK/repeat/all/trace/trace-$run.json.gz" "$WORK/repeat/1/trace.json.gz" \
+    || fail "synth-20k: all's trace differs from trace's"
+echo "check-all-equals-singles: synth-20k: all's trace equals trace's"

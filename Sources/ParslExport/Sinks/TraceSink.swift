@@ -149,8 +149,8 @@ public final class TraceSink: SnapshotQueryingSink {
         }
     }
 
-    /// `makeEncoders` gives the encoders of the run writer's and the counter thread's events, which write whole
-    /// chunks to the shared output.
+    /// `makeEncoders` gives the encoders of the run writer's and the counter thread's events, each writing whole
+    /// chunks to its own output (see `TraceFileOutput`).
     private func write<Encoder: TraceEncoder>(
         _ run: WorkflowRun, snapshot: DatabaseSnapshot, context: ExportContext,
         makeEncoders: (@escaping TraceOutput, @escaping TraceOutput) -> (Encoder, Encoder)
@@ -167,7 +167,7 @@ public final class TraceSink: SnapshotQueryingSink {
         }
         var extent = run.isUnfinished ? try exactExtent() : nil
         while true {
-            let (file, stream, runWriter, encoder) = try attempt(
+            let (file, output, runWriter, encoder) = try attempt(
                 run, source: source, extent: extent, context: context, makeEncoders: makeEncoders)
             if runWriter.needsExactExtent {
                 file.discard()
@@ -175,7 +175,7 @@ public final class TraceSink: SnapshotQueryingSink {
                 extent = try exactExtent()
                 continue
             }
-            try finish(file, stream: stream, runWriter: runWriter, encoder: encoder, run: run, context: context)
+            try finish(file, output: output, runWriter: runWriter, encoder: encoder, run: run, context: context)
             return
         }
     }
@@ -183,7 +183,7 @@ public final class TraceSink: SnapshotQueryingSink {
     private func attempt<Encoder: TraceEncoder>(
         _ run: WorkflowRun, source: TraceSource, extent: (first: Int64, last: Int64)?, context: ExportContext,
         makeEncoders: (@escaping TraceOutput, @escaping TraceOutput) -> (Encoder, Encoder)
-    ) throws -> (AtomicFile, any ByteStreamWriter, TraceRunWriter<Encoder>, Encoder) {
+    ) throws -> (AtomicFile, TraceFileOutput, TraceRunWriter<Encoder>, Encoder) {
         let path = Self.path(for: run.runID, options: options)
         let gzip = options.outputIsDirectory ? options.gzipInDirectory : path.lowercased().hasSuffix(".gz")
         let file = try AtomicFile(path: path)
@@ -192,14 +192,15 @@ public final class TraceSink: SnapshotQueryingSink {
             gzip
             ? try GzipWriter(level: options.gzipLevel, threads: options.threads, output: file.output)
             : PassthroughWriter(output: file.output)
-        // Two threads write the trace (see TraceCounterThread); their chunks go to the stream one at a time. The
-        // run writer's chunks wait while its pass holds the database's read lock (see `HeldOutput`).
-        let locked = Locked(stream)
-        let held = HeldOutput(locked)
-        source.batchReadObserver = held
-        let (encoder, counterEncoder) = makeEncoders(
-            { bytes in try held.write(bytes) }, { bytes in try locked.withLock { try $0.write(bytes) } })
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        // Two threads write the trace (see TraceCounterThread). The counter thread's events are set aside and
+        // follow the run writer's, so that the file's bytes do not depend on how the threads were scheduled. The
+        // run writer's chunks wait while its pass holds the database's read lock (see `HeldOutput`).
+        let output = TraceFileOutput(
+            stream: stream, counters: CompressedSpill(directory: directory.isEmpty ? "/" : directory, purpose: "counters"))
+        source.batchReadObserver = output.held
+        let (encoder, counterEncoder) = makeEncoders(
+            { bytes in try output.held.write(bytes) }, { bytes in try output.counters.write(bytes) })
         var runWriter = try TraceRunWriter(
             source: source,
             run: run,
@@ -213,11 +214,11 @@ public final class TraceSink: SnapshotQueryingSink {
             slotCache: (options.slotCachePages, options.slotsPerPage)
         )
         try runWriter.write()
-        return (file, stream, runWriter, encoder)
+        return (file, output, runWriter, encoder)
     }
 
     private func finish<Encoder: TraceEncoder>(
-        _ file: AtomicFile, stream: any ByteStreamWriter, runWriter: TraceRunWriter<Encoder>, encoder: Encoder,
+        _ file: AtomicFile, output: TraceFileOutput, runWriter: TraceRunWriter<Encoder>, encoder: Encoder,
         run: WorkflowRun, context: ExportContext
     ) throws {
         let first = runWriter.first
@@ -250,8 +251,11 @@ public final class TraceSink: SnapshotQueryingSink {
         other.append("executions_on_worker_lanes", .int(Int64(runWriter.executionsOnWorkers)))
         other.append("dependency_flows", .int(Int64(runWriter.flowCount)))
         other.append("events", .int(Int64(runWriter.eventCount)))
+        // Every event of the run writer out, then the counter thread's (it has ended), then the trailer.
+        try encoder.flush()
+        try output.counters.drain { bytes in try output.stream.write(bytes) }
         try encoder.finish(metadata: other)
-        try stream.finish()
+        try output.stream.finish()
         try completed.append(file)
         inProgress = nil
     }
@@ -263,17 +267,31 @@ public final class TraceSink: SnapshotQueryingSink {
     }
 }
 
+/// Where a run's trace goes: the run writer's chunks to the file's stream (through `held`), the counter thread's
+/// into `counters` until the run writer is done.
+struct TraceFileOutput {
+    let stream: any ByteStreamWriter
+    let held: HeldOutput
+    let counters: CompressedSpill
+
+    init(stream: any ByteStreamWriter, counters: CompressedSpill) {
+        self.stream = stream
+        held = HeldOutput(stream)
+        self.counters = counters
+    }
+}
+
 /// The run writer's chunks of a trace, held while its pass reads the database and written out once that read has
 /// ended: writing may wait for a compression worker or for the disk, and a writer waiting for the lock must not
 /// wait for that too (a writer waited 54.9 ms). A batch reads for at most `ReadOptions.lockBudgetMicros`, so what
 /// is held stays small; past `limit` it is written anyway.
 final class HeldOutput: BatchReadObserver {
-    private let stream: Locked<any ByteStreamWriter>
+    private let stream: any ByteStreamWriter
     private var pending: [UInt8] = []
     private var holding = false
     private let limit = 8 << 20
 
-    init(_ stream: Locked<any ByteStreamWriter>) { self.stream = stream }
+    init(_ stream: any ByteStreamWriter) { self.stream = stream }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         if holding && pending.count + bytes.count <= limit {
@@ -281,7 +299,7 @@ final class HeldOutput: BatchReadObserver {
             return
         }
         try writePending()
-        try stream.withLock { try $0.write(bytes) }
+        try stream.write(bytes)
     }
 
     func batchReadStarted() { holding = true }
@@ -293,7 +311,7 @@ final class HeldOutput: BatchReadObserver {
 
     private func writePending() throws {
         guard !pending.isEmpty else { return }
-        try pending.withUnsafeBytes { bytes in try stream.withLock { try $0.write(bytes) } }
+        try pending.withUnsafeBytes { bytes in try stream.write(bytes) }
         pending.removeAll(keepingCapacity: true)
     }
 }

@@ -131,17 +131,7 @@ final class PagePool<Record: BitwiseCopyable> {
     }
 
     private func transfer(_ records: UnsafeMutablePointer<Record>, offset: Int64, write: Bool) throws {
-        if file < 0 {
-            var template = Array((spillDirectory + "/.parsl-export-\(purpose)-XXXXXX").utf8CString)
-            file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            guard file >= 0 else {
-                throw ExportError(
-                    .outputFailed,
-                    "\(spillDirectory): cannot create a temporary file (\(String(cString: strerror(errno))))")
-            }
-            // Unlinked at once: the space returns to the system however the process ends.
-            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        }
+        if file < 0 { file = try makeUnlinkedTemporaryFile(in: spillDirectory, purpose: purpose) }
         var done = 0
         let raw = UnsafeMutableRawPointer(records)
         while done < pageBytes {

@@ -134,8 +134,6 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         try layOut(counters)
         resolveWindow()
         try writeMetadata()
-        // The counter thread's events follow the first ones in the output: flush those before it starts.
-        try encoder.flush()
         counters.begin(layout: layout, window: window)
         try writeStatuses()
         if Encoder.bindsFlowsToSlices {
