@@ -268,8 +268,14 @@ public final class PerfettoTraceWriter {
         try event(type: 3, track: track, timestamp: timestamp, name: name, category: category, annotations: annotations)
     }
 
-    public func instant(track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString) throws {
-        try event(type: 3, track: track, timestamp: timestamp, name: name, category: category) { _ in }
+    /// A zero-length slice on `track`, where the flow arrows `terminatingFlows` arrive (as at a slice's end).
+    public func instant(
+        track: UInt64, timestamp: UInt64, name: PerfettoString, category: PerfettoString, terminatingFlows: [UInt64] = []
+    ) throws {
+        try event(
+            type: 3, track: track, timestamp: timestamp, name: name, category: category,
+            terminatingFlows: terminatingFlows
+        ) { _ in }
     }
 
     /// A sample of the counter track `track`.

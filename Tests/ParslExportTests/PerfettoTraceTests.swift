@@ -301,11 +301,20 @@ struct PerfettoTraceTests {
         typealias End = (thread: [Int], start: UInt64, end: UInt64)
         var outs: [UInt64: [End]] = [:]
         var ins: [UInt64: [End]] = [:]
-        for slice in slices(trace) {
+        let all = slices(trace)
+        for slice in all {
             let end: End = (trace.threads[slice.track] ?? [], slice.start, slice.end)
             for id in slice.event.flowsOut { outs[id, default: []].append(end) }
             for id in slice.endEvent.flowsIn { ins[id, default: []].append(end) }
             #expect(slice.event.flowsIn.isEmpty && slice.endEvent.flowsOut.isEmpty, "ids go out at begins, in at ends")
+        }
+        // An arrow that ends on a status instant: the JSON's ends in the try that holds the instant.
+        for event in trace.events where event.type == 3 && !event.flowsIn.isEmpty {
+            let holder = try #require(all.first { slice in
+                slice.track == event.track && ["try", "try.not_run"].contains(slice.event.category)
+                    && slice.start <= event.timestamp && event.timestamp <= slice.end
+            })
+            for id in event.flowsIn { ins[id, default: []].append((trace.threads[event.track] ?? [], holder.start, holder.end)) }
         }
         #expect(Set(outs.keys) == Set(ins.keys))
         #expect(outs.values.allSatisfy { $0.count == 1 } && ins.values.allSatisfy { $0.count == 1 }, "ids are unique")
@@ -331,6 +340,28 @@ struct PerfettoTraceTests {
         #expect(count > 0 || database == Fixtures.threads2026)
         #expect(unmatched == 0)
         #expect(arrows.isEmpty, "arrows the JSON trace does not have")
+    }
+
+    /// Perfetto points an arrow from the earlier-starting of the two slices it binds (its FlowTracker), whatever
+    /// the ids say. In the HTEX run three dep_fail tries were waiting before their dependency ended, two of them
+    /// from before its last try began: their arrows end on their `dep_fail` instants, not on their slices.
+    @Test func arrowsReachASliceThatStartsNoEarlierThanTheOneTheyLeave() throws {
+        let trace = try Self.read(try export(Fixtures.htex2026, .perfetto))
+        var leaves: [UInt64: UInt64] = [:]
+        var reaches: [UInt64: UInt64] = [:]
+        for slice in slices(trace) {
+            for id in slice.event.flowsOut { leaves[id] = slice.start }
+            for id in slice.endEvent.flowsIn { reaches[id] = slice.start }
+        }
+        var onInstants: [String] = []
+        for event in trace.events where event.type == 3 && !event.flowsIn.isEmpty {
+            for id in event.flowsIn { reaches[id] = event.timestamp }
+            onInstants.append(event.name ?? "")
+        }
+        #expect(leaves.count == 34 && Set(leaves.keys) == Set(reaches.keys))
+        let backwards = leaves.filter { id, start in reaches[id].map { $0 < start } ?? true }
+        #expect(backwards.isEmpty, "arrows Perfetto would draw backwards: \(backwards.keys.sorted())")
+        #expect(onInstants == ["dep_fail", "dep_fail", "dep_fail"])
     }
 
     /// Perfetto sorts events by time (keeping the writing order among equal times) and pairs begins and ends on a

@@ -146,9 +146,11 @@ def check(path):
         for flow_id in event.flow_ids:
             flows[flow_id]["out"] += 1
             flows[flow_id]["out_time"] = time
+            flows[flow_id]["out_event"] = (event.track_uuid, order)
         for flow_id in event.terminating_flow_ids:
             flows[flow_id]["in"] += 1
             flows[flow_id]["in_time"] = time
+            flows[flow_id]["in_event"] = (event.track_uuid, order)
         name = {TrackEvent.TYPE_SLICE_BEGIN: "B", TrackEvent.TYPE_SLICE_END: "E", TrackEvent.TYPE_INSTANT: "I"}.get(
             event.type)
         if name is None:
@@ -157,6 +159,7 @@ def check(path):
         written[event.track_uuid].append((time, order, name))
 
     # Slices: as written (each begin with the next end on its track) against as read (sorted, a stack).
+    starts = {}  # (track, order) of a begin, end or instant → the start of the slice it makes or ends, as read
     for track, events in written.items():
         intended, open_begin = set(), []
         for ts, order, kind in events:
@@ -172,8 +175,13 @@ def check(path):
         for ts, order, kind in sorted(events):
             if kind == "B":
                 stack.append((ts, order))
+                starts[(track, order)] = ts
             elif kind == "E" and stack:
-                read.add((stack.pop(), ts))
+                begin = stack.pop()
+                read.add((begin, ts))
+                starts[(track, order)] = begin[0]
+            elif kind == "I":
+                starts[(track, order)] = ts
         if open_begin or stack:
             problem(f"track {track}: {len(stack)} slices never end")
         if intended != read:
@@ -187,6 +195,10 @@ def check(path):
             problem(f"flow {flow_id}: named by {ends['out']} flow_ids and {ends['in']} terminating_flow_ids, not one each")
         elif ends["in_time"] < ends["out_time"]:
             problem(f"flow {flow_id}: ends at {ends['in_time']}, before it starts at {ends['out_time']}")
+        elif starts.get(ends["in_event"], 0) < starts.get(ends["out_event"], 0):
+            # Perfetto's FlowTracker points an arrow from the earlier-starting of the two slices it joins.
+            problem(f"flow {flow_id}: the slice it reaches starts at {starts.get(ends['in_event'])}, before the slice "
+                    f"it leaves at {starts.get(ends['out_event'])}: Perfetto would draw it backwards")
     counts["flows"] = len(flows)
     counts["sequences"] = len(sequences)
     if not counts["events"]:

@@ -57,6 +57,11 @@ final class JSONTraceEncoder: TraceEncoder {
         try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid, tid: tid, scope: scope)
     }
 
+    func instant(name: TraceText, category: TraceText, timestamp: Int64, pid: Int, tid: Int, arriving: [UInt64]) throws {
+        precondition(arriving.isEmpty, "arrows are flow events of their own in JSON")
+        try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid, tid: tid, scope: .thread)
+    }
+
     func counter(
         name: TraceText, category: TraceText, timestamp: Int64, pid: Int, unit: TraceCounterUnit, value: Double,
         decimals: Int?

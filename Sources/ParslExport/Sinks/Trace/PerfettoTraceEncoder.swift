@@ -150,6 +150,13 @@ final class PerfettoTraceEncoder: TraceEncoder {
         eventCount += 1
     }
 
+    func instant(name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int, arriving: [UInt64]) throws {
+        try writer.instant(
+            track: try threadTrack(pid, tid), timestamp: try Self.time(timestamp), name: name.string,
+            category: category.string, terminatingFlows: arriving)
+        eventCount += 1 + 2 * arriving.count
+    }
+
     func counter(
         name: Name, category: Name, timestamp: Int64, pid: Int, unit: TraceCounterUnit, value: Double, decimals: Int?
     ) throws {

@@ -40,6 +40,9 @@ protocol TraceEncoder: AnyObject, SendableMetatype {
         name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int?, scope: TraceInstantScope,
         args: (inout Args) -> Void) throws
     func instant(name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int?, scope: TraceInstantScope) throws
+    /// A moment on a thread where the arrows `arriving` end (when `bindsFlowsToSlices`; otherwise an arrow's end is
+    /// an event of its own, and `arriving` is empty).
+    func instant(name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int, arriving: [UInt64]) throws
 
     /// A sample of the counter `name` of process `pid`, in `unit`; `decimals` rounds it.
     func counter(

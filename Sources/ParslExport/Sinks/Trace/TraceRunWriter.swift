@@ -44,6 +44,10 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     private(set) var flowCount = 0
     /// Dependency edges by their source task, for encoders that put arrows on the slices (`collectDependents`).
     private var dependents: [FlowEdge] = []
+    /// For encoders that put arrows on the slices: arrows that may end on a status instant (`mayEndOnStatus`), by
+    /// the slot of the try they reach, each with the moment it leaves; and the ids of those bound to an instant.
+    private var arrowsToStatus: [Int: [(id: UInt64, from: Int64)]] = [:]
+    private var arrowsBoundToStatus: Set<UInt64> = []
     private(set) var triesWritten = 0
     /// Tries whose execution is also on their worker's lane.
     private(set) var executionsOnWorkers = 0
@@ -135,13 +139,15 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         resolveWindow()
         try writeMetadata()
         counters.begin(layout: layout, window: window)
-        try writeStatuses()
         if Encoder.bindsFlowsToSlices {
-            // The arrows go out with the tries (`sliceFlows`), which count them.
+            // The arrows go out with the tries (`sliceFlows`), which count them, and some with status instants.
             try collectDependents()
+            try writeStatuses()
             try writeTries()
             dependents = []
+            arrowsToStatus = [:]
         } else {
+            try writeStatuses()
             try writeTries()
             try writeFlows()
         }
@@ -337,6 +343,9 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         let notRunPID = layout.notRunProcess.map { layout.processes[$0].pid }
         let category = encoder.name("status")
         var count = 0
+        // Instants on the lane of a try that arrows may reach (`arrowsToStatus`): written once its final state is
+        // known, with the arrows that end there.
+        var held: [(index: Int, state: Int16, time: Int64, pid: Int, tid: Int)] = []
         try source.statusRows { row in
             let task = row.task
             let attempt = row.attempt
@@ -358,30 +367,38 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 slot.flags.formUnion(rank)
             }
             var slot: TrySlot?
+            var slotIndex = -1
             if let attempt {
                 if let index = slots.index(task: task, try: attempt) {
                     try slots.update(index) { entry in
                         decide(&entry)
                         slot = entry
                     }
+                    slotIndex = index
                 }
             } else {
                 // Eras without status.try_id: the row decides for every try of its task, and is drawn on the try
                 // whose span holds it, else on the task's first.
-                var tries: [TrySlot] = []
+                var tries: [(index: Int, slot: TrySlot)] = []
                 for index in try slots.tries(of: task) {
                     try slots.update(index) { entry in
                         decide(&entry)
-                        tries.append(entry)
+                        tries.append((index, entry))
                     }
                 }
-                if let time { slot = tries.first { time >= $0.start && time <= $0.end } ?? tries.first }
+                if let time, let drawn = tries.first(where: { time >= $0.slot.start && time <= $0.slot.end }) ?? tries.first {
+                    (slotIndex, slot) = (drawn.index, drawn.slot)
+                }
             }
             guard let time, inside(time) else { return }
             let name = states.text(state)
             let timestamp = time - window.origin
             if let slot, slot.flags.contains(.placed) {
                 if time >= slot.start && time <= slot.end {
+                    if arrowsToStatus[slotIndex] != nil {
+                        held.append((slotIndex, state, time, pid(slot), tid(slot)))
+                        return
+                    }
                     try encoder.instant(
                         name: name, category: category, timestamp: timestamp, pid: pid(slot), tid: tid(slot), scope: .thread)
                 } else {
@@ -403,6 +420,21 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             }
             count += 1
             if count & 4095 == 0 { try guardLimit() }
+        }
+        for instant in held {
+            let slot = try slots.read(instant.index)
+            var arriving: [UInt64] = []
+            if instant.state == slot.state, instant.time == slot.stateTime {
+                arrowsToStatus[instant.index]?.removeAll { arrow in
+                    guard instant.time > arrow.from else { return false }
+                    arriving.append(arrow.id)
+                    arrowsBoundToStatus.insert(arrow.id)
+                    return true
+                }
+            }
+            try encoder.instant(
+                name: states.text(instant.state), category: category, timestamp: instant.time - window.origin,
+                pid: instant.pid, tid: instant.tid, arriving: arriving)
         }
         try guardLimit()
     }
@@ -529,7 +561,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     static func flowPoints(source: TrySlot, target: TrySlot) -> (from: Int64, to: Int64) {
         var from = source.end - source.start >= 2 ? source.end - 1 : source.start
         var to = target.end - target.start >= 2 ? target.start + 1 : target.start
-        if to < from {
+        if dependentBeganFirst(from: from, to: to) {
             // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
             // submission on): point at where the dependency ended. Readers drop arrows going back in time.
             to = min(max(from, target.start), target.end)
@@ -537,6 +569,29 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             if to < from { from = max(source.start, to) }
         }
         return (from, to)
+    }
+
+    /// The try an arrow from `task` leaves: its last, once it has ended (an unfinished try released nothing yet, and
+    /// its end is only where the database stops), and when it overlaps the window.
+    private func arrowSource(_ task: Int64) throws -> TrySlot? {
+        guard let source = try placed(task).last?.slot, !source.flags.contains(.open), overlaps(source.start, source.end)
+        else { return nil }
+        return source
+    }
+
+    /// Whether the dependent's try began before the arrow's start (`flowPoints` before it moves the end).
+    private static func dependentBeganFirst(from: Int64, to: Int64) -> Bool { to < from }
+
+    /// Whether an arrow may end on the dependent's status instant rather than on its slice (encoders that bind
+    /// arrows to slices): Perfetto points every arrow from the earlier-starting of the two slices it joins, so an
+    /// arrow bound to a dependent's try that began before its dependency ended (a dep_fail try waits from its
+    /// submission on) shows going back from the dependent to its dependency. Such an arrow ends instead at the
+    /// instant of the status that decided the try's final state (its `dep_fail`), when that is later than the
+    /// arrow's start and on the try's lane (`writeStatuses`).
+    static func mayEndOnStatus(source: TrySlot, target: TrySlot) -> Bool {
+        let from = source.end - source.start >= 2 ? source.end - 1 : source.start
+        let to = target.end - target.start >= 2 ? target.start + 1 : target.start
+        return dependentBeganFirst(from: from, to: to)
     }
 
     /// One arrow per dependency edge, from the end of the dependency's last try to the start of the dependent's
@@ -550,7 +605,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 let target = try placed(task).first?.slot, overlaps(target.start, target.end)
             else { return }
             for dependency in dependencies {
-                guard let source = try placed(dependency).last?.slot, overlaps(source.start, source.end) else { continue }
+                guard let source = try arrowSource(dependency) else { continue }
                 id += 1
                 let (from, to) = Self.flowPoints(source: source, target: target)
                 try encoder.flow(
@@ -575,15 +630,25 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// For encoders that put arrows on slices: the edges of the run by source task, so that a dependency's try
     /// can name the arrows that leave it when it is written (its dependents are written later or earlier).
     /// Memory: 16 bytes per edge.
+    /// Also finds the arrows that may end on a status instant (`mayEndOnStatus`), which the status pass binds.
     private mutating func collectDependents() throws {
         var edges: [FlowEdge] = []
+        var toStatus: [Int: [(id: UInt64, from: Int64)]] = [:]
         try source.dependencyRows { row in
             guard let dependencies = row.depends.withBytes(IDList.parse) else { return }
             let task = row.task
+            let target = try placed(task).first
             for (position, dependency) in dependencies.enumerated() where position <= Int(UInt16.max) {
-                edges.append(FlowEdge(source: dependency, id: Self.flowID(target: task, position: position)))
+                let id = Self.flowID(target: task, position: position)
+                edges.append(FlowEdge(source: dependency, id: id))
+                // As `sliceFlows` draws them: both tries in the window, the arrow ending inside the dependent's try.
+                guard let target, overlaps(target.slot.start, target.slot.end), let source = try arrowSource(dependency),
+                    Self.mayEndOnStatus(source: source, target: target.slot)
+                else { continue }
+                toStatus[target.index, default: []].append((id, Self.flowPoints(source: source, target: target.slot).from))
             }
         }
+        arrowsToStatus = toStatus
         edges.sort { ($0.source, $0.id) < ($1.source, $1.id) }
         dependents = edges
     }
@@ -633,13 +698,14 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         let tries = try placed(task)
         if tries.first?.index == index {
             for (position, dependency) in dependencies.enumerated() where position <= Int(UInt16.max) {
-                guard let source = try placed(dependency).last?.slot, overlaps(source.start, source.end) else { continue }
+                guard let source = try arrowSource(dependency) else { continue }
                 flowCount += 1
+                let id = Self.flowID(target: task, position: position)
                 let (from, to) = Self.flowPoints(source: source, target: slot)
-                if to >= from { flows.append((Self.flowID(target: task, position: position), false, to)) }
+                if to >= from, !arrowsBoundToStatus.contains(id) { flows.append((id, false, to)) }
             }
         }
-        if tries.last?.index == index {
+        if tries.last?.index == index, !slot.flags.contains(.open) {
             while lower < dependents.count, dependents[lower].source == task {
                 let edge = dependents[lower]
                 lower += 1
