@@ -76,12 +76,7 @@ public final class TraceEventWriter {
             buffer.append(decimal: duration)
             Self.tid(tid, into: &buffer)
             if let color { Self.color(color, into: &buffer) }
-            if let flow {
-                buffer.append(",\"bind_id\":")
-                buffer.append(decimal: Int64(bitPattern: flow.id))
-                if flow.outgoing { buffer.append(",\"flow_out\":true") }
-                if flow.incoming { buffer.append(",\"flow_in\":true") }
-            }
+            if let flow { Self.flow(flow, into: &buffer) }
             if let args { Self.object(key: ",\"args\":", args, into: &buffer) }
         }
     }
@@ -161,6 +156,7 @@ public final class TraceEventWriter {
         pid: Int,
         tid: Int,
         color: TraceColor? = nil,
+        flow: TraceFlowBinding? = nil,
         args: (inout TraceArgsWriter) -> Void
     ) throws {
         precondition(duration >= 0, "a slice cannot have a negative duration")
@@ -170,6 +166,7 @@ public final class TraceEventWriter {
             buffer.append(decimal: duration)
             Self.tid(tid, into: &buffer)
             if let color { Self.color(color, into: &buffer) }
+            if let flow { Self.flow(flow, into: &buffer) }
             Self.args(args, into: &buffer)
         }
     }
@@ -182,7 +179,8 @@ public final class TraceEventWriter {
         duration: Int64,
         pid: Int,
         tid: Int,
-        color: TraceColor? = nil
+        color: TraceColor? = nil,
+        flow: TraceFlowBinding? = nil
     ) throws {
         precondition(duration >= 0, "a slice cannot have a negative duration")
         try event { buffer in
@@ -191,7 +189,17 @@ public final class TraceEventWriter {
             buffer.append(decimal: duration)
             Self.tid(tid, into: &buffer)
             if let color { Self.color(color, into: &buffer) }
+            if let flow { Self.flow(flow, into: &buffer) }
         }
+    }
+
+    /// A slice's flow binding (`bind_id` with `flow_out`/`flow_in`): readers bind the arrow to this very slice.
+    @inline(__always)
+    private static func flow(_ flow: TraceFlowBinding, into buffer: inout ByteBuffer) {
+        buffer.append(",\"bind_id\":")
+        buffer.append(decimal: Int64(bitPattern: flow.id))
+        if flow.outgoing { buffer.append(",\"flow_out\":true") }
+        if flow.incoming { buffer.append(",\"flow_in\":true") }
     }
 
     /// An instant event with a pre-escaped name; `tid` is needed for the thread scope only.

@@ -93,7 +93,8 @@ public enum TraceInstantScope: Sendable {
     case global
 }
 
-/// Flow events of the newer form (Perfetto only): put on the slice event itself.
+/// Flow events of the newer form (`bind_id`), put on the slice event itself: Perfetto and catapult bind the arrow to
+/// that slice, whatever else is open at its moment. One id per event; many slices may end an arrow of one id.
 public struct TraceFlowBinding: Sendable, Equatable {
     public var id: UInt64
     /// The slice starts an arrow with this id.

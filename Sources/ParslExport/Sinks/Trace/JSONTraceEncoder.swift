@@ -1,7 +1,9 @@
 import TraceEventFormat
 
 /// The trace as Chrome trace-event JSON (`TraceEventWriter`): pids and tids as they are, slices as complete
-/// events, flows as `s`/`f` pairs bound to their enclosing slices, the trace's metadata as `otherData`.
+/// events, flows as `s`/`f` pairs bound to their enclosing slices, the trace's metadata as `otherData`. An arrow
+/// that ends on a status instant is bound by id instead (`bind_id`): the slice it leaves carries the id with
+/// `flow_out`, and the instant becomes a zero-length slice carrying it with `flow_in`.
 final class JSONTraceEncoder: TraceEncoder {
     let writer: TraceEventWriter
 
@@ -30,7 +32,7 @@ final class JSONTraceEncoder: TraceEncoder {
     ) throws {
         try writer.complete(
             name: name, category: category, timestamp: start, duration: duration, pid: pid, tid: tid, color: color,
-            args: args)
+            flow: Self.binding(flows), args: args)
     }
 
     func slice(
@@ -38,7 +40,15 @@ final class JSONTraceEncoder: TraceEncoder {
         flows: TraceSliceFlows
     ) throws {
         try writer.complete(
-            name: name, category: category, timestamp: start, duration: duration, pid: pid, tid: tid, color: color)
+            name: name, category: category, timestamp: start, duration: duration, pid: pid, tid: tid, color: color,
+            flow: Self.binding(flows))
+    }
+
+    /// The id a slice's arrows leave it by: one event holds one id, which every instant that ends one of its
+    /// arrows names.
+    private static func binding(_ flows: TraceSliceFlows) -> TraceFlowBinding? {
+        precondition(flows.outgoing.count <= 1 && flows.incoming.isEmpty, "one bound arrow id per slice, leaving it")
+        return flows.outgoing.first.map { TraceFlowBinding(id: $0, outgoing: true, incoming: false) }
     }
 
     func instant(
@@ -58,8 +68,15 @@ final class JSONTraceEncoder: TraceEncoder {
     }
 
     func instant(name: TraceText, category: TraceText, timestamp: Int64, pid: Int, tid: Int, arriving: [UInt64]) throws {
-        precondition(arriving.isEmpty, "arrows are flow events of their own in JSON")
-        try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid, tid: tid, scope: .thread)
+        guard let id = arriving.first else {
+            try writer.instant(name: name, category: category, timestamp: timestamp, pid: pid, tid: tid, scope: .thread)
+            return
+        }
+        precondition(arriving.count == 1, "one bound arrow id per instant")
+        // Readers take a thread instant as a zero-length slice; only a slice event can carry the binding.
+        try writer.complete(
+            name: name, category: category, timestamp: timestamp, duration: 0, pid: pid, tid: tid,
+            flow: TraceFlowBinding(id: id, outgoing: false, incoming: true))
     }
 
     func counter(

@@ -40,8 +40,8 @@ protocol TraceEncoder: AnyObject, SendableMetatype {
         name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int?, scope: TraceInstantScope,
         args: (inout Args) -> Void) throws
     func instant(name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int?, scope: TraceInstantScope) throws
-    /// A moment on a thread where the arrows `arriving` end (when `bindsFlowsToSlices`; otherwise an arrow's end is
-    /// an event of its own, and `arriving` is empty).
+    /// A moment on a thread where the arrows `arriving` end. Where arrows are events of their own
+    /// (`bindsFlowsToSlices` false), at most one id: that of the slice the arrow leaves (its `flows.outgoing`).
     func instant(name: Name, category: Name, timestamp: Int64, pid: Int, tid: Int, arriving: [UInt64]) throws
 
     /// A sample of the counter `name` of process `pid`, in `unit`; `decimals` rounds it.
@@ -75,7 +75,8 @@ extension TraceEncoder {
     }
 }
 
-/// The ids of the flow arrows that leave a slice and that arrive at it.
+/// The ids of the flow arrows that leave a slice and that arrive at it. Where arrows are events of their own
+/// (`bindsFlowsToSlices` false), only arrows that end on a status instant are ids: at most one, leaving.
 struct TraceSliceFlows {
     var outgoing: [UInt64] = []
     var incoming: [UInt64] = []

@@ -44,10 +44,16 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     private(set) var flowCount = 0
     /// Dependency edges by their source task, for encoders that put arrows on the slices (`collectDependents`).
     private var dependents: [FlowEdge] = []
-    /// For encoders that put arrows on the slices: arrows that may end on a status instant (`mayEndOnStatus`), by
-    /// the slot of the try they reach, each with the moment it leaves; and the ids of those bound to an instant.
-    private var arrowsToStatus: [Int: [(id: UInt64, from: Int64)]] = [:]
+    /// Arrows that may end on a status instant (`mayEndOnStatus`), by the slot of the try they reach; and the ids
+    /// of those bound to an instant.
+    private var arrowsToStatus: [Int: [StatusArrow]] = [:]
     private var arrowsBoundToStatus: Set<UInt64> = []
+    /// Where arrows are events of their own (JSON): the tasks whose last try's slice carries the id of the arrows
+    /// bound to status instants (`statusArrowID`).
+    private var statusArrowSources: Set<Int64> = []
+    /// Where arrows are events of their own: arrows that reached a status instant that already ends another bound
+    /// arrow, with the instant's moment, when that lies inside the try's slice (`writeUnboundStatusArrows`).
+    private var statusArrowEnds: [UInt64: Int64] = [:]
     private(set) var triesWritten = 0
     /// Tries whose execution is also on their worker's lane.
     private(set) var executionsOnWorkers = 0
@@ -139,18 +145,21 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         resolveWindow()
         try writeMetadata()
         counters.begin(layout: layout, window: window)
+        // Arrows are known before the status pass, which binds some of them to status instants.
         if Encoder.bindsFlowsToSlices {
-            // The arrows go out with the tries (`sliceFlows`), which count them, and some with status instants.
+            // The arrows go out with the tries (`sliceFlows`), which count them.
             try collectDependents()
             try writeStatuses()
             try writeTries()
             dependents = []
-            arrowsToStatus = [:]
         } else {
-            try writeStatuses()
-            try writeTries()
             try writeFlows()
+            try writeStatuses()
+            try writeUnboundStatusArrows()
+            try writeTries()
         }
+        arrowsToStatus = [:]
+        statusArrowEnds = [:]
         let range = try counters.join()
         joined = true
         if range.first <= range.last {
@@ -427,7 +436,17 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             if instant.state == slot.state, instant.time == slot.stateTime {
                 arrowsToStatus[instant.index]?.removeAll { arrow in
                     guard instant.time > arrow.from else { return false }
-                    arriving.append(arrow.id)
+                    if Encoder.bindsFlowsToSlices {
+                        arriving.append(arrow.id)
+                    } else {
+                        // One id per event, that of the slice the arrow leaves; other arrows stay flow events.
+                        guard arriving.isEmpty else {
+                            if instant.time < slot.end { statusArrowEnds[arrow.id] = instant.time }
+                            return false
+                        }
+                        arriving.append(Self.statusArrowID(source: arrow.source))
+                        statusArrowSources.insert(arrow.source)
+                    }
                     arrowsBoundToStatus.insert(arrow.id)
                     return true
                 }
@@ -468,7 +487,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             let phases = ran ? runningAt.map { Phases(launched: launchedAt, running: $0, end: slot.end) } : nil
             var flows =
                 Encoder.bindsFlowsToSlices
-                ? try sliceFlows(index: index, slot: slot, task: task, depends: row.depends) : []
+                ? try sliceFlows(index: index, slot: slot, task: task, depends: row.depends)
+                : try statusArrowsLeaving(index: index, slot: slot, task: task)
             try encoder.slice(
                 name: name,
                 category: ran ? ranCategory : notRunCategory,
@@ -559,7 +579,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// 1 µs inside the slices (when they are long enough), so that it binds to these slices and not to a neighbour
     /// that ends or starts at the same microsecond.
     static func flowPoints(source: TrySlot, target: TrySlot) -> (from: Int64, to: Int64) {
-        var from = source.end - source.start >= 2 ? source.end - 1 : source.start
+        var from = leavingPoint(source)
         var to = target.end - target.start >= 2 ? target.start + 1 : target.start
         if dependentBeganFirst(from: from, to: to) {
             // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
@@ -579,17 +599,21 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         return source
     }
 
+    /// Where an arrow leaves the dependency's try: 1 µs before its end, when the try is long enough.
+    static func leavingPoint(_ source: TrySlot) -> Int64 { source.end - source.start >= 2 ? source.end - 1 : source.start }
+
     /// Whether the dependent's try began before the arrow's start (`flowPoints` before it moves the end).
     private static func dependentBeganFirst(from: Int64, to: Int64) -> Bool { to < from }
 
-    /// Whether an arrow may end on the dependent's status instant rather than on its slice (encoders that bind
-    /// arrows to slices): Perfetto points every arrow from the earlier-starting of the two slices it joins, so an
-    /// arrow bound to a dependent's try that began before its dependency ended (a dep_fail try waits from its
-    /// submission on) shows going back from the dependent to its dependency. Such an arrow ends instead at the
-    /// instant of the status that decided the try's final state (its `dep_fail`), when that is later than the
-    /// arrow's start and on the try's lane (`writeStatuses`).
+    /// Whether an arrow may end on the dependent's status instant rather than on its slice: Perfetto points every
+    /// arrow from the earlier-starting of the two slices it joins, so an arrow bound to a dependent's try that
+    /// began before its dependency ended (a dep_fail try waits from its submission on) shows going back from the
+    /// dependent to its dependency. Such an arrow ends instead at the instant of the status that decided the try's
+    /// final state (its `dep_fail`), when that is later than the arrow's start and on the try's lane
+    /// (`writeStatuses`). The instant is bound by id in both formats: a JSON flow event at the instant's moment,
+    /// the try's last, would lie on the slice's boundary, where catapult's floating-point times can miss it.
     static func mayEndOnStatus(source: TrySlot, target: TrySlot) -> Bool {
-        let from = source.end - source.start >= 2 ? source.end - 1 : source.start
+        let from = leavingPoint(source)
         let to = target.end - target.start >= 2 ? target.start + 1 : target.start
         return dependentBeganFirst(from: from, to: to)
     }
@@ -602,12 +626,16 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         try source.dependencyRows { row in
             let task = row.task
             guard let dependencies = row.depends.withBytes(IDList.parse), !dependencies.isEmpty,
-                let target = try placed(task).first?.slot, overlaps(target.start, target.end)
+                let (index, target) = try placed(task).first, overlaps(target.start, target.end)
             else { return }
             for dependency in dependencies {
                 guard let source = try arrowSource(dependency) else { continue }
                 id += 1
                 let (from, to) = Self.flowPoints(source: source, target: target)
+                if Self.mayEndOnStatus(source: source, target: target) {
+                    arrowsToStatus[index, default: []].append(StatusArrow(id: id, from: from, source: dependency))
+                    continue
+                }
                 try encoder.flow(
                     id: id, name: name,
                     from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
@@ -617,6 +645,38 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
         }
         flowCount = Int(id)
         try guardLimit()
+    }
+
+    /// Where arrows are events of their own: the arrows that may have ended on a status instant and did not, as
+    /// flow events (`writeFlows`), in the order of their ids. One that reached an instant which ends another arrow
+    /// ends at the instant's moment, inside the try's slice: written after the instant, it binds to it in Perfetto.
+    private mutating func writeUnboundStatusArrows() throws {
+        let name = encoder.name("dependency")
+        let unbound = arrowsToStatus.flatMap { index, arrows in arrows.map { (index, $0) } }.sorted { $0.1.id < $1.1.id }
+        for (index, arrow) in unbound {
+            let target = try slots.read(index)
+            guard let source = try arrowSource(arrow.source) else { continue }
+            var (from, to) = Self.flowPoints(source: source, target: target)
+            if let end = statusArrowEnds[arrow.id] { (from, to) = (arrow.from, end) }
+            try encoder.flow(
+                id: arrow.id, name: name,
+                from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
+                to: TracePoint(timestamp: to - window.origin, pid: pid(target), tid: tid(target)))
+        }
+        try guardLimit()
+    }
+
+    /// The id by which arrows from `source` end on status instants, where arrows are events of their own: one per
+    /// source task (one id per event), above the sequential ids of the flow events (`writeFlows`) and below 2^53,
+    /// which JavaScript readers hold exactly.
+    static func statusArrowID(source: Int64) -> UInt64 { 1 << 52 | UInt64(bitPattern: source) & (1 << 52 - 1) }
+
+    /// An arrow that may end on its dependent's status instant (`mayEndOnStatus`): its id, the moment it leaves, and
+    /// its source task.
+    private struct StatusArrow {
+        var id: UInt64
+        var from: Int64
+        var source: Int64
     }
 
     /// A dependency edge from `source`, named by its arrow's id (`flowID`: its target and position).
@@ -633,7 +693,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// Also finds the arrows that may end on a status instant (`mayEndOnStatus`), which the status pass binds.
     private mutating func collectDependents() throws {
         var edges: [FlowEdge] = []
-        var toStatus: [Int: [(id: UInt64, from: Int64)]] = [:]
+        var toStatus: [Int: [StatusArrow]] = [:]
         try source.dependencyRows { row in
             guard let dependencies = row.depends.withBytes(IDList.parse) else { return }
             let task = row.task
@@ -645,7 +705,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                 guard let target, overlaps(target.slot.start, target.slot.end), let source = try arrowSource(dependency),
                     Self.mayEndOnStatus(source: source, target: target.slot)
                 else { continue }
-                toStatus[target.index, default: []].append((id, Self.flowPoints(source: source, target: target.slot).from))
+                let from = Self.flowPoints(source: source, target: target.slot).from
+                toStatus[target.index, default: []].append(StatusArrow(id: id, from: from, source: dependency))
             }
         }
         arrowsToStatus = toStatus
@@ -715,6 +776,15 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             }
         }
         return flows
+    }
+
+    /// Where arrows are events of their own: the id of the arrows that leave this try for status instants, when it
+    /// is its task's last placed try and some arrow from the task was bound to an instant.
+    private func statusArrowsLeaving(index: Int, slot: TrySlot, task: Int64) throws -> [(
+        id: UInt64, outgoing: Bool, time: Int64
+    )] {
+        guard statusArrowSources.contains(task), try placed(task).last?.index == index else { return [] }
+        return [(Self.statusArrowID(source: task), true, Self.leavingPoint(slot))]
     }
 
     /// The arrows of `flows` that bind to `slice`, taken out of it.
