@@ -85,14 +85,8 @@ public final class AtomicFile {
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ExportError(.outputFailed, "\(path): write failed (\(String(cString: strerror(errno))))")
-            }
-            offset += n
+        if let code = writeFully(descriptor, bytes) {
+            throw ExportError(.outputFailed, "\(path): write failed (\(String(cString: strerror(code))))")
         }
     }
 

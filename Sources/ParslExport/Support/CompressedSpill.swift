@@ -110,12 +110,8 @@ final class CompressedSpill {
 
     private func writeOut(_ bytes: UnsafeRawBufferPointer) throws {
         if file < 0 { file = try makeUnlinkedTemporaryFile(in: directory, purpose: purpose) }
-        var done = 0
-        while done < bytes.count {
-            let result = systemWrite(file, bytes.baseAddress! + done, bytes.count - done)
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { throw failure("temporary file") }
-            done += result
+        if let code = writeFully(file, bytes) {
+            throw ExportError(.outputFailed, "\(directory): temporary file: \(String(cString: strerror(code)))")
         }
     }
 
@@ -141,6 +137,17 @@ func makeUnlinkedTemporaryFile(in directory: String, purpose: String) throws -> 
     return file
 }
 
-// The C calls, out of reach of the methods of the same names.
+/// Writes all of `bytes` to `descriptor`, again where a signal interrupted the call; the errno of a failure.
+func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    var done = 0
+    while done < bytes.count {
+        let result = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+        if result < 0 && errno == EINTR { continue }
+        guard result > 0 else { return result < 0 ? errno : EIO }
+        done += result
+    }
+    return nil
+}
+
+// The C call, out of reach of the method of the same name.
 private func systemRead(_ file: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(file, buffer, count) }
-private func systemWrite(_ file: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(file, buffer, count) }

@@ -580,8 +580,8 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// that ends or starts at the same microsecond.
     static func flowPoints(source: TrySlot, target: TrySlot) -> (from: Int64, to: Int64) {
         var from = leavingPoint(source)
-        var to = target.end - target.start >= 2 ? target.start + 1 : target.start
-        if dependentBeganFirst(from: from, to: to) {
+        var to = reachingPoint(target)
+        if to < from {
             // The dependent's slice began before the dependency ended (a dep_fail try is waiting from its
             // submission on): point at where the dependency ended. Readers drop arrows going back in time.
             to = min(max(from, target.start), target.end)
@@ -602,8 +602,10 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// Where an arrow leaves the dependency's try: 1 µs before its end, when the try is long enough.
     static func leavingPoint(_ source: TrySlot) -> Int64 { source.end - source.start >= 2 ? source.end - 1 : source.start }
 
-    /// Whether the dependent's try began before the arrow's start (`flowPoints` before it moves the end).
-    private static func dependentBeganFirst(from: Int64, to: Int64) -> Bool { to < from }
+    /// Where an arrow reaches the dependent's try, unless it began first (`flowPoints`): 1 µs after its start.
+    private static func reachingPoint(_ target: TrySlot) -> Int64 {
+        target.end - target.start >= 2 ? target.start + 1 : target.start
+    }
 
     /// Whether an arrow may end on the dependent's status instant rather than on its slice: Perfetto points every
     /// arrow from the earlier-starting of the two slices it joins, so an arrow bound to a dependent's try that
@@ -613,9 +615,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
     /// (`writeStatuses`). The instant is bound by id in both formats: a JSON flow event at the instant's moment,
     /// the try's last, would lie on the slice's boundary, where catapult's floating-point times can miss it.
     static func mayEndOnStatus(source: TrySlot, target: TrySlot) -> Bool {
-        let from = leavingPoint(source)
-        let to = target.end - target.start >= 2 ? target.start + 1 : target.start
-        return dependentBeganFirst(from: from, to: to)
+        reachingPoint(target) < leavingPoint(source)
     }
 
     /// One arrow per dependency edge, from the end of the dependency's last try to the start of the dependent's
@@ -636,10 +636,7 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
                     arrowsToStatus[index, default: []].append(StatusArrow(id: id, from: from, source: dependency))
                     continue
                 }
-                try encoder.flow(
-                    id: id, name: name,
-                    from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
-                    to: TracePoint(timestamp: to - window.origin, pid: pid(target), tid: tid(target)))
+                try writeFlow(id: id, name: name, from: (from, source), to: (to, target))
             }
             if id & 1023 == 0 { try guardLimit() }
         }
@@ -658,12 +655,19 @@ struct TraceRunWriter<Encoder: TraceEncoder> {
             guard let source = try arrowSource(arrow.source) else { continue }
             var (from, to) = Self.flowPoints(source: source, target: target)
             if let end = statusArrowEnds[arrow.id] { (from, to) = (arrow.from, end) }
-            try encoder.flow(
-                id: arrow.id, name: name,
-                from: TracePoint(timestamp: from - window.origin, pid: pid(source), tid: tid(source)),
-                to: TracePoint(timestamp: to - window.origin, pid: pid(target), tid: tid(target)))
+            try writeFlow(id: arrow.id, name: name, from: (from, source), to: (to, target))
         }
         try guardLimit()
+    }
+
+    /// An arrow as a flow event, from a moment on the lane of try `from.slot` to one on the lane of `to.slot`.
+    private func writeFlow(
+        id: UInt64, name: Encoder.Name, from: (time: Int64, slot: TrySlot), to: (time: Int64, slot: TrySlot)
+    ) throws {
+        try encoder.flow(
+            id: id, name: name,
+            from: TracePoint(timestamp: from.time - window.origin, pid: pid(from.slot), tid: tid(from.slot)),
+            to: TracePoint(timestamp: to.time - window.origin, pid: pid(to.slot), tid: tid(to.slot)))
     }
 
     /// The id by which arrows from `source` end on status instants, where arrows are events of their own: one per
