@@ -12,9 +12,9 @@ struct AllCommand: AsyncParsableCommand {
         commandName: "all",
         abstract: "Write every format from one export of the database.",
         discussion: """
-            Reads the tables once for CSV, Parquet and the Prometheus textfile (the traces still make passes of \
-            their own, in time order) and writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, the Chrome traces and the \
-            Prometheus textfile, all from one snapshot. Options of the single-format commands apply.
+            Reads each table once, for every format (the traces sort a private copy of the columns they need), and \
+            writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, the Chrome traces and the Prometheus textfile, all from \
+            one snapshot. Options of the single-format commands apply.
 
             EXAMPLES
               parsl-export all monitoring.db -o export/
@@ -49,8 +49,11 @@ struct AllCommand: AsyncParsableCommand {
     static var extraSinks: [AllSinkFactory] {
         [
             // `all` asked for everything: no event cap on the traces (the trace command keeps its guard).
+            // The trace reads the stream the other outputs read (a copy of its columns), not the database again.
             AllSinkFactory {
-                TraceSink(options: TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true, maxEvents: 0))
+                var options = TraceSink.Options(output: $0 + "/trace", outputIsDirectory: true, maxEvents: 0)
+                options.readsFromStream = true
+                return TraceSink(options: options)
             },
             AllSinkFactory { directory in PrometheusSink(path: directory + "/parsl.prom", options: PrometheusOptions()) },
         ]

@@ -103,7 +103,8 @@ public struct ExportPipeline {
                 warnings: warnings,
                 overlappingReadsMayStallAWriter: try database.overlappingReadsMayStallAWriter(),
                 request: request,
-                sourceIdentity: database.identity
+                sourceIdentity: database.identity,
+                sourceSchema: database.schema
             )
             let demand = sink.demand
             var tableDemand = demand.tables

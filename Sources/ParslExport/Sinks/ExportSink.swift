@@ -23,6 +23,8 @@ public struct ExportContext: Sendable {
     public var request: ExportRequest? = nil
     /// The database file the export opened, for a sink that opens it again.
     var sourceIdentity: FileIdentity? = nil
+    /// The database's tables and columns, for a sink that keeps a copy of some (see `StreamedCopy`).
+    var sourceSchema: SourceSchema? = nil
 }
 
 /// One value in the stream a sink consumes. Tables arrive one after another, each as

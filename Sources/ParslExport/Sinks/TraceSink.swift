@@ -40,7 +40,8 @@ public enum TraceTimeBound: Sendable, Equatable {
 ///
 /// The sink reads the database itself, once the pipeline's reading is over, with one ordered query per pass (see
 /// `TraceRunWriter`), so that nothing is held for a whole run: memory is one write buffer, what is open at once
-/// (tries in flight, workers, blocks) and a bounded window of per-try slots.
+/// (tries in flight, workers, blocks) and a bounded window of per-try slots. With `readsFromStream` (under `all`)
+/// the same queries read a copy of the streamed tables instead (`StreamedCopy`).
 public final class TraceSink: SnapshotQueryingSink {
     public struct Options: Sendable {
         /// A file path (one run) or a directory (one `trace-<run id>.<json|pftrace>[.gz]` per run).
@@ -64,6 +65,10 @@ public final class TraceSink: SnapshotQueryingSink {
         /// Whether time-sorted reads go through a staged copy (`TraceSource.eachSorted`); nil decides from the
         /// database. Settable for tests, so both ways are checked on the same data.
         var stageSortedReads: Bool?
+        /// Read the tables from the pipeline's stream, into a private copy (`StreamedCopy`), rather than from the
+        /// database: for `all`, whose other outputs have the tables streamed anyway, so that the database is read
+        /// once and the trace shows every row as the tables show it. Costs a copy of the columns the trace reads.
+        public var readsFromStream = false
 
         public init(
             output: String,
@@ -90,16 +95,31 @@ public final class TraceSink: SnapshotQueryingSink {
         }
     }
 
-    public let demand = SinkDemand(queries: ["try", "task", "status", "resource", "block", "node"])
+    public let demand: SinkDemand
     private let options: Options
     private var context: ExportContext?
     private var completed = PendingFiles()
     private var inProgress: AtomicFile?
+    /// With `readsFromStream`: the tables as streamed, which the passes read once the stream is over.
+    private var copy: StreamedCopy?
 
-    public init(options: Options) { self.options = options }
+    public init(options: Options) {
+        self.options = options
+        let tables = Set(TraceSource.columnsRead.keys)
+        demand = SinkDemand(tables: options.readsFromStream ? tables : [], queries: tables)
+    }
 
     public func consume(_ event: ExportEvent) throws {
-        guard case .start(let context) = event else { return }
+        switch event {
+        case .start(let context): try start(context)
+        case .tableStart(let schema): try copy?.begin(schema)
+        case .batch(let batch): try copy?.append(batch)
+        case .tableEnd(let schema): try copy?.end(schema)
+        case .domain: break
+        }
+    }
+
+    private func start(_ context: ExportContext) throws {
         self.context = context
         if !options.outputIsDirectory && context.runs.count > 1 {
             throw ExportError(
@@ -112,6 +132,11 @@ public final class TraceSink: SnapshotQueryingSink {
             throw ExportError(.usage, "\(context.databasePath): no runs to trace")
         }
         if options.outputIsDirectory { try OutputDirectory.create(options.output) }
+        if options.readsFromStream, let schema = context.sourceSchema {
+            let directory = options.outputIsDirectory ? options.output : AtomicFile.directory(of: options.output)
+            copy = try StreamedCopy(
+                directory: directory, columns: TraceSource.columnsRead, indexes: TraceSource.lookupKeys, source: schema)
+        }
     }
 
     /// The file a run's trace goes to.
@@ -124,6 +149,18 @@ public final class TraceSink: SnapshotQueryingSink {
     /// Writes each run's trace under a temporary name; `finish` renames them into place.
     public func query(_ snapshot: DatabaseSnapshot) throws {
         guard let context else { return }
+        defer {
+            copy?.remove()
+            copy = nil
+        }
+        var snapshot = snapshot
+        // A copy lacks tables when the export streamed only some (`--tables`): the passes then read the database.
+        if let copied = try copy?.snapshot(
+            holding: Set(TraceSource.columnsRead.keys), catalog: snapshot.database.catalog, options: snapshot.options,
+            warnings: snapshot.warnings)
+        {
+            snapshot = copied
+        }
         for run in context.runs { try write(run, snapshot: snapshot, context: context) }
     }
 
@@ -261,6 +298,8 @@ public final class TraceSink: SnapshotQueryingSink {
     }
 
     public func abort() {
+        copy?.remove()
+        copy = nil
         inProgress?.discard()
         inProgress = nil
         completed.discardAll()

@@ -35,6 +35,8 @@ public final class MonitoringDatabase {
         guard access(path, R_OK) == 0 else { throw ExportError(.inputMissing, "\(path): permission denied") }
         if info.st_size == 0 { throw ExportError(.inputInvalid, "\(path): empty file, not a Parsl monitoring database") }
         identity = FileIdentity(info)
+        isStreamedCopy = false
+        streamedRunKeys = nil
         do {
             connection = try SQLiteConnection(
                 path: path,
@@ -54,6 +56,30 @@ public final class MonitoringDatabase {
         }
     }
 
+    /// Whether this is a `StreamedCopy` of the export's rows rather than the monitoring database: private to the
+    /// export (no writer, no lock to share) and holding values the value rules already read.
+    let isStreamedCopy: Bool
+    /// In a streamed copy, the integer that stands for each run id in its `run_id` columns.
+    let streamedRunKeys: [String: Int64]?
+
+    /// Opens a filled `StreamedCopy`, immutable: `schema` is what it holds, the columns copied.
+    init(streamedCopyAt path: String, schema: SourceSchema, runKeys: [String: Int64], catalog: MappingCatalog) throws {
+        self.path = path
+        streamedRunKeys = runKeys
+        self.schema = schema
+        self.catalog = catalog
+        immutable = true
+        busyTimeoutMilliseconds = 0
+        isStreamedCopy = true
+        var info = stat()
+        identity = stat(path, &info) == 0 ? FileIdentity(info) : nil
+        do {
+            connection = try SQLiteConnection(path: path, immutable: true, busyTimeoutMilliseconds: 0)
+        } catch let error as SQLiteError {
+            throw Self.describe(error, path: path)
+        }
+    }
+
     private init(sharing database: MonitoringDatabase, connection: SQLiteConnection) {
         path = database.path
         schema = database.schema
@@ -61,6 +87,8 @@ public final class MonitoringDatabase {
         immutable = database.immutable
         busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
         identity = database.identity
+        isStreamedCopy = database.isStreamedCopy
+        streamedRunKeys = database.streamedRunKeys
         self.connection = connection
         passes = database.passes
         connection.passes = passes

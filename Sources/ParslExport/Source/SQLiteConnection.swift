@@ -42,17 +42,26 @@ public final class SQLiteConnection {
     public init(path: String, immutable: Bool = false, busyTimeoutMilliseconds: Int32 = 5_000) throws {
         var uri = "file:" + Self.percentEncodedPath(path) + "?mode=ro"
         if immutable { uri += "&immutable=1" }
+        handle = try Self.open(uri, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX)
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+    }
+
+    /// Opens, read-write, a temporary file this process has just created for itself (a `StreamedCopy`); never a
+    /// monitoring database, which is only ever opened read-only (above).
+    init(privateFileAt path: String) throws {
+        handle = try Self.open(path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW)
+    }
+
+    private static func open(_ name: String, flags: Int32) throws -> OpaquePointer {
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(uri, &db, flags, nil)
+        let rc = sqlite3_open_v2(name, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             if let db { sqlite3_close_v2(db) }
             throw SQLiteError(code: rc, message: message, sql: nil)
         }
-        handle = db
-        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
         sqlite3_extended_result_codes(db, 1)
+        return db
     }
 
     deinit { sqlite3_close_v2(handle) }

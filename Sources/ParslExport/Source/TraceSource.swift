@@ -38,15 +38,40 @@ struct TraceSource {
     /// Reads through the export's own connection; `stageSortedReads` nil decides from the database.
     init(snapshot: DatabaseSnapshot, runID: String, stageSortedReads: Bool? = nil) throws {
         let connection = snapshot.database.connection
+        // A streamed copy is the export's own and holds each try in one state already: nothing to stage.
+        let copy = snapshot.database.isStreamedCopy
         try self.init(
             connection: connection,
             snapshot: snapshot,
             runID: runID,
-            stagesSorts: stageSortedReads ?? snapshot.database.overlappingReadsMayStallAWriter(),
-            tries: Self.stagedTries
+            stagesSorts: copy ? false : stageSortedReads ?? snapshot.database.overlappingReadsMayStallAWriter(),
+            tries: copy ? "\"try\"" : Self.stagedTries
         )
-        try stageTries()
+        if !copy { try stageTries() }
     }
+
+    /// The columns the passes read, by table: what a `StreamedCopy` must hold for them to read it instead.
+    static let columnsRead: [String: [String]] = [
+        "try": [
+            "task_id", "try_id", "run_id", "task_executor", "block_id", "hostname", "task_try_time_launched",
+            "task_try_time_running", "task_try_time_returned", "task_fail_history",
+        ],
+        "task": ["task_id", "run_id", "task_func_name", "task_depends"],
+        "status": ["task_id", "try_id", "run_id", "task_status_name", "timestamp"],
+        "resource": [
+            "task_id", "try_id", "run_id", "timestamp", "psutil_process_pid", "psutil_process_memory_resident",
+            "psutil_process_time_user", "psutil_process_time_system",
+        ],
+        "block": ["run_id", "executor_label", "block_id", "status", "job_id", "timestamp"],
+        "node": ["run_id", "block_id", "uid", "worker_count", "active", "timestamp", "reg_time", "hostname"],
+    ]
+
+    /// What the passes look rows up by, as the monitoring database's primary keys let them: a copy indexes these.
+    static let lookupKeys: [String: [String]] = [
+        "try": ["task_id", "try_id", "run_id"],
+        "task": ["task_id", "run_id"],
+        "status": ["task_id", "try_id", "run_id"],
+    ]
 
     private init(
         connection: SQLiteConnection, snapshot: DatabaseSnapshot, runID: String, stagesSorts: Bool, tries: String
@@ -60,7 +85,11 @@ struct TraceSource {
         self.tries = tries
         // The two threads' connections take turns reading while a writer may be at work (see `readGate`).
         if stagesSorts { connection.readGate = snapshot.readGate }
-        try guarded { try Self.registerFunctions(on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings) }
+        try guarded {
+            try Self.registerFunctions(
+                on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings,
+                converted: snapshot.database.isStreamedCopy)
+        }
     }
 
     /// The same reads through a connection of its own, for another thread. It reads the try table itself (the
@@ -101,10 +130,19 @@ struct TraceSource {
             from: try firstRowid(table) - 1, to: snapshot.highWater(table), on: connection, startingWidth: 1_024
         ) { from, to in
             statement.reset()
-            statement.bind(1, runID)  // ignored by SQLite where the statement has no ?1
+            bindRun(statement)  // ignored by SQLite where the statement has no ?1
             statement.bind(2, from)
             statement.bind(3, to)
             _ = try statement.step()
+        }
+    }
+
+    /// Binds the run as ?1: its id, or in a streamed copy the integer that stands for it there.
+    private func bindRun(_ statement: SQLiteStatement) {
+        if let keys = snapshot.database.streamedRunKeys {
+            statement.bind(1, keys[runID] ?? -1)
+        } else {
+            statement.bind(1, runID)
         }
     }
 
@@ -120,15 +158,17 @@ struct TraceSource {
     /// `parsl_us(text)`: a Parsl timestamp as microseconds in the export's clock, NULL when it does not parse (as
     /// the table reader reads it). `parsl_us_checked(text, 'table.column')` also records a warning for a value that
     /// does not parse; each column is read through it by exactly one query, so each bad value counts once.
-    /// `parsl_try_start(...)`: the earliest of its text arguments that parse (a try's sort key).
-    private static func registerFunctions(on connection: SQLiteConnection, zone: TimeZoneConversion?, warnings: ValueWarnings)
-        throws
-    {
-        func micros(_ arguments: SQLiteArguments) -> Int64? {
-            guard arguments.storageClass(0) == .text else { return nil }
-            return arguments.withText(0) { Timestamp.parse($0) }?.micros(in: zone)
+    /// `parsl_try_start(...)`: the earliest of its arguments that parse (a try's sort key).
+    /// With `converted` (a streamed copy), times are already microseconds in the export's clock, stored as integers.
+    private static func registerFunctions(
+        on connection: SQLiteConnection, zone: TimeZoneConversion?, warnings: ValueWarnings, converted: Bool
+    ) throws {
+        func micros(_ arguments: SQLiteArguments, _ index: Int = 0) -> Int64? {
+            if converted { return arguments.storageClass(index) == .integer ? arguments.int64(index) : nil }
+            guard arguments.storageClass(index) == .text else { return nil }
+            return arguments.withText(index) { Timestamp.parse($0) }?.micros(in: zone)
         }
-        try connection.createFunction("parsl_us", arguments: 1, micros)
+        try connection.createFunction("parsl_us", arguments: 1) { micros($0) }
         try connection.createFunction("parsl_us_checked", arguments: 2) { arguments in
             if let value = micros(arguments) { return value }
             if arguments.storageClass(0) != .null {
@@ -145,8 +185,8 @@ struct TraceSource {
         }
         try connection.createFunction("parsl_try_start", arguments: -1) { arguments in
             var best: Int64?
-            for index in 0..<arguments.count where arguments.storageClass(index) == .text {
-                guard let value = arguments.withText(index, { Timestamp.parse($0) })?.micros(in: zone) else { continue }
+            for index in 0..<arguments.count {
+                guard let value = micros(arguments, index) else { continue }
                 if best == nil || value < best! { best = value }
             }
             return best
@@ -186,7 +226,7 @@ struct TraceSource {
         try guarded {
             let statement = try connection.prepare(sql)
             defer { statement.reset() }
-            statement.bind(1, runID)
+            bindRun(statement)
             if let rowids {
                 statement.bind(2, rowids.after)
                 statement.bind(3, rowids.upTo)
@@ -216,7 +256,7 @@ struct TraceSource {
         try guarded {
             try connection.execute("DROP TABLE IF EXISTS \(stage)")
             let create = try connection.prepare("CREATE TABLE \(stage) AS SELECT * FROM (\(inner)) LIMIT 0")
-            create.bind(1, runID)
+            bindRun(create)
             create.bind(2, Int64(0))
             create.bind(3, Int64(0))
             _ = try create.step()
@@ -245,7 +285,7 @@ struct TraceSource {
             while after < highWater {
                 let end = highWater - after > width ? after + width : highWater
                 statement.reset()
-                statement.bind(1, runID)
+                bindRun(statement)
                 statement.bind(2, after)
                 statement.bind(3, batch)
                 statement.bind(4, end)
@@ -433,7 +473,7 @@ struct TraceSource {
             let statement = try finalStateStatement ?? lookupConnection().prepare(sql)
             finalStateStatement = statement
             defer { statement.reset() }
-            statement.bind(1, runID)
+            bindRun(statement)
             statement.bind(2, task)
             statement.bind(3, attempt)
             if try statement.step() { state = statement.string(0) }
