@@ -16,7 +16,7 @@ import Dispatch
 /// as a small integer that stands for it in every table (`runKeys`). Rows keep their table order (their
 /// rowids are renumbered from 1). The file is a registered temporary file beside the output, removed on finish,
 /// abort or interrupt; it is written with no journal (nothing in it needs to survive a crash) and each table is
-/// indexed, once filled, on the keys the reads look rows up by, as the monitoring database's primary keys are.
+/// indexed on the keys the reads look rows up by, as the monitoring database's primary keys are.
 ///
 /// The copy is written on a thread of its own, a few batches behind the pipeline, so that the pipeline's reading
 /// does not wait for it; only that thread touches the file until `snapshot` has waited for it to finish.
@@ -48,7 +48,7 @@ final class StreamedCopy: @unchecked Sendable {
     private let work = Locked<[Work]>([])
     private let failure = Locked<ExportError?>(nil)
     /// Batches in the queue at most: memory stays a few batches whatever the tables' size.
-    private let room = DispatchSemaphore(value: 4)
+    private let room = DispatchSemaphore(value: 2)
     private let queued = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private var writing = true
@@ -74,7 +74,7 @@ final class StreamedCopy: @unchecked Sendable {
             // copy spills to its file, so memory stays flat whatever its size.
             try writer.execute(
                 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; "
-                    + "PRAGMA cache_size = -1024; PRAGMA temp_store = FILE; BEGIN")
+                    + "PRAGMA cache_size = -512; PRAGMA temp_store = FILE; BEGIN")
             self.writer = writer
         } catch let error as SQLiteError {
             writing = false
@@ -90,7 +90,7 @@ final class StreamedCopy: @unchecked Sendable {
     /// Copies a batch of the table begun last.
     func append(_ batch: RecordBatch) throws { try enqueue(.batch(batch)) }
 
-    /// Ends the table begun last, and indexes it.
+    /// Ends the table begun last.
     func end(_ schema: TableSchema) throws { try enqueue(.end(schema)) }
 
     private func enqueue(_ item: Work) throws {
@@ -121,7 +121,7 @@ final class StreamedCopy: @unchecked Sendable {
                 switch item {
                 case .begin(let schema): try start(schema)
                 case .batch(let batch): try copy(batch)
-                case .end(let schema): try seal(schema)
+                case .end(let schema): seal(schema)
                 case .finish: break
                 }
             } catch {
@@ -165,6 +165,15 @@ final class StreamedCopy: @unchecked Sendable {
         let slots = Array(repeating: "?", count: kept.count).joined(separator: ", ")
         try guarded {
             try writer.execute("CREATE TABLE \(quoteIdentifier(schema.name)) (\(names))")
+            // Indexed as it fills: rows come in about the order of their task ids, so each entry lands near the
+            // index's end, in pages already cached. Built after the fill, the index would be an external sort in
+            // the small cache, many merge passes over temporary files at a million tasks.
+            let keys = (indexes[schema.name] ?? []).filter { key in kept.contains { $0.name == key } }
+            if !keys.isEmpty {
+                try writer.execute(
+                    "CREATE INDEX \(quoteIdentifier("copy_\(schema.name)")) ON \(quoteIdentifier(schema.name)) "
+                        + "(\(keys.map(quoteIdentifier).joined(separator: ", ")))")
+            }
             insert = (
                 schema.name,
                 try writer.prepare("INSERT INTO \(quoteIdentifier(schema.name)) (\(names)) VALUES (\(slots))"),
@@ -230,19 +239,10 @@ final class StreamedCopy: @unchecked Sendable {
         return key
     }
 
-    private func seal(_ schema: TableSchema) throws {
-        guard let current = insert, current.table == schema.name, let writer else { return }
+    private func seal(_ schema: TableSchema) {
+        guard let current = insert, current.table == schema.name else { return }
         insert = nil
         copied[schema.name] = rows
-        let present = (indexes[schema.name] ?? []).filter { key in
-            copiedColumns(of: schema.name).contains { $0.name == key }
-        }
-        guard !present.isEmpty else { return }
-        try guarded {
-            try writer.execute(
-                "CREATE INDEX \(quoteIdentifier("copy_\(schema.name)")) ON \(quoteIdentifier(schema.name)) "
-                    + "(\(present.map(quoteIdentifier).joined(separator: ", ")))")
-        }
     }
 
     /// Ends the fill and opens the copy read-only as a snapshot of its own, with the export's `warnings` and read

@@ -89,6 +89,7 @@ struct TraceSource {
             try Self.registerFunctions(
                 on: connection, zone: snapshot.options.timeZone, warnings: snapshot.warnings,
                 converted: snapshot.database.isStreamedCopy)
+            if snapshot.database.isStreamedCopy { try connection.execute("PRAGMA cache_size = -512") }
         }
     }
 
