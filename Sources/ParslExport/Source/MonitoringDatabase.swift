@@ -35,7 +35,6 @@ public final class MonitoringDatabase {
         guard access(path, R_OK) == 0 else { throw ExportError(.inputMissing, "\(path): permission denied") }
         if info.st_size == 0 { throw ExportError(.inputInvalid, "\(path): empty file, not a Parsl monitoring database") }
         identity = FileIdentity(info)
-        isStreamedCopy = false
         streamedRunKeys = nil
         do {
             connection = try SQLiteConnection(
@@ -56,11 +55,12 @@ public final class MonitoringDatabase {
         }
     }
 
-    /// Whether this is a `StreamedCopy` of the export's rows rather than the monitoring database: private to the
-    /// export (no writer, no lock to share) and holding values the value rules already read.
-    let isStreamedCopy: Bool
-    /// In a streamed copy, the integer that stands for each run id in its `run_id` columns.
+    /// In a `StreamedCopy` of the export's rows, the integer that stands for each run id in its `run_id` columns;
+    /// nil in the monitoring database.
     let streamedRunKeys: [String: Int64]?
+    /// Whether this is a `StreamedCopy` rather than the monitoring database: private to the export (no writer, no
+    /// lock to share) and holding values the value rules already read.
+    var isStreamedCopy: Bool { streamedRunKeys != nil }
 
     /// Opens a filled `StreamedCopy`, immutable: `schema` is what it holds, the columns copied.
     init(streamedCopyAt path: String, schema: SourceSchema, runKeys: [String: Int64], catalog: MappingCatalog) throws {
@@ -70,7 +70,6 @@ public final class MonitoringDatabase {
         self.catalog = catalog
         immutable = true
         busyTimeoutMilliseconds = 0
-        isStreamedCopy = true
         var info = stat()
         identity = stat(path, &info) == 0 ? FileIdentity(info) : nil
         do {
@@ -87,7 +86,6 @@ public final class MonitoringDatabase {
         immutable = database.immutable
         busyTimeoutMilliseconds = database.busyTimeoutMilliseconds
         identity = database.identity
-        isStreamedCopy = database.isStreamedCopy
         streamedRunKeys = database.streamedRunKeys
         self.connection = connection
         passes = database.passes
