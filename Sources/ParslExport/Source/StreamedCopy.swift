@@ -53,7 +53,7 @@ final class StreamedCopy: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var writing = true
 
-    /// The columns each table is indexed on once copied (what the reads join or look rows up by).
+    /// The columns each table is indexed on as it fills (what the reads join or look rows up by).
     let indexes: [String: [String]]
 
     /// Creates the copy's file in `directory`.
@@ -233,9 +233,10 @@ final class StreamedCopy: @unchecked Sendable {
         let id = UnsafeBufferPointer(rebasing: bytes[start..<end])
         // Rows of one run come together: the run of the row before is the likely one.
         if let last = lastRun, last.id.elementsEqual(id) { return last.key }
-        let key = runKeys[Array(id), default: Int64(runKeys.count + 1)]
-        runKeys[Array(id)] = key
-        lastRun = (Array(id), key)
+        let bytes = Array(id)
+        let key = runKeys[bytes] ?? Int64(runKeys.count + 1)
+        runKeys[bytes] = key
+        lastRun = (bytes, key)
         return key
     }
 
