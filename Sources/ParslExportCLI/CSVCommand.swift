@@ -4,7 +4,7 @@ import ParslExport
 
 /// CSV options shared by `csv` and `all`.
 struct CSVOptions: ParsableArguments {
-    @Flag(help: "Plain .csv files instead of .csv.gz.")
+    @Flag(help: "Plain files instead of gzipped ones (.csv, not .csv.gz).")
     var noGzip = false
 
     @Option(parsing: .unconditional, help: "gzip level, 0 (store) to 9 (smallest).")

@@ -50,19 +50,7 @@ struct TraceCommand: AsyncParsableCommand {
         completion: .file(extensions: ["json", "pftrace", "gz"])
     )
     var output: String
-    @Option(help: "json or perfetto (protobuf). Default: from the file name; JSON for a directory.")
-    var format: TraceFormat?
-    @Flag(help: "Epoch microseconds instead of microseconds since the run's first event.")
-    var absolute = false
-    @Option(parsing: .unconditional, help: "Leave out what ends before this: seconds after the run's first event, or a timestamp.")
-    var since: String?
-    @Option(parsing: .unconditional, help: "Leave out what starts after this: seconds after the run's first event, or a timestamp.")
-    var until: String?
-    @Option(
-        parsing: .unconditional,
-        help: "Stop with an error when a trace would hold more events than this (0: no limit). Default: 5000000 for JSON, no limit for protobuf."
-    )
-    var maxEvents: Int?
+    @OptionGroup var layout: TraceLayoutOptions
     @Flag(help: "Uncompressed files when -o is a directory.")
     var noGzip = false
     @Option(parsing: .unconditional, help: "gzip level, 0 (store) to 9 (smallest).")
@@ -74,26 +62,7 @@ struct TraceCommand: AsyncParsableCommand {
         try validateOutput(output)
         try bounded("--level", level, 0...9)
         try bounded("--threads", threads, 1...maxThreads)
-        if let maxEvents { try bounded("--max-events", maxEvents, 0...1_000_000_000) }
         _ = try resolvedFormat()
-        let window = (try Self.bound(since, "--since"), try Self.bound(until, "--until"))
-        switch window {
-        case (.offset(let start)?, .offset(let end)?), (.absolute(let start)?, .absolute(let end)?):
-            guard start <= end else { throw ValidationError("--since \(since!) is after --until \(until!)") }
-        default:
-            break
-        }
-    }
-
-    static func bound(_ text: String?, _ flag: String) throws -> TraceTimeBound? {
-        guard let text else { return nil }
-        if let seconds = Double(text), seconds.isFinite {
-            return .offset(Int64((seconds * 1_000_000).rounded()))
-        }
-        if let parsed = Timestamp.parse(text) {
-            return .absolute(parsed.wallClockMicros - Int64(parsed.offsetSeconds ?? 0) * 1_000_000)
-        }
-        throw ValidationError("\(flag) '\(text)' is neither seconds nor a timestamp like 2026-11-24 23:31:00")
     }
 
     /// The format a file name asks for, in any case, if it names a trace file.
@@ -108,10 +77,10 @@ struct TraceCommand: AsyncParsableCommand {
 
     func resolvedFormat() throws -> TraceFormat {
         let named = Self.fileFormat(output)
-        if let format, let named, format != named {
+        if let format = layout.format, let named, format != named {
             throw ValidationError("--format \(format.rawValue) does not match the file name \(output)")
         }
-        return format ?? named ?? .json
+        return layout.format ?? named ?? .json
     }
 
     func run() async throws {
@@ -124,13 +93,54 @@ struct TraceCommand: AsyncParsableCommand {
                 gzipInDirectory: !noGzip,
                 gzipLevel: level,
                 threads: threads,
-                absoluteTime: absolute,
-                since: try Self.bound(since, "--since"),
-                until: try Self.bound(until, "--until"),
-                maxEvents: maxEvents ?? (format == .json ? 5_000_000 : 0)
+                absoluteTime: layout.absolute,
+                since: try layout.sinceBound(),
+                until: try layout.untilBound(),
+                maxEvents: layout.maxEvents ?? (format == .json ? 5_000_000 : 0)
             )
             let sink = TraceSink(options: options)
             try database.export(into: sink, tables: [])
         }
+    }
+}
+
+/// What a trace holds: the options `trace` and `all` share.
+struct TraceLayoutOptions: ParsableArguments {
+    @Option(help: "Trace format: json or perfetto (protobuf). Default: from the file name; JSON for a directory.")
+    var format: TraceFormat?
+    @Flag(help: "Epoch microseconds instead of microseconds since the run's first event.")
+    var absolute = false
+    @Option(parsing: .unconditional, help: "Leave out what ends before this: seconds after the run's first event, or a timestamp.")
+    var since: String?
+    @Option(parsing: .unconditional, help: "Leave out what starts after this: seconds after the run's first event, or a timestamp.")
+    var until: String?
+    @Option(
+        parsing: .unconditional,
+        help: "Stop with an error when a trace would hold more events than this (0: no limit). Default: for trace, 5000000 for JSON and no limit for protobuf; for all, no limit."
+    )
+    var maxEvents: Int?
+
+    func validate() throws {
+        if let maxEvents { try bounded("--max-events", maxEvents, 0...1_000_000_000) }
+        switch (try sinceBound(), try untilBound()) {
+        case (.offset(let start)?, .offset(let end)?), (.absolute(let start)?, .absolute(let end)?):
+            guard start <= end else { throw ValidationError("--since \(since!) is after --until \(until!)") }
+        default:
+            break
+        }
+    }
+
+    func sinceBound() throws -> TraceTimeBound? { try Self.bound(since, "--since") }
+    func untilBound() throws -> TraceTimeBound? { try Self.bound(until, "--until") }
+
+    static func bound(_ text: String?, _ flag: String) throws -> TraceTimeBound? {
+        guard let text else { return nil }
+        if let seconds = Double(text), seconds.isFinite {
+            return .offset(Int64((seconds * 1_000_000).rounded()))
+        }
+        if let parsed = Timestamp.parse(text) {
+            return .absolute(parsed.wallClockMicros - Int64(parsed.offsetSeconds ?? 0) * 1_000_000)
+        }
+        throw ValidationError("\(flag) '\(text)' is neither seconds nor a timestamp like 2026-11-24 23:31:00")
     }
 }

@@ -3,7 +3,9 @@
 # traces, Prometheus textfile) equals, byte for byte, the same file from `csv`, `parquet`, `trace` and
 # `prometheus` run one by one; the textfile but for its one line of the exporter's own read time. A third pass gives
 # every command the same reading options (--immutable, --batch-size, --busy-timeout, --timezone, --latest): the
-# outputs stay equal. (That the first three reach the metrics reader, which leaves no trace in the bytes, is
+# outputs stay equal. Two more give each command its own output options (gzip level and threads, BOM, raw text,
+# Parquet codec and row groups, the trace's format, clock, window and event limit, the metrics' labels, buckets,
+# window and OpenMetrics) and `all` all of them, then --no-gzip: the files stay equal, and differ from the defaults. (That the first three reach the metrics reader, which leaves no trace in the bytes, is
 # tested in Swift: ExportSettingsTests.)
 #
 # Then the same bytes from run to run: a trace is written by two threads at once, and a synthetic database large
@@ -24,31 +26,56 @@ fail() { echo "check-all-equals-singles: $*" >&2; exit 1; }
 
 steady() { grep -v -e '^parsl_export_scrape_duration_seconds ' -e '^parsl_export_newest_row_age_seconds ' "$1"; }
 OPTIONS=(--immutable --batch-size 100 --busy-timeout 2000 --timezone Europe/Paris --latest)
-for pass in parsl-2026.10.26-htex parsl-2024.1.22-htex parsl-2026.10.26-htex+options; do
-    name="${pass%+options}"
-    options=()
-    [ "$pass" = "$name" ] || options=("${OPTIONS[@]}")
+# Each single command's own output options, and `all` with all of them: they reach the same sink under `all`.
+CSV_OPTIONS=(--level 1 --bom --raw --threads 1)
+PARQUET_OPTIONS=(--compression zstd --row-group-size 100)
+TRACE_OPTIONS=(--format perfetto --absolute --since 2 --until 40 --max-events 100000)
+PROMETHEUS_OPTIONS=(--labels app,run_id --run-time-buckets 0.5,5,50 --queue-wait-buckets 0.1,1 --recent-window 30 --openmetrics)
+for pass in parsl-2026.10.26-htex parsl-2024.1.22-htex parsl-2026.10.26-htex+options parsl-2026.10.26-htex+outputs \
+    parsl-2026.10.26-htex+plain; do
+    name="${pass%+*}"
+    options=() csv=() parquet=() trace=() prometheus=() all=()
+    case "$pass" in
+    *+options) options=("${OPTIONS[@]}") ;;
+    *+outputs)
+        csv=("${CSV_OPTIONS[@]}") parquet=("${PARQUET_OPTIONS[@]}") prometheus=("${PROMETHEUS_OPTIONS[@]}")
+        # The trace takes the gzip options from the CSV ones under `all`.
+        trace=("${TRACE_OPTIONS[@]}" --level 1 --threads 1)
+        all=("${CSV_OPTIONS[@]}" "${PARQUET_OPTIONS[@]}" "${TRACE_OPTIONS[@]}" "${PROMETHEUS_OPTIONS[@]}") ;;
+    *+plain) csv=(--no-gzip) trace=(--no-gzip) all=(--no-gzip) ;;
+    esac
     db="$ROOT/Tests/Fixtures/databases/$name.db"
-    all="$WORK/$pass/all" single="$WORK/$pass/single"
-    "$PARSL_EXPORT" all "$db" -o "$all" -q ${options[@]+"${options[@]}"}
-    "$PARSL_EXPORT" csv "$db" -o "$single/csv" -q ${options[@]+"${options[@]}"}
-    "$PARSL_EXPORT" parquet "$db" -o "$single/parquet" -q ${options[@]+"${options[@]}"}
-    "$PARSL_EXPORT" trace "$db" -o "$single/trace/" -q ${options[@]+"${options[@]}"}
-    "$PARSL_EXPORT" prometheus "$db" -o "$single/parsl.prom" -q ${options[@]+"${options[@]}"}
-    files=$(cd "$all" && find . -type f | sort)
+    out="$WORK/$pass/all" single="$WORK/$pass/single"
+    "$PARSL_EXPORT" all "$db" -o "$out" -q ${options[@]+"${options[@]}"} ${all[@]+"${all[@]}"}
+    "$PARSL_EXPORT" csv "$db" -o "$single/csv" -q ${options[@]+"${options[@]}"} ${csv[@]+"${csv[@]}"}
+    "$PARSL_EXPORT" parquet "$db" -o "$single/parquet" -q ${options[@]+"${options[@]}"} ${parquet[@]+"${parquet[@]}"}
+    "$PARSL_EXPORT" trace "$db" -o "$single/trace/" -q ${options[@]+"${options[@]}"} ${trace[@]+"${trace[@]}"}
+    "$PARSL_EXPORT" prometheus "$db" -o "$single/parsl.prom" -q ${options[@]+"${options[@]}"} \
+        ${prometheus[@]+"${prometheus[@]}"}
+    files=$(cd "$out" && find . -type f | sort)
     [ "$files" = "$(cd "$single" && find . -type f | sort)" ] || fail "$pass: all and the single commands wrote different files"
     count=0
     for file in $files; do
         if [ "$file" = ./parsl.prom ]; then
-            cmp -s <(steady "$all/$file") <(steady "$single/$file") || fail "$pass: $file differs"
+            cmp -s <(steady "$out/$file") <(steady "$single/$file") || fail "$pass: $file differs"
         else
-            cmp -s "$all/$file" "$single/$file" || fail "$pass: $file differs"
+            cmp -s "$out/$file" "$single/$file" || fail "$pass: $file differs"
         fi
         count=$((count + 1))
     done
     [ "$count" -ge 18 ] || fail "$pass: only $count files"
     echo "check-all-equals-singles: $pass: $count files equal"
 done
+# The output options changed what `all` wrote: a protobuf trace, a BOM, OpenMetrics, plain files, another level.
+plain="$WORK/parsl-2026.10.26-htex+plain/all" outputs="$WORK/parsl-2026.10.26-htex+outputs/all"
+[ -n "$(find "$outputs/trace" -name '*.pftrace.gz')" ] || fail "--format perfetto wrote no protobuf trace under all"
+[ "$(gzip -dc "$outputs/csv/task.csv.gz" | head -c 3 | od -An -tx1 | tr -d ' ')" = efbbbf ] || fail "--bom wrote no BOM under all"
+[ "$(tail -n 1 "$outputs/parsl.prom")" = "# EOF" ] || fail "--openmetrics wrote no OpenMetrics under all"
+[ -f "$plain/csv/task.csv" ] && [ -n "$(find "$plain/trace" -name '*.json' ! -name '*.gz')" ] \
+    || fail "--no-gzip left gzipped CSV or trace files under all"
+! cmp -s <(gzip -dc "$WORK/parsl-2026.10.26-htex/all/csv/task.csv.gz") <(gzip -dc "$outputs/csv/task.csv.gz" | tail -c +4) \
+    || ! cmp -s "$WORK/parsl-2026.10.26-htex/all/csv/try.csv.gz" "$outputs/csv/try.csv.gz" \
+    || fail "--level changed nothing under all"
 # The options changed what was written: the zone moved every timestamp.
 ! cmp -s "$WORK/parsl-2026.10.26-htex/all/csv/try.csv.gz" "$WORK/parsl-2026.10.26-htex+options/all/csv/try.csv.gz" \
     || fail "--timezone changed nothing under all"
