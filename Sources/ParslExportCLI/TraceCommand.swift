@@ -96,7 +96,7 @@ struct TraceCommand: AsyncParsableCommand {
                 absoluteTime: layout.absolute,
                 since: try layout.sinceBound(),
                 until: try layout.untilBound(),
-                maxEvents: layout.maxEvents ?? (format == .json ? 5_000_000 : 0)
+                maxEvents: layout.maxEvents ?? (format == .json ? TraceSink.largestOpenableJSONEvents : 0)
             )
             let sink = TraceSink(options: options)
             try database.export(into: sink, tables: [])

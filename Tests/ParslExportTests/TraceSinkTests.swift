@@ -239,6 +239,28 @@ struct TraceSinkTests {
         #expect(paged.text == inMemory.text)
     }
 
+    /// A JSON trace larger than Perfetto's UI opens is written, with a warning that names the file and the way out;
+    /// a protobuf trace of the same size, or a JSON one under the threshold, gets none.
+    @Test func aJSONTraceTooLargeForPerfettosUIIsWrittenWithAWarning() throws {
+        func warnings(_ format: TraceFormat, threshold: Int) throws -> (lines: [String], bytes: Int, path: String) {
+            let path = temporaryDirectory() + "/trace." + format.fileExtension
+            var options = TraceSink.Options(output: path, outputIsDirectory: false, format: format, maxEvents: 0)
+            options.openableJSONEvents = threshold
+            let request = ExportRequest(databasePath: Fixtures.htex2026, latestRun: true, tables: [])
+            let summary = try ExportPipeline(request: request).run(into: TraceSink(options: options))
+            #expect(summary.files == [path])
+            return (summary.warnings.lines, try readFile(path).count, path)
+        }
+        let small = try warnings(.json, threshold: 100)
+        #expect(small.bytes > 0)
+        let line = try #require(small.lines.first)
+        #expect(small.lines.count == 1)
+        #expect(line.hasPrefix(small.path + ": "))
+        #expect(line.contains("--format perfetto"))
+        #expect(try warnings(.json, threshold: TraceSink.largestOpenableJSONEvents).lines.isEmpty)
+        #expect(try warnings(.perfetto, threshold: 100).lines.isEmpty)
+    }
+
     @Test(arguments: [Fixtures.htex2026, Fixtures.threads2026])
     func sortingAStagedCopyGivesTheSameTrace(database: String) throws {
         // Staged reads (for a database a run may still be writing) against direct sorts, event for event; the

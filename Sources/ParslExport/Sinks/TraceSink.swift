@@ -60,6 +60,8 @@ public final class TraceSink: SnapshotQueryingSink {
         public var maxEvents: Int
         /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
         /// file. Settable for tests, which make paging happen on small databases.
+        /// Above this many events a JSON trace gets a warning. Settable for tests, which have small databases.
+        var openableJSONEvents = TraceSink.largestOpenableJSONEvents
         var slotCachePages = 128
         var slotsPerPage = 2048
         /// Whether time-sorted reads go through a staged copy (`TraceSource.eachSorted`); nil decides from the
@@ -80,7 +82,7 @@ public final class TraceSink: SnapshotQueryingSink {
             absoluteTime: Bool = false,
             since: TraceTimeBound? = nil,
             until: TraceTimeBound? = nil,
-            maxEvents: Int = 5_000_000
+            maxEvents: Int = TraceSink.largestOpenableJSONEvents
         ) {
             self.output = output
             self.outputIsDirectory = outputIsDirectory
@@ -94,6 +96,10 @@ public final class TraceSink: SnapshotQueryingSink {
             self.maxEvents = maxEvents
         }
     }
+
+    /// The most events `trace` writes as JSON by default (some 350,000 tries, about 0.6 GB): Perfetto's UI runs out of
+    /// memory near 1 GB of JSON. A larger JSON trace (`all`, or a raised limit) gets a warning naming the protobuf.
+    public static let largestOpenableJSONEvents = 5_000_000
 
     public let demand: SinkDemand
     private let options: Options
@@ -295,6 +301,12 @@ public final class TraceSink: SnapshotQueryingSink {
         try output.stream.finish()
         try completed.append(file)
         inProgress = nil
+        if options.format == .json, runWriter.eventCount > options.openableJSONEvents {
+            context.warnings.note(
+                "\(Self.path(for: run.runID, options: options)): \(runWriter.eventCount) events, more JSON than "
+                    + "Perfetto's UI opens reliably (\(options.openableJSONEvents)); --format perfetto writes a "
+                    + "protobuf trace it opens")
+        }
     }
 
     public func abort() {

@@ -1,6 +1,7 @@
 
 /// Values that could not be read as their mapped type: counted per table and column, with the first example.
-/// Such values become NULL and the export goes on.
+/// Such values become NULL and the export goes on. Also carries notes about an output that its reader may not
+/// open (`note`), printed with them.
 public final class ValueWarnings: Sendable {
     public struct Entry: Sendable, Equatable {
         public var table: String
@@ -11,6 +12,7 @@ public final class ValueWarnings: Sendable {
     }
 
     private let entries = Locked<[String: Entry]>([:])
+    private let notes = Locked<[String]>([])
 
     public init() {}
 
@@ -27,6 +29,9 @@ public final class ValueWarnings: Sendable {
         }
     }
 
+    /// Records a line about an output rather than a value.
+    public func note(_ line: String) { notes.withLock { $0.append(line) } }
+
     public var all: [Entry] {
         entries.withLock { Array($0.values) }.sorted { ($0.table, $0.column, $0.problem) < ($1.table, $1.column, $1.problem) }
     }
@@ -36,6 +41,7 @@ public final class ValueWarnings: Sendable {
     /// One line per problem, as printed on stderr after an export.
     public var lines: [String] {
         all.map { "\($0.table).\($0.column): \($0.count) \($0.problem) (first: \(quoted($0.firstExample)))" }
+            + notes.withLock { $0 }
     }
 }
 
