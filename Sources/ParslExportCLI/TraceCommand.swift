@@ -133,9 +133,16 @@ struct TraceLayoutOptions: ParsableArguments {
     func sinceBound() throws -> TraceTimeBound? { try Self.bound(since, "--since") }
     func untilBound() throws -> TraceTimeBound? { try Self.bound(until, "--until") }
 
+    /// Offsets beyond this many seconds (about 31 years) are refused: microseconds of any larger one, added to a
+    /// run's origin, could overflow.
+    static let largestOffsetSeconds = 1_000_000_000.0
+
     static func bound(_ text: String?, _ flag: String) throws -> TraceTimeBound? {
         guard let text else { return nil }
         if let seconds = Double(text), seconds.isFinite {
+            guard abs(seconds) <= largestOffsetSeconds else {
+                throw ValidationError("\(flag) \(text): seconds must be within ±\(Int(largestOffsetSeconds))")
+            }
             return .offset(Int64((seconds * 1_000_000).rounded()))
         }
         if let parsed = Timestamp.parse(text) {

@@ -135,6 +135,21 @@ struct EndToEndTests {
         }
     }
 
+    @Test(
+        "a trace window out of range is a usage error, for trace and for all, and writes nothing",
+        arguments: ["trace", "all"],
+        [["--since", "1e300"], ["--until", "-1e300"], ["--since", "9.3e12"], ["--until", "1000000000.5"]]
+    )
+    func windowOutOfRange(command: String, window: [String]) throws {
+        let out = temporaryDirectory()
+        defer { removeTree(out) }
+        let result = try Binary.run([command, Fixtures.htex2026, "-o", out + "/export"] + window)
+        #expect(result.status == 64, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("parsl-export: \(window[0]) \(window[1]): "), "\(result.stderr)")
+        #expect(try listDirectory(out).isEmpty, "a refused command line writes nothing")
+    }
+
     @Test("an export ends with one line of what it read, naming an unfinished run")
     func readSummaryLine() throws {
         let out = temporaryDirectory()
