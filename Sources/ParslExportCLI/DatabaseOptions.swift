@@ -7,6 +7,22 @@ import ParslExport
     import Darwin
 #endif
 
+/// How reads are cut into transactions: every command that reads databases takes these.
+struct ReadingOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Rows per batch and per read transaction (1 to \(Self.maxBatchSize)).")
+    var batchSize = 8192
+
+    @Option(parsing: .unconditional, help: "Milliseconds to wait for a writer's lock before giving up (at most an hour).")
+    var busyTimeout: Int32 = 5_000
+
+    static let maxBatchSize = ReadOptions.batchSizes.upperBound
+
+    func validate() throws {
+        try bounded("--batch-size", batchSize, 1...Self.maxBatchSize)
+        try bounded("--busy-timeout", Int(busyTimeout), 0...3_600_000)
+    }
+}
+
 /// Options every command that reads a database shares.
 struct DatabaseOptions: ParsableArguments {
     @Argument(help: "The Parsl monitoring database (monitoring.db).", completion: .file(extensions: ["db", "sqlite", "sqlite3"]))
@@ -27,16 +43,11 @@ struct DatabaseOptions: ParsableArguments {
     @Option(help: "IANA zone the database's naive timestamps were written in; converts them to UTC (e.g. Europe/Paris).")
     var timezone: String?
 
-    @Option(parsing: .unconditional, help: "Rows per batch and per read transaction (1 to \(Self.maxBatchSize)).")
-    var batchSize = 8192
-
-    @Option(parsing: .unconditional, help: "Milliseconds to wait for a writer's lock before giving up (at most an hour).")
-    var busyTimeout: Int32 = 5_000
+    @OptionGroup var reading: ReadingOptions
 
     @Flag(name: .shortAndLong, help: "No progress or warnings on stderr.")
     var quiet = false
 
-    static let maxBatchSize = 1 << 20
 
     /// The export's request; the database and its companion files are protected from being written over.
     func request(tables: Set<String>? = nil, parallelTables: Bool = true) throws -> ExportRequest {
@@ -51,15 +62,13 @@ struct DatabaseOptions: ParsableArguments {
             tables: tables,
             mappingsDirectory: mappings,
             timeZone: timezone,
-            batchSize: batchSize,
-            busyTimeoutMilliseconds: busyTimeout,
+            batchSize: reading.batchSize,
+            busyTimeoutMilliseconds: reading.busyTimeout,
             parallelTables: parallelTables
         )
     }
 
     func validate() throws {
-        try bounded("--batch-size", batchSize, 1...Self.maxBatchSize)
-        try bounded("--busy-timeout", Int(busyTimeout), 0...3_600_000)
         if latest && !runs.isEmpty { throw ValidationError("--latest and --run exclude each other: give one") }
     }
 

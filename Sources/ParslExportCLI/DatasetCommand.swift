@@ -42,11 +42,7 @@ struct DatasetCommand: AsyncParsableCommand {
     @Option(help: "IANA zone the databases' naive timestamps were written in; converts them to UTC (the whole dataset must agree).")
     var timezone: String?
 
-    @Option(help: "Rows per batch and per read transaction.")
-    var batchSize = 8192
-
-    @Option(help: "Milliseconds to wait for a writer's lock before giving up.")
-    var busyTimeout: Int32 = 5_000
+    @OptionGroup var reading: ReadingOptions
 
     @Flag(help: "Wait for another update of the same dataset to end instead of failing.")
     var wait = false
@@ -56,8 +52,6 @@ struct DatasetCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !databases.isEmpty else { throw ValidationError("at least one database is needed") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard busyTimeout >= 0 else { throw ValidationError("--busy-timeout must not be negative") }
     }
 
     func run() async throws {
@@ -65,8 +59,8 @@ struct DatasetCommand: AsyncParsableCommand {
             let update = DatasetUpdate(
                 options: DatasetUpdate.Options(
                     root: output, databases: databases, parquet: parquet.sinkOptions(directory: output),
-                    mappingsDirectory: mappings, timeZone: timezone, batchSize: batchSize,
-                    busyTimeoutMilliseconds: busyTimeout, waitForLock: wait))
+                    mappingsDirectory: mappings, timeZone: timezone, batchSize: reading.batchSize,
+                    busyTimeoutMilliseconds: reading.busyTimeout, waitForLock: wait))
             Interrupts.cleanup = { update.removeStaging() }
             let display = DatasetProgress(quiet: quiet)
             let summary = try update.run { step in

@@ -77,7 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
                     + "firewall the port or bind 127.0.0.1")
         }
         var collector = MetricsCollector.Configuration(request: try database.request())
-        collector.busyTimeoutMilliseconds = min(database.busyTimeout, 1_000)
+        collector.busyTimeoutMilliseconds = min(database.reading.busyTimeout, 1_000)
         let live: LiveMetrics
         do {
             live = try LiveMetrics(

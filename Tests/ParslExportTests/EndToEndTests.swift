@@ -150,6 +150,21 @@ struct EndToEndTests {
         #expect(try listDirectory(out).isEmpty, "a refused command line writes nothing")
     }
 
+    @Test(
+        "dataset bounds its reading options as the other commands do, and writes nothing when refused",
+        arguments: [["--batch-size", "2147483648"], ["--batch-size", "0"], ["--busy-timeout", "-1"],
+            ["--busy-timeout", "3600001"]]
+    )
+    func datasetReadingOptionsOutOfRange(option: [String]) throws {
+        let out = temporaryDirectory()
+        defer { removeTree(out) }
+        let result = try Binary.run(["dataset", Fixtures.htex2026, "-o", out + "/runs"] + option)
+        #expect(result.status == 64, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("parsl-export: \(option[0]) must be "), "\(result.stderr)")
+        #expect(try listDirectory(out).isEmpty, "a refused command line writes nothing")
+    }
+
     @Test("an export ends with one line of what it read, naming an unfinished run")
     func readSummaryLine() throws {
         let out = temporaryDirectory()

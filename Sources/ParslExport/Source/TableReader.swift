@@ -14,8 +14,15 @@ func monotonicMicros() -> Int64 {
 
 /// Options shared by every read of one export.
 public struct ReadOptions: Sendable {
-    /// Rows per batch, and per read transaction: Parsl's writer can commit between two batches.
-    public var batchSize: Int
+    /// Rows per batch, and per read transaction: Parsl's writer can commit between two batches. Kept within
+    /// `batchSizes`: a batch's columns are allocated up front.
+    public var batchSize: Int {
+        get { clampedBatchSize }
+        set { clampedBatchSize = min(max(newValue, Self.batchSizes.lowerBound), Self.batchSizes.upperBound) }
+    }
+    private var clampedBatchSize = 8192
+    /// The batch sizes a read takes (the command line refuses others).
+    public static let batchSizes = 1...(1 << 20)
     /// Only these runs; nil for all.
     public var runIDs: [String]?
     /// Convert naive timestamps to UTC in this zone; nil keeps them naive.
@@ -32,10 +39,10 @@ public struct ReadOptions: Sendable {
         timeZone: TimeZoneConversion? = nil,
         maximumLockMicros: Int64 = ReadOptions.lockBudgetMicros
     ) {
-        self.batchSize = batchSize
         self.runIDs = runIDs
         self.timeZone = timeZone
         self.maximumLockMicros = maximumLockMicros
+        self.batchSize = batchSize
     }
 }
 
