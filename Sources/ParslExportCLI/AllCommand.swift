@@ -15,10 +15,10 @@ struct AllCommand: AsyncParsableCommand {
         discussion: """
             Reads each table once, for every format (the traces sort a private copy of the columns they need), and \
             writes DIR/csv/*.csv.gz, DIR/parquet/*.parquet, DIR/trace/ (Chrome JSON, or Perfetto protobuf with \
-            --format perfetto) and the Prometheus textfile DIR/parsl.prom, all from one snapshot. Options of the single-format commands apply: --no-gzip, --level and --threads to the \
-            CSV files and the traces, --format, --absolute, --since, --until and --max-events to the traces (no \
-            event limit unless given), --labels, the bucket options, --recent-window and --openmetrics to the \
-            metrics.
+            --format perfetto) and the Prometheus textfile DIR/parsl.prom, all from one snapshot. Options of the \
+            single-format commands apply: --no-gzip, --level and --threads to the CSV files and the traces, \
+            --format, --absolute, --since, --until and --max-events to the traces (no event limit unless given), \
+            --labels, the bucket options, --recent-window and --openmetrics to the metrics.
 
             EXAMPLES
               parsl-export all monitoring.db -o export/
@@ -38,10 +38,7 @@ struct AllCommand: AsyncParsableCommand {
     @Flag(help: "Write the metrics as OpenMetrics 1.0 (node_exporter reads only the default text format).")
     var openmetrics = false
 
-    func validate() throws {
-        try validateOutput(output)
-        _ = try metrics.resolved()
-    }
+    func validate() throws { try validateOutput(output) }
 
     func run() async throws {
         try runReportingErrors(quiet: database.quiet) {

@@ -9,16 +9,14 @@ import ParslExport
 
 /// How reads are cut into transactions: every command that reads databases takes these.
 struct ReadingOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Rows per batch and per read transaction (1 to \(Self.maxBatchSize)).")
+    @Option(parsing: .unconditional, help: "Rows per batch and per read transaction (1 to \(ReadOptions.batchSizes.upperBound)).")
     var batchSize = 8192
 
     @Option(parsing: .unconditional, help: "Milliseconds to wait for a writer's lock before giving up (at most an hour).")
     var busyTimeout: Int32 = 5_000
 
-    static let maxBatchSize = ReadOptions.batchSizes.upperBound
-
     func validate() throws {
-        try bounded("--batch-size", batchSize, 1...Self.maxBatchSize)
+        try bounded("--batch-size", batchSize, ReadOptions.batchSizes)
         try bounded("--busy-timeout", Int(busyTimeout), 0...3_600_000)
     }
 }
@@ -47,7 +45,6 @@ struct DatabaseOptions: ParsableArguments {
 
     @Flag(name: .shortAndLong, help: "No progress or warnings on stderr.")
     var quiet = false
-
 
     /// The export's request; the database and its companion files are protected from being written over.
     func request(tables: Set<String>? = nil, parallelTables: Bool = true) throws -> ExportRequest {

@@ -19,6 +19,8 @@ struct PrometheusMetricOptions: ParsableArguments {
     @Option(help: "Seconds since its latest sample within which a worker process counts as current (memory gauges).")
     var recentWindow: Double = PrometheusOptions.defaultRecentWindowSeconds
 
+    func validate() throws { _ = try resolved() }
+
     func resolved() throws -> PrometheusOptions {
         var options = PrometheusOptions()
         do {

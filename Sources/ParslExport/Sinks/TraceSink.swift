@@ -58,10 +58,10 @@ public final class TraceSink: SnapshotQueryingSink {
         public var until: TraceTimeBound?
         /// Fail rather than write a trace with more events than this (0: no limit).
         public var maxEvents: Int
-        /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
-        /// file. Settable for tests, which make paging happen on small databases.
         /// Above this many events a JSON trace gets a warning. Settable for tests, which have small databases.
         var openableJSONEvents = TraceSink.largestOpenableJSONEvents
+        /// Pages of per-try slots kept in memory, and slots per page (64 bytes each); the rest go to a temporary
+        /// file. Settable for tests, which make paging happen on small databases.
         var slotCachePages = 128
         var slotsPerPage = 2048
         /// Whether time-sorted reads go through a staged copy (`TraceSource.eachSorted`); nil decides from the
